@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// The `corgi` bin runs the TypeScript sources directly through tsx, so `npx corgi` works right
+// after `npm ci` with no build step.
+import { register } from 'tsx/esm/api';
+
+register();
+await import('../src/cli.ts');
