@@ -69,7 +69,11 @@ const DECLARED: Partial<Record<IfevalId, IfevalId[]>> = {
     'detectable_format:title',
     'punctuation:no_comma',
   ),
-  'combination:repeat_prompt': allExcept('keywords:existence', 'detectable_format:title', 'punctuation:no_comma'),
+  'combination:repeat_prompt': allExcept(
+    'keywords:existence',
+    'detectable_format:title',
+    'punctuation:no_comma',
+  ),
   'change_case:capital_word_frequency': ['change_case:english_lowercase', 'change_case:english_capital'],
   'change_case:english_lowercase': ['change_case:english_capital'],
   'startend:quotation': ['detectable_format:title'],

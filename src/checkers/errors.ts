@@ -10,10 +10,13 @@ export class ConstraintError extends Error {
   readonly code: string;
   /** The offending field, as a path into the request (`constraints[0].kwargs.keywords`). */
   readonly field: string;
+  /** Why the field was refused, without the field name. */
+  readonly reason: string;
 
-  constructor(field: string, message: string, options: { code?: string; cause?: unknown } = {}) {
-    super(`${field}: ${message}`, { cause: options.cause });
+  constructor(field: string, reason: string, options: { code?: string; cause?: unknown } = {}) {
+    super(`${field}: ${reason}`, { cause: options.cause });
     this.field = field;
+    this.reason = reason;
     this.code = options.code ?? 'invalid_constraint';
   }
 

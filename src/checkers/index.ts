@@ -1,7 +1,8 @@
+export { type CheckRequest, parseCheckRequest, runCheckRequest } from './check-request.ts';
 export { ConstraintError } from './errors.ts';
 export {
-  type CheckResult,
   type CheckerInfo,
+  type CheckResult,
   type ConstraintResult,
   checkAll,
   checkers,
@@ -11,4 +12,4 @@ export {
   parseConstraint,
   parseConstraints,
 } from './registry.ts';
-export type { CheckOutcome, Checker, ConstraintSpec, ParsedConstraint } from './types.ts';
+export type { Checker, CheckOutcome, ConstraintSpec, ParsedConstraint } from './types.ts';

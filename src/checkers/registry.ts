@@ -8,7 +8,7 @@ import { idsConflict } from './conflicts.ts';
 import { ConstraintError } from './errors.ts';
 import { ifevalCheckers } from './ifeval-checkers.ts';
 import { paperCheckers } from './paper-checkers.ts';
-import type { CheckOutcome, Checker, ConstraintSpec, ParsedConstraint } from './types.ts';
+import type { Checker, CheckOutcome, ConstraintSpec, ParsedConstraint } from './types.ts';
 
 /** Every registered checker by id, IFEval's 25 first, then the paper's tasks. */
 export const checkers: ReadonlyMap<string, Checker> = new Map(
@@ -39,7 +39,8 @@ export function parseConstraint(spec: unknown, field = 'constraint'): ParsedCons
   }
   const { id, kwargs, ...rest } = spec as Record<string, unknown>;
   const extra = Object.keys(rest);
-  if (extra.length > 0) throw new ConstraintError(`${field}.${extra[0]}`, 'unknown field; a constraint has id and kwargs');
+  if (extra.length > 0)
+    throw new ConstraintError(`${field}.${extra[0]}`, 'unknown field; a constraint has id and kwargs');
   if (typeof id !== 'string') throw new ConstraintError(`${field}.id`, 'expected a string');
   const checker = getChecker(id, `${field}.id`);
   const parsed = checker.kwargsSchema.safeParse(kwargs ?? {});
@@ -115,10 +116,16 @@ function lowerFirst(message: string): string {
  * true only when every constraint is ok, feedback joins the failing constraints' messages.
  * Throws `ConstraintError` for invalid constraints; a response that misses is a result.
  */
-export function checkAll(response: string, constraints: readonly (ConstraintSpec | ParsedConstraint)[]): CheckResult {
+export function checkAll(
+  response: string,
+  constraints: readonly (ConstraintSpec | ParsedConstraint)[],
+): CheckResult {
   if (typeof response !== 'string') throw new ConstraintError('response', 'expected a string');
   const parsed = parseConstraints(constraints);
-  const results: ConstraintResult[] = parsed.map(({ id, kwargs, checker }) => ({ id, ...checker.check(response, kwargs) }));
+  const results: ConstraintResult[] = parsed.map(({ id, kwargs, checker }) => ({
+    id,
+    ...checker.check(response, kwargs),
+  }));
   const score = results.reduce((sum, r) => sum + r.score, 0) / results.length;
   const ok = results.every((r) => r.ok);
   const feedback = joinFeedback(results.filter((r) => !r.ok && r.feedback).map((r) => r.feedback!));

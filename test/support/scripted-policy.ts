@@ -1,0 +1,43 @@
+import type {
+  ChatMessage,
+  ChatPolicy,
+  GenerateOptions,
+  Generation,
+  GenerationChunk,
+} from '../../src/policy/types.ts';
+
+/**
+ * A policy that replays scripted answers, one per call, word by word: deterministic tests of
+ * everything above the model. It records the messages and options of every call.
+ */
+export class ScriptedPolicy implements ChatPolicy {
+  readonly calls: { messages: ChatMessage[]; options: GenerateOptions }[] = [];
+  private next = 0;
+
+  constructor(
+    private readonly answers: string[],
+    readonly version = 'scripted-v1',
+    private readonly delayMs = 0,
+  ) {}
+
+  async *generate(
+    messages: readonly ChatMessage[],
+    options: GenerateOptions = {},
+  ): AsyncGenerator<GenerationChunk, Generation> {
+    this.calls.push({ messages: messages.map((m) => ({ ...m })), options });
+    const answer = this.answers[Math.min(this.next++, this.answers.length - 1)];
+    const pieces = answer.match(/\S+\s*|\s+/g) ?? [];
+    const tokenIds: number[] = [];
+    const logprobs: number[] = [];
+    let text = '';
+    for (const [i, piece] of pieces.entries()) {
+      if (options.signal?.aborted) return { text, tokenIds, logprobs, finishReason: 'cancelled' };
+      if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+      text += piece;
+      tokenIds.push(i);
+      logprobs.push(-0.5);
+      yield { text: piece, tokenIds: [i], logprobs: [-0.5] };
+    }
+    return { text, tokenIds, logprobs, finishReason: 'stop' };
+  }
+}
