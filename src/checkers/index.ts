@@ -1,5 +1,6 @@
 export { type CheckRequest, parseCheckRequest, runCheckRequest } from './check-request.ts';
 export { ConstraintError } from './errors.ts';
+export { joinFeedback } from './feedback.ts';
 export {
   type CheckerInfo,
   type CheckResult,
@@ -7,7 +8,6 @@ export {
   checkAll,
   checkers,
   getChecker,
-  joinFeedback,
   listCheckers,
   parseConstraint,
   parseConstraints,

@@ -1,13 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { IFEVAL_IDS } from '../../src/checkers/conflicts.ts';
 import { ConstraintError } from '../../src/checkers/errors.ts';
-import {
-  checkAll,
-  checkers,
-  joinFeedback,
-  listCheckers,
-  parseConstraints,
-} from '../../src/checkers/registry.ts';
+import { joinFeedback } from '../../src/checkers/feedback.ts';
+import { checkAll, checkers, listCheckers, parseConstraints } from '../../src/checkers/registry.ts';
 
 describe('the registry', () => {
   it("holds IFEval's 25 instruction ids and the paper's five tasks", () => {
