@@ -7,13 +7,12 @@ import type {
 } from '../../src/policy/types.ts';
 
 /**
- * A policy that replays scripted answers, one per call, word by word: deterministic tests of
- * everything above the model. It records the messages and options of every call.
+ * A policy that replays scripted answers word by word: attempt k of any session (k − 1 earlier
+ * assistant turns in its messages) gets `answers[k − 1]`, or the last answer once they run out.
+ * Deterministic tests of everything above the model; it records every call's messages and options.
  */
 export class ScriptedPolicy implements ChatPolicy {
   readonly calls: { messages: ChatMessage[]; options: GenerateOptions }[] = [];
-  private next = 0;
-
   constructor(
     private readonly answers: string[],
     readonly version = 'scripted-v1',
@@ -25,7 +24,8 @@ export class ScriptedPolicy implements ChatPolicy {
     options: GenerateOptions = {},
   ): AsyncGenerator<GenerationChunk, Generation> {
     this.calls.push({ messages: messages.map((m) => ({ ...m })), options });
-    const answer = this.answers[Math.min(this.next++, this.answers.length - 1)];
+    const attempt = messages.filter((m) => m.role === 'assistant').length;
+    const answer = this.answers[Math.min(attempt, this.answers.length - 1)];
     const pieces = answer.match(/\S+\s*|\s+/g) ?? [];
     const tokenIds: number[] = [];
     const logprobs: number[] = [];

@@ -1,0 +1,126 @@
+/**
+ * The database: PostgreSQL through `pg`, schema applied by node-pg-migrate from the SQL files in
+ * `migrations/` at start-up. With a `DATABASE_URL` it is that server; without one it is the
+ * embedded default: PGlite (PostgreSQL compiled to WebAssembly) with its data in
+ * `$CORGI_DATA_DIR/pglite`, served on a loopback port by pglite-socket so the very same `pg` code
+ * runs against both.
+ */
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { runner } from 'node-pg-migrate';
+import pg from 'pg';
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url));
+
+export interface DatabaseOptions {
+  /** A PostgreSQL connection string; unset means the embedded database. @default process.env.DATABASE_URL */
+  url?: string;
+  /** Where the embedded database keeps its files. @default `${CORGI_DATA_DIR ?? './data'}/pglite` */
+  dataDir?: string;
+  /** Schema to use (tests isolate themselves in a schema of their own). @default 'public' */
+  schema?: string;
+  /** Connections in the pool. @default 8 */
+  poolSize?: number;
+  /** Apply pending migrations before returning. @default true */
+  migrate?: boolean;
+}
+
+export interface Database {
+  pool: pg.Pool;
+  /** True for the in-process PGlite database. Its NOTIFY does not cross connections. */
+  embedded: boolean;
+  schema: string;
+  close(): Promise<void>;
+}
+
+/** Opens (and by default migrates) the database the environment points at. */
+export async function openDatabase(options: DatabaseOptions = {}): Promise<Database> {
+  const url = options.url ?? process.env.DATABASE_URL;
+  const schema = options.schema ?? 'public';
+  if (!/^[a-z_][a-z0-9_]*$/.test(schema))
+    throw new Error(`schema must be a plain lower-case identifier, got "${schema}"`);
+  const poolSize = options.poolSize ?? 8;
+
+  let embeddedServer: PGLiteSocketServer | undefined;
+  let embeddedDb: PGlite | undefined;
+  let connection: pg.PoolConfig;
+  if (url) {
+    connection = { connectionString: url };
+  } else {
+    const dataDir = options.dataDir ?? join(process.env.CORGI_DATA_DIR ?? './data', 'pglite');
+    mkdirSync(dataDir, { recursive: true });
+    embeddedDb = await PGlite.create(dataDir);
+    const port = await freeLoopbackPort();
+    embeddedServer = new PGLiteSocketServer({
+      db: embeddedDb,
+      host: '127.0.0.1',
+      port,
+      maxConnections: poolSize + 2,
+    });
+    await embeddedServer.start();
+    connection = { host: '127.0.0.1', port, user: 'postgres', database: 'postgres' };
+  }
+
+  const pool = new pg.Pool({
+    ...connection,
+    max: poolSize,
+    // Every connection sees the chosen schema first.
+    options: schema === 'public' ? undefined : `-c search_path=${schema}`,
+  });
+  // An idle client losing its connection (server restart) must not crash the process.
+  pool.on('error', (error) => console.error(`[db] idle client error: ${error.message}`));
+
+  const close = async () => {
+    await pool.end();
+    await embeddedServer?.stop();
+    await embeddedDb?.close();
+  };
+
+  try {
+    if (schema !== 'public') await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    if (options.migrate ?? true) await migrate(pool, schema);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { pool, embedded: embeddedServer !== undefined, schema, close };
+}
+
+/** Applies every pending migration in `migrations/`, holding node-pg-migrate's advisory lock. */
+export async function migrate(pool: pg.Pool, schema = 'public'): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await runner({
+      dbClient: client,
+      dir: MIGRATIONS_DIR,
+      direction: 'up',
+      migrationsTable: 'pgmigrations',
+      schema,
+      migrationsSchema: schema,
+      checkOrder: true,
+      // The lock is database-wide: a second process (or test file) migrating waits its turn.
+      advisoryLockMode: 'wait',
+      log: () => {},
+    });
+  } finally {
+    client.release();
+  }
+}
+
+/** A port on 127.0.0.1 that nothing listens on right now. */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}

@@ -1,0 +1,299 @@
+/**
+ * Sessions, turns and ratings in PostgreSQL. `logSession` wraps a session runner's stream and
+ * writes each turn before passing its part on, so a consumer that forwards parts to a client
+ * never shows an attempt that is not yet durable.
+ */
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import type { ConstraintSpec, ParsedConstraint } from '../checkers/types.ts';
+import type { SamplingOptions } from '../policy/types.ts';
+import type { SessionPart } from '../session/session-runner.ts';
+
+export type SessionSource = 'live' | 'simulated' | 'eval';
+export type SessionStatus = 'running' | 'completed' | 'cancelled' | 'failed';
+
+export interface NewSession {
+  id?: string;
+  apiKeyId?: string | null;
+  source?: SessionSource;
+  prompt?: string;
+  constraints: readonly (ConstraintSpec | ParsedConstraint)[];
+  maxAttempts: number;
+  sampling?: SamplingOptions;
+}
+
+/** The stored form of constraints: id and kwargs only. */
+const storedConstraints = (constraints: NewSession['constraints']) =>
+  constraints.map(({ id, kwargs }) => ({ id, kwargs: kwargs ?? {} }));
+
+export async function createSession(pool: pg.Pool, session: NewSession): Promise<string> {
+  const id = session.id ?? randomUUID();
+  await pool.query(
+    `INSERT INTO sessions (id, api_key_id, source, prompt, constraints, max_attempts, sampling)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [
+      id,
+      session.apiKeyId ?? null,
+      session.source ?? 'live',
+      session.prompt ?? null,
+      JSON.stringify(storedConstraints(session.constraints)),
+      session.maxAttempts,
+      JSON.stringify(session.sampling ?? {}),
+    ],
+  );
+  return id;
+}
+
+export interface TurnRow {
+  idx: number;
+  role: 'user' | 'assistant';
+  kind: 'instruction' | 'feedback' | 'attempt';
+  attempt: number;
+  text: string;
+  tokenIds?: number[] | null;
+  logprobs?: number[] | null;
+  policyVersion?: string | null;
+  check?: unknown;
+  finishReason?: string | null;
+  firstTokenMs?: number | null;
+  generateMs?: number | null;
+  checkMs?: number | null;
+}
+
+export async function insertTurn(pool: pg.Pool, sessionId: string, turn: TurnRow): Promise<void> {
+  await pool.query(
+    `INSERT INTO turns (session_id, idx, role, kind, attempt, text, token_ids, logprobs, policy_version,
+                        check_result, finish_reason, first_token_ms, generate_ms, check_ms)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+    [
+      sessionId,
+      turn.idx,
+      turn.role,
+      turn.kind,
+      turn.attempt,
+      turn.text,
+      turn.tokenIds ?? null,
+      turn.logprobs ?? null,
+      turn.policyVersion ?? null,
+      turn.check === undefined ? null : JSON.stringify(turn.check),
+      turn.finishReason ?? null,
+      turn.firstTokenMs ?? null,
+      turn.generateMs ?? null,
+      turn.checkMs ?? null,
+    ],
+  );
+  await pool.query('UPDATE sessions SET attempts = GREATEST(attempts, $2) WHERE id = $1', [
+    sessionId,
+    turn.attempt,
+  ]);
+}
+
+export interface SessionEnd {
+  status: SessionStatus;
+  ok?: boolean | null;
+  bestScore?: number | null;
+  attempts?: number;
+  error?: { code: string; message: string } | null;
+}
+
+export async function endSession(pool: pg.Pool, sessionId: string, end: SessionEnd): Promise<void> {
+  await pool.query(
+    `UPDATE sessions SET status = $2, ok = $3, best_score = $4, attempts = COALESCE($5, attempts),
+                         error = $6, ended_at = now()
+     WHERE id = $1`,
+    [
+      sessionId,
+      end.status,
+      end.ok ?? null,
+      end.bestScore ?? null,
+      end.attempts ?? null,
+      end.error ? JSON.stringify(end.error) : null,
+    ],
+  );
+}
+
+/**
+ * Passes a session's parts through, writing each turn (the instruction, every attempt, every
+ * feedback turn) before yielding the part that announces it, and the session's outcome at its end.
+ */
+export async function* logSession(
+  pool: pg.Pool,
+  sessionId: string,
+  parts: AsyncIterable<SessionPart>,
+  hooks: { onWrite?: (milliseconds: number) => void } = {},
+): AsyncGenerator<SessionPart> {
+  let idx = 0;
+  let ended = false;
+  try {
+    for await (const part of parts) {
+      if (part.type === 'user-turn') {
+        await insertTurn(pool, sessionId, {
+          idx: idx++,
+          role: 'user',
+          kind: part.kind,
+          attempt: part.attempt,
+          text: part.text,
+        });
+      } else if (part.type === 'attempt:end') {
+        const started = performance.now();
+        await insertTurn(pool, sessionId, {
+          idx: idx++,
+          role: 'assistant',
+          kind: 'attempt',
+          attempt: part.attempt,
+          text: part.text,
+          tokenIds: part.tokenIds,
+          logprobs: part.logprobs,
+          policyVersion: part.policyVersion,
+          check: part.check,
+          finishReason: part.finishReason,
+          firstTokenMs: part.timings.firstTokenMs,
+          generateMs: part.timings.generateMs,
+          checkMs: part.timings.checkMs,
+        });
+        hooks.onWrite?.(performance.now() - started);
+      } else if (part.type === 'session:end') {
+        ended = true;
+        await endSession(pool, sessionId, {
+          status: part.cancelled ? 'cancelled' : 'completed',
+          ok: part.ok,
+          bestScore: part.bestScore,
+          attempts: part.attempts,
+        });
+      } else if (part.type === 'error') {
+        ended = true;
+        await endSession(pool, sessionId, {
+          status: 'failed',
+          error: { code: part.code, message: part.message },
+        });
+      }
+      yield part;
+    }
+  } finally {
+    // A consumer that stopped early (client gone) leaves the session cancelled, not running.
+    if (!ended) await endSession(pool, sessionId, { status: 'cancelled' }).catch(() => {});
+  }
+}
+
+export interface StoredTurn extends Required<Omit<TurnRow, 'check'>> {
+  check: unknown;
+  createdAt: string;
+}
+
+export interface StoredSession {
+  id: string;
+  source: SessionSource;
+  prompt: string | null;
+  constraints: ConstraintSpec[];
+  maxAttempts: number;
+  sampling: SamplingOptions;
+  status: SessionStatus;
+  ok: boolean | null;
+  bestScore: number | null;
+  attempts: number;
+  error: { code: string; message: string } | null;
+  createdAt: string;
+  endedAt: string | null;
+  turns: StoredTurn[];
+}
+
+/**
+ * A session with every turn, or null when it does not exist or (with `apiKeyId`) belongs to
+ * another key.
+ */
+export async function getSession(
+  pool: pg.Pool,
+  sessionId: string,
+  owner?: { apiKeyId: string | null },
+): Promise<StoredSession | null> {
+  const { rows } = await pool.query(
+    `SELECT * FROM sessions WHERE id = $1 AND ($2::boolean IS NOT TRUE OR api_key_id IS NOT DISTINCT FROM $3)`,
+    [sessionId, owner !== undefined, owner?.apiKeyId ?? null],
+  );
+  if (rows.length === 0) return null;
+  const row = rows[0];
+  const turns = await pool.query('SELECT * FROM turns WHERE session_id = $1 ORDER BY idx', [sessionId]);
+  return {
+    id: row.id,
+    source: row.source,
+    prompt: row.prompt,
+    constraints: row.constraints,
+    maxAttempts: row.max_attempts,
+    sampling: row.sampling,
+    status: row.status,
+    ok: row.ok,
+    bestScore: row.best_score,
+    attempts: row.attempts,
+    error: row.error,
+    createdAt: new Date(row.created_at).toISOString(),
+    endedAt: row.ended_at ? new Date(row.ended_at).toISOString() : null,
+    turns: turns.rows.map((t) => ({
+      idx: t.idx,
+      role: t.role,
+      kind: t.kind,
+      attempt: t.attempt,
+      text: t.text,
+      tokenIds: t.token_ids,
+      logprobs: t.logprobs,
+      policyVersion: t.policy_version,
+      check: t.check_result,
+      finishReason: t.finish_reason,
+      firstTokenMs: t.first_token_ms,
+      generateMs: t.generate_ms,
+      checkMs: t.check_ms,
+      createdAt: new Date(t.created_at).toISOString(),
+    })),
+  };
+}
+
+export async function addRating(
+  pool: pg.Pool,
+  sessionId: string,
+  rating: { rating: number; comment?: string; apiKeyId?: string | null },
+): Promise<void> {
+  await pool.query('INSERT INTO ratings (session_id, api_key_id, rating, comment) VALUES ($1, $2, $3, $4)', [
+    sessionId,
+    rating.apiKeyId ?? null,
+    rating.rating,
+    rating.comment ?? null,
+  ]);
+}
+
+export interface SessionSummary {
+  id: string;
+  source: SessionSource;
+  prompt: string | null;
+  constraintIds: string[];
+  status: SessionStatus;
+  ok: boolean | null;
+  bestScore: number | null;
+  attempts: number;
+  createdAt: string;
+}
+
+/** The owner's most recent sessions, newest first; `before` pages back through older ones. */
+export async function listSessions(
+  pool: pg.Pool,
+  owner: { apiKeyId: string | null },
+  page: { limit: number; before?: string },
+): Promise<SessionSummary[]> {
+  const { rows } = await pool.query(
+    `SELECT id, source, prompt, constraints, status, ok, best_score, attempts, created_at
+     FROM sessions
+     WHERE api_key_id IS NOT DISTINCT FROM $1 AND source = 'live' AND ($2::timestamptz IS NULL OR created_at < $2)
+     ORDER BY created_at DESC
+     LIMIT $3`,
+    [owner.apiKeyId, page.before ?? null, page.limit],
+  );
+  return rows.map((row) => ({
+    id: row.id,
+    source: row.source,
+    prompt: row.prompt,
+    constraintIds: (row.constraints as ConstraintSpec[]).map((c) => c.id),
+    status: row.status,
+    ok: row.ok,
+    bestScore: row.best_score,
+    attempts: row.attempts,
+    createdAt: new Date(row.created_at).toISOString(),
+  }));
+}

@@ -1,0 +1,83 @@
+/**
+ * The one error type for expected HTTP failures (after Hono's HTTPException). The error
+ * middleware answers it as `{"error": {"code", "message"}}` with its status; anything else is
+ * logged and answered with a generic 500 so internals never reach the client.
+ */
+import type { ErrorRequestHandler } from 'express';
+import { ConstraintError } from '../checkers/errors.ts';
+
+export class HttpError extends Error {
+  override readonly name = 'HttpError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    options: { cause?: unknown; headers?: Record<string, string> } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.headers = options.headers ?? {};
+  }
+  readonly headers: Record<string, string>;
+}
+
+/** The wire form of an error, shared by HTTP bodies, SSE `error` frames and socket events. */
+export interface ErrorBody {
+  code: string;
+  message: string;
+}
+
+/** Maps any thrown value to a status and an error body; unexpected errors are logged here. */
+export function toErrorBody(error: unknown): {
+  status: number;
+  body: ErrorBody;
+  headers: Record<string, string>;
+} {
+  if (error instanceof HttpError) {
+    return {
+      status: error.status,
+      body: { code: error.code, message: error.message },
+      headers: error.headers,
+    };
+  }
+  if (isStorageError(error)) {
+    return {
+      status: 503,
+      body: { code: 'storage_unavailable', message: 'the session store is unavailable; try again shortly' },
+      headers: { 'Retry-After': '5' },
+    };
+  }
+  if (ConstraintError.isInstance(error)) {
+    return { status: 400, body: { code: error.code, message: error.message }, headers: {} };
+  }
+  const status = (error as { status?: number; statusCode?: number }).status;
+  // express.json() reports malformed or oversized bodies with a 4xx status and a `type`.
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const type = (error as { type?: string }).type;
+    const code = type === 'entity.too.large' ? 'payload_too_large' : 'invalid_json';
+    const message = type === 'entity.too.large' ? 'body: request body too large' : 'body: malformed JSON';
+    return { status, body: { code, message }, headers: {} };
+  }
+  console.error('[server] unexpected error:', error);
+  return { status: 500, body: { code: 'internal', message: 'internal server error' }, headers: {} };
+}
+
+export const errorMiddleware: ErrorRequestHandler = (error, _req, res, _next) => {
+  const { status, body, headers } = toErrorBody(error);
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res.status(status).set(headers).json({ error: body });
+};
+
+/** Connection-level failures of PostgreSQL (down, restarting, unreachable), not bad queries. */
+export function isStorageError(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  if (typeof code !== 'string') {
+    return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect/i.test(
+      (error as Error)?.message ?? '',
+    );
+  }
+  // Node socket errors, and SQLSTATE classes 08 (connection exception) and 57P (operator intervention).
+  return ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code) || /^(08|57P)/.test(code);
+}

@@ -1,0 +1,76 @@
+/**
+ * zod schemas for everything clients send: validation and documentation in one place. Types do
+ * not validate socket payloads (socket.io's own docs warn about it), so every payload goes
+ * through `parseOrThrow`, which names the offending field.
+ */
+import { z } from 'zod';
+import { parseConstraints } from '../checkers/registry.ts';
+import { DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_LIMIT } from '../session/session-runner.ts';
+import { HttpError } from './http-error.ts';
+
+/** Longest prompt accepted, in characters. */
+export const MAX_PROMPT_CHARS = 8_000;
+/** Most constraints in one session. */
+export const MAX_CONSTRAINTS = 16;
+/** Most tokens one attempt may ask for. */
+export const MAX_TOKENS_LIMIT = 512;
+
+export const SamplingSchema = z
+  .strictObject({
+    temperature: z.number().min(0).max(2).describe('softmax temperature; 0 is greedy').optional(),
+    topK: z
+      .number()
+      .int()
+      .min(0)
+      .max(10_000)
+      .describe('keep the k most likely tokens; 0 disables')
+      .optional(),
+    topP: z.number().gt(0).max(1).describe('nucleus sampling mass').optional(),
+    maxTokens: z.number().int().min(1).max(MAX_TOKENS_LIMIT).describe('tokens per attempt').optional(),
+    stop: z.array(z.string().min(1).max(64)).max(8).describe('stop sequences').optional(),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .describe('seed for reproducible sampling')
+      .optional(),
+  })
+  .describe('sampling options');
+
+export const SessionStartSchema = z.strictObject({
+  prompt: z.string().max(MAX_PROMPT_CHARS, `at most ${MAX_PROMPT_CHARS} characters`),
+  constraints: z.array(z.unknown()).min(1, 'at least one constraint').max(MAX_CONSTRAINTS),
+  maxAttempts: z.number().int().min(1).max(MAX_ATTEMPTS_LIMIT).default(DEFAULT_MAX_ATTEMPTS),
+  sampling: SamplingSchema.default({}),
+});
+
+export const SessionCancelSchema = z.strictObject({ sessionId: z.uuid() });
+
+export const RatingSchema = z.strictObject({
+  rating: z.number().int().min(-1).max(5).describe('-1 (bad) .. 5 (great)'),
+  comment: z.string().max(2_000).optional(),
+});
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>(
+    (out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)),
+    '',
+  );
+}
+
+/** Parses `input` or throws a 400 `HttpError` whose message starts with the offending field. */
+export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, root = 'body'): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = formatPath(issue.path) || root;
+  throw new HttpError(400, 'invalid_request', `${field}: ${issue.message}`);
+}
+
+/** A validated session request with parsed constraints. */
+export function parseSessionStart(input: unknown) {
+  const request = parseOrThrow(SessionStartSchema, input);
+  return { ...request, constraints: parseConstraints(request.constraints) };
+}
+export type SessionStartRequest = ReturnType<typeof parseSessionStart>;

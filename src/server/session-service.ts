@@ -1,0 +1,126 @@
+/**
+ * Live sessions: validates nothing (callers pass a parsed request), records the session row,
+ * runs the shared session runner through the turn logger, keeps an AbortController per running
+ * session for cancel and disconnect, and feeds the metrics. Socket.io, SSE and JSON responses
+ * all consume the same part stream from here.
+ */
+import type pg from 'pg';
+import { createSession, logSession } from '../db/sessions.ts';
+import type { PolicySource } from '../policy/types.ts';
+import { runSession, type SessionPart } from '../session/session-runner.ts';
+import { HttpError } from './http-error.ts';
+import type { ServerMetrics } from './metrics.ts';
+import type { SessionStartRequest } from './schemas.ts';
+
+export interface Owner {
+  /** The API key that made the request; null for unauthenticated loopback use. */
+  apiKeyId: string | null;
+}
+
+interface RunningSession {
+  owner: Owner;
+  controller: AbortController;
+}
+
+export class SessionService {
+  private readonly running = new Map<string, RunningSession>();
+
+  constructor(private readonly deps: { pool: pg.Pool; policy: PolicySource; metrics: ServerMetrics }) {}
+
+  /** Sessions in flight right now. */
+  get activeCount(): number {
+    return this.running.size;
+  }
+
+  /**
+   * Records the session, then returns its id and its part stream. The stream must be consumed
+   * (it drives generation); aborting `signal` cancels the session.
+   */
+  async start(
+    request: SessionStartRequest,
+    owner: Owner,
+    signal?: AbortSignal,
+  ): Promise<{ sessionId: string; parts: AsyncGenerator<SessionPart> }> {
+    const { pool, policy, metrics } = this.deps;
+    let sessionId: string;
+    try {
+      sessionId = await createSession(pool, {
+        apiKeyId: owner.apiKeyId,
+        source: 'live',
+        prompt: request.prompt,
+        constraints: request.constraints,
+        maxAttempts: request.maxAttempts,
+        sampling: request.sampling,
+      });
+    } catch (error) {
+      throw new HttpError(503, 'storage_unavailable', 'the session store is unavailable; try again shortly', {
+        cause: error,
+        headers: { 'Retry-After': '5' },
+      });
+    }
+    const controller = new AbortController();
+    const abort = () => controller.abort();
+    signal?.addEventListener('abort', abort, { once: true });
+    this.running.set(sessionId, { owner, controller });
+    metrics.sessionsStarted.inc();
+    metrics.activeSessions.inc();
+
+    const running = this.running;
+    const parts = logSession(
+      pool,
+      sessionId,
+      runSession(
+        {
+          prompt: request.prompt,
+          constraints: request.constraints,
+          maxAttempts: request.maxAttempts,
+          sampling: request.sampling,
+        },
+        { policy, signal: controller.signal },
+      ),
+      { onWrite: (ms) => metrics.dbWriteLatency.observe(ms / 1000) },
+    );
+
+    async function* instrumented(): AsyncGenerator<SessionPart> {
+      let outcome = 'cancelled';
+      try {
+        for await (const part of parts) {
+          if (part.type === 'attempt:end') {
+            metrics.attempts.inc();
+            metrics.tokens.inc(part.tokenIds.length);
+            if (part.timings.firstTokenMs !== null)
+              metrics.timeToFirstToken.observe(part.timings.firstTokenMs / 1000);
+            if (part.timings.generateMs > 0) {
+              metrics.tokensPerSecond.observe(part.tokenIds.length / (part.timings.generateMs / 1000));
+            }
+            metrics.checkLatency.observe(part.timings.checkMs / 1000);
+          } else if (part.type === 'session:end') {
+            outcome = part.cancelled ? 'cancelled' : part.ok ? 'ok' : 'failed_constraints';
+          } else if (part.type === 'error') {
+            outcome = 'error';
+          }
+          yield part;
+        }
+      } finally {
+        signal?.removeEventListener('abort', abort);
+        running.delete(sessionId);
+        metrics.activeSessions.dec();
+        metrics.sessionsEnded.inc({ outcome });
+      }
+    }
+    return { sessionId, parts: instrumented() };
+  }
+
+  /** Cancels a running session of `owner`'s; false when there is none. */
+  cancel(sessionId: string, owner: Owner): boolean {
+    const session = this.running.get(sessionId);
+    if (!session || session.owner.apiKeyId !== owner.apiKeyId) return false;
+    session.controller.abort();
+    return true;
+  }
+
+  /** Cancels every running session (shutdown). */
+  cancelAll(): void {
+    for (const session of this.running.values()) session.controller.abort();
+  }
+}
