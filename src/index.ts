@@ -1,13 +1,5 @@
 /** The package's public surface. */
 export * from './checkers/index.ts';
-export { renderFeedback, renderInstruction } from './session/render.ts';
-export {
-  DEFAULT_MAX_ATTEMPTS,
-  runSession,
-  type SessionOptions,
-  type SessionPart,
-  type SessionRequest,
-} from './session/session-runner.ts';
 export type {
   ChatMessage,
   ChatPolicy,
@@ -17,3 +9,11 @@ export type {
   PolicySource,
   SamplingOptions,
 } from './policy/types.ts';
+export { renderFeedback, renderInstruction } from './session/render.ts';
+export {
+  DEFAULT_MAX_ATTEMPTS,
+  runSession,
+  type SessionOptions,
+  type SessionPart,
+  type SessionRequest,
+} from './session/session-runner.ts';
