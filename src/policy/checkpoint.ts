@@ -1,0 +1,248 @@
+/**
+ * Checkpoints in Hugging Face layout: a directory with `config.json` (LlamaConfig names) and
+ * `model.safetensors` (HF tensor names), loadable by `LlamaForCausalLM.from_pretrained` and loaded
+ * here the way `from_pretrained` does it: an explicit table of expected names (model.ts
+ * `llamaParameterShapes`), every shape asserted, unexpected and missing tensors refused by name.
+ * Nothing is transposed: HF stores Linear weights as [out, in] and so does the model.
+ *
+ * Saving is atomic: everything is written into a temporary directory beside the target, each file
+ * fsynced, a `checksums.sha256` (sha256sum format: `sha256sum -c checksums.sha256` verifies it)
+ * written last, then the directory is renamed into place. Loading verifies the checksums when the
+ * file is there (checkpoints we wrote); checkpoints from elsewhere have none, and then the
+ * safetensors header checks catch truncation.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { ConfigError, type LlamaConfig, parseLlamaConfig, toConfigJson } from './config.ts';
+import { LlamaModel, llamaParameterShapes } from './model.ts';
+import { type FloatTensor, parseSafetensors, SafetensorsError, serializeSafetensors } from './safetensors.ts';
+
+const MARKER = Symbol.for('corgi.CheckpointError');
+
+/** A checkpoint that cannot be loaded (or saved), with the directory and the reason. */
+export class CheckpointError extends Error {
+  readonly [MARKER] = true;
+  override readonly name = 'CheckpointError';
+
+  constructor(
+    readonly dir: string,
+    reason: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super(`checkpoint ${dir}: ${reason}`, options);
+  }
+
+  static isInstance(error: unknown): error is CheckpointError {
+    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
+  }
+}
+
+export const CHECKSUM_FILE = 'checksums.sha256';
+
+/**
+ * Buffers that HF's own loader ignores when a checkpoint carries them (`_keys_to_ignore_on_load_unexpected`
+ * in LlamaPreTrainedModel): the RoPE frequencies some older conversions saved per layer.
+ */
+const IGNORED_TENSORS = [/^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/];
+
+export interface LoadedCheckpoint {
+  config: LlamaConfig;
+  weights: Map<string, tf.Tensor>;
+}
+
+/** Loads a checkpoint directory into a model. @throws CheckpointError */
+export async function loadCheckpoint(dir: string): Promise<LlamaModel> {
+  const { config, weights } = await loadCheckpointWeights(dir);
+  return new LlamaModel(config, weights);
+}
+
+/** Reads and checks a checkpoint's config and weights without building a model. @throws CheckpointError */
+export async function loadCheckpointWeights(dir: string): Promise<LoadedCheckpoint> {
+  const fail = (reason: string, cause?: unknown): never => {
+    throw new CheckpointError(dir, reason, { cause });
+  };
+  if (!existsSync(dir)) fail('directory does not exist');
+  await verifyChecksums(dir);
+
+  let config: LlamaConfig;
+  try {
+    config = parseLlamaConfig(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')));
+  } catch (error) {
+    if (ConfigError.isInstance(error)) return fail(error.message, error);
+    return fail(`config.json: ${(error as Error).message}`, error);
+  }
+
+  const tensors = new Map<string, FloatTensor>();
+  for (const file of await weightFiles(dir)) {
+    let parsed: ReturnType<typeof parseSafetensors>;
+    try {
+      parsed = parseSafetensors(await readFile(join(dir, file)), file);
+    } catch (error) {
+      if (SafetensorsError.isInstance(error)) return fail(error.message, error);
+      return fail(`${file}: ${(error as Error).message}`, error);
+    }
+    for (const [name, t] of parsed.tensors) {
+      if (tensors.has(name)) fail(`tensor ${name} appears in more than one weight file`);
+      tensors.set(name, t);
+    }
+  }
+
+  const expected = llamaParameterShapes(config);
+  if (config.tie_word_embeddings && tensors.has('lm_head.weight')) {
+    // Some exporters write the tied head too; accept it only if it really is the embedding.
+    const head = tensors.get('lm_head.weight')!.data;
+    const embed = tensors.get('model.embed_tokens.weight')?.data;
+    if (!embed || head.length !== embed.length || head.some((v, i) => v !== embed[i])) {
+      fail('config.tie_word_embeddings is true but lm_head.weight differs from model.embed_tokens.weight');
+    }
+    tensors.delete('lm_head.weight');
+  }
+  for (const name of [...tensors.keys()]) {
+    if (IGNORED_TENSORS.some((pattern) => pattern.test(name))) tensors.delete(name);
+  }
+  const unexpected = [...tensors.keys()].filter((name) => !expected.has(name));
+  const missing = [...expected.keys()].filter((name) => !tensors.has(name));
+  if (unexpected.length > 0 || missing.length > 0) {
+    const parts = [];
+    if (missing.length > 0) parts.push(`${missing.length} missing tensor(s): ${missing.join(', ')}`);
+    if (unexpected.length > 0)
+      parts.push(`${unexpected.length} unexpected tensor(s): ${unexpected.join(', ')}`);
+    fail(parts.join('; '));
+  }
+  const wrong: string[] = [];
+  for (const [name, shape] of expected) {
+    const got = tensors.get(name)!.shape;
+    if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
+      wrong.push(`${name} is [${got}], expected [${shape}]`);
+    }
+  }
+  if (wrong.length > 0) fail(`shape mismatch: ${wrong.join('; ')}`);
+
+  const weights = new Map<string, tf.Tensor>();
+  for (const [name, shape] of expected)
+    weights.set(name, tf.tensor(tensors.get(name)!.data, shape, 'float32'));
+  return { config, weights };
+}
+
+/** `model.safetensors`, or the shards listed in `model.safetensors.index.json` (larger HF checkpoints). */
+async function weightFiles(dir: string): Promise<string[]> {
+  if (existsSync(join(dir, 'model.safetensors'))) return ['model.safetensors'];
+  const indexPath = join(dir, 'model.safetensors.index.json');
+  if (existsSync(indexPath)) {
+    const index = JSON.parse(await readFile(indexPath, 'utf8')) as { weight_map?: Record<string, string> };
+    const files = [...new Set(Object.values(index.weight_map ?? {}))].sort();
+    const absent = files.filter((f) => !existsSync(join(dir, f)));
+    if (absent.length > 0) throw new CheckpointError(dir, `missing weight shard(s): ${absent.join(', ')}`);
+    return files;
+  }
+  throw new CheckpointError(dir, 'no model.safetensors (or model.safetensors.index.json)');
+}
+
+/** Checks every file listed in `checksums.sha256`, if the checkpoint has one. @throws CheckpointError */
+export async function verifyChecksums(dir: string): Promise<void> {
+  const listPath = join(dir, CHECKSUM_FILE);
+  if (!existsSync(listPath)) return;
+  const lines = (await readFile(listPath, 'utf8')).split('\n').filter((l) => l.trim() !== '');
+  for (const line of lines) {
+    const match = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+    if (!match) throw new CheckpointError(dir, `${CHECKSUM_FILE}: malformed line "${line}"`);
+    const [, want, file] = match as unknown as [string, string, string];
+    const path = join(dir, file);
+    if (!existsSync(path))
+      throw new CheckpointError(
+        dir,
+        `${file} is listed in ${CHECKSUM_FILE} but missing (partial checkpoint?)`,
+      );
+    const got = createHash('sha256')
+      .update(await readFile(path))
+      .digest('hex');
+    if (got !== want) {
+      throw new CheckpointError(
+        dir,
+        `${file} is corrupt: sha256 ${got.slice(0, 12)}…, expected ${want.slice(0, 12)}…`,
+      );
+    }
+  }
+}
+
+export interface SaveCheckpointOptions {
+  /** More files to write into the checkpoint (`tokenizer.json`, `generation_config.json`, ...). */
+  files?: Record<string, string | Uint8Array>;
+  /** Replace an existing directory (moved aside, then removed after the rename). @default false */
+  overwrite?: boolean;
+}
+
+/**
+ * Writes `model` to `dir` atomically: a reader sees either no directory (or the previous one) or the
+ * complete checkpoint, never a partial one.
+ */
+export async function saveCheckpoint(
+  model: LlamaModel,
+  dir: string,
+  options: SaveCheckpointOptions = {},
+): Promise<void> {
+  const target = resolve(dir);
+  const parent = dirname(target);
+  if (existsSync(target) && !options.overwrite) {
+    throw new CheckpointError(dir, 'already exists (pass overwrite: true to replace it)');
+  }
+  await mkdir(parent, { recursive: true });
+  const suffix = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const temp = join(parent, `.${basename(target)}.tmp-${suffix}`);
+  await mkdir(temp);
+  try {
+    const tensors = new Map<string, FloatTensor>();
+    for (const [name, v] of model.params)
+      tensors.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
+    const files: Record<string, string | Uint8Array> = {
+      'config.json': `${JSON.stringify(toConfigJson(model.config), null, 2)}\n`,
+      'model.safetensors': serializeSafetensors(tensors),
+      ...options.files,
+    };
+    const sums: string[] = [];
+    for (const [name, content] of Object.entries(files)) {
+      if (name.includes('/') || name === CHECKSUM_FILE)
+        throw new CheckpointError(dir, `cannot write a file named ${name}`);
+      await writeDurably(join(temp, name), content);
+      sums.push(`${createHash('sha256').update(content).digest('hex')}  ${name}`);
+    }
+    await writeDurably(join(temp, CHECKSUM_FILE), `${sums.join('\n')}\n`);
+    await fsyncPath(temp);
+
+    let old: string | null = null;
+    if (existsSync(target)) {
+      old = join(parent, `.${basename(target)}.old-${suffix}`);
+      await rename(target, old);
+    }
+    await rename(temp, target);
+    await fsyncPath(parent);
+    if (old) await rm(old, { recursive: true, force: true });
+  } catch (error) {
+    await rm(temp, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function writeDurably(path: string, content: string | Uint8Array): Promise<void> {
+  const handle = await open(path, 'w');
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** fsync a directory so the entries (new files, a rename) survive a crash. */
+async function fsyncPath(path: string): Promise<void> {
+  if (!(await stat(path)).isDirectory()) return;
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

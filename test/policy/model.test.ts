@@ -1,0 +1,65 @@
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackendName } from '../../src/policy/backend.ts';
+import { loadCheckpoint } from '../../src/policy/checkpoint.ts';
+import { greedyGenerate, KVCache, type LlamaModel } from '../../src/policy/model.ts';
+import { FIXTURES, maxAbsDiff, readFixture, useBackend } from './helpers.ts';
+
+// Parity with an independent PyTorch forward (test/fixtures/make_llama_fixture.py): both fixtures use
+// grouped-query attention (4 query heads, 2 K/V heads); `untied` is stored as F16, `tied` as BF16 with
+// Llama 3 rope scaling and an explicit head_dim.
+describe.each(['wasm', 'cpu'] as BackendName[])('the tiny Llama fixtures on %s', (backend) => {
+  beforeAll(async () => {
+    await useBackend(backend);
+  });
+
+  describe.each(['untied', 'tied'] as const)('%s', (variant) => {
+    const expected = readFixture(variant);
+    let model: LlamaModel;
+    beforeAll(async () => {
+      model = await loadCheckpoint(join(FIXTURES, variant));
+    });
+    afterAll(() => model.dispose());
+
+    it('gives the reference logits', () => {
+      const ids = tf.tensor2d(expected.input_ids, undefined, 'int32');
+      const logits = model.forward(ids);
+      expect(logits.shape).toEqual([2, 8, model.config.vocab_size]);
+      expect(maxAbsDiff(logits.dataSync(), expected.logits.flat(2))).toBeLessThan(1e-4);
+      tf.dispose([ids, logits]);
+    });
+
+    it('gives the same logits position by position through the KV cache', () => {
+      const ids = tf.tensor2d(expected.input_ids, undefined, 'int32');
+      const cache = new KVCache();
+      const parts: tf.Tensor[] = [];
+      // A 3-token prefill, then one token at a time.
+      parts.push(model.forwardWithCache(tf.slice(ids, [0, 0], [2, 3]) as tf.Tensor2D, cache));
+      for (let t = 3; t < 8; t++)
+        parts.push(model.forwardWithCache(tf.slice(ids, [0, t], [2, 1]) as tf.Tensor2D, cache));
+      const logits = tf.concat(parts, 1);
+      expect(cache.length).toBe(8);
+      expect(maxAbsDiff(logits.dataSync(), expected.logits.flat(2))).toBeLessThan(1e-4);
+      cache.dispose();
+      tf.dispose([ids, logits, ...parts]);
+    });
+
+    it('continues greedily with exactly the reference tokens', () => {
+      expect(greedyGenerate(model, expected.input_ids, expected.greedy_new_tokens[0]!.length)).toEqual(
+        expected.greedy_new_tokens,
+      );
+    });
+  });
+});
+
+describe('forward preconditions', () => {
+  it('refuses sequences longer than max_position_embeddings, with both numbers', async () => {
+    await useBackend('wasm');
+    const model = await loadCheckpoint(join(FIXTURES, 'untied'));
+    const ids = tf.zeros([1, 33], 'int32') as tf.Tensor2D;
+    expect(() => model.forward(ids)).toThrow('positions up to 33: max_position_embeddings is only 32');
+    tf.dispose(ids);
+    model.dispose();
+  });
+});
