@@ -47,7 +47,7 @@ export const keywordsExistence = defineIfevalChecker({
   }),
   describe: ({ keywords }) => `Include keywords ${pyReprList(keywords)} in the response.`,
   check(response, { keywords }) {
-    const missing = keywords.filter((keyword) => !keywordPattern(keyword).regex.test(response));
+    const missing = keywords.filter((keyword) => !keywordPattern(keyword).test(response));
     const feedback =
       missing.length === 1
         ? `Your response is missing the keyword ${quoteList(missing)}; include it.`
@@ -88,7 +88,7 @@ export const keywordsForbiddenWords = defineIfevalChecker({
   describe: ({ forbidden_words }) =>
     `Do not include keywords ${pyReprList(forbidden_words)} in the response.`,
   check(response, { forbidden_words }) {
-    const used = forbidden_words.filter((word) => wordPattern(word).regex.test(response));
+    const used = forbidden_words.filter((word) => wordPattern(word).test(response));
     const feedback =
       used.length === 1
         ? `Your response uses the forbidden word ${quoteList(used)}; rewrite it without that word.`

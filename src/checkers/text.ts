@@ -36,6 +36,20 @@ export const PY_WORD = '\\p{L}\\p{N}_';
 /** Python's Unicode `\b` as a JS `u`-mode assertion (JS's own `\b` is ASCII-only). */
 const PY_BOUNDARY = `(?:(?<=[${PY_WORD}])(?![${PY_WORD}])|(?<![${PY_WORD}])(?=[${PY_WORD}]))`;
 const PY_NON_BOUNDARY = `(?:(?<=[${PY_WORD}])(?=[${PY_WORD}])|(?<![${PY_WORD}])(?![${PY_WORD}]))`;
+/**
+ * `\b` / `\B` next to a literal word character `c` of the pattern. The general forms above cost
+ * several times more to compile (each `\p{L}` class in a lookaround is expensive) and keywords are
+ * compiled on the hot path. With `c` consumed right after the assertion, the next character is one
+ * `c` matches, so it belongs to the word class: without `i` it is `c`; with `i` it is case-equivalent
+ * to `c`, and the class (under the same flags) then contains it too. The assertion then depends on
+ * the other side only: `\bc` is `(?<![W])c` and `\Bc` is `(?<=[W])c`; symmetrically, after `c`,
+ * `c\b` is `c(?![W])` and `c\B` is `c(?=[W])`.
+ */
+const PY_BOUNDARY_BEFORE_WORD = `(?<![${PY_WORD}])`;
+const PY_BOUNDARY_AFTER_WORD = `(?![${PY_WORD}])`;
+const PY_NON_BOUNDARY_BEFORE_WORD = `(?<=[${PY_WORD}])`;
+const PY_NON_BOUNDARY_AFTER_WORD = `(?=[${PY_WORD}])`;
+const IS_PY_WORD_CHAR = new RegExp(`^[${PY_WORD}]$`, 'u');
 
 const WS_RUN = new RegExp(`[${PY_WS}]+`, 'u');
 const HAS_UPPER = /\p{Uppercase}/u;
@@ -174,9 +188,14 @@ function readNumericEscape(p: string, i: number): [number, number] {
  * Throws for what JS cannot express (possessive quantifiers, scoped flags, `\N{...}`, ...), for
  * what Python itself rejects (bad escapes, unterminated sets), and for a repeated group that
  * itself repeats or alternates, such as `(a+)+` or `(a|aa)*`: those backtrack exponentially
- * (ReDoS), and patterns reach us from users.
+ * (ReDoS), and patterns reach us from users. `groups` counts the capturing groups of the result.
+ * `\b` and `\B` next to a literal word character take their cheaper one-sided forms (see
+ * `PY_BOUNDARY_BEFORE_WORD`) unless `reduceBoundaries` is false.
  */
-export function translatePythonRegex(pattern: string): { source: string; flags: string } {
+export function translatePythonRegex(
+  pattern: string,
+  { reduceBoundaries = true }: { reduceBoundaries?: boolean } = {},
+): { source: string; flags: string; groups: number } {
   let ignoreCase = false;
   let multiline = false;
   let dotAll = false;
@@ -189,7 +208,18 @@ export function translatePythonRegex(pattern: string): { source: string; flags: 
     i += m[0].length;
   }
   let out = '';
+  let captures = 0;
   const n = pattern.length;
+  // Whether the last atom emitted is a literal word character, not quantified (yet).
+  let lastWordLiteral = false;
+  // Whether a literal word character starts at `j` and is matched exactly once there.
+  const wordLiteralAt = (j: number) => {
+    const cp = pattern.codePointAt(j);
+    if (cp === undefined) return false;
+    const ch = String.fromCodePoint(cp);
+    const next = pattern[j + ch.length];
+    return IS_PY_WORD_CHAR.test(ch) && (next === undefined || !'?*{'.includes(next));
+  };
   // ReDoS guard: what each open group contains, and what the last atom was.
   const groups = [{ repeats: false, alternates: false }];
   // (Typed wide on purpose: `quantify` changes it behind TypeScript's narrowing.)
@@ -206,6 +236,8 @@ export function translatePythonRegex(pattern: string): { source: string; flags: 
   while (i < n) {
     const c = pattern[i];
     const start = i;
+    const afterWordLiteral = reduceBoundaries && lastWordLiteral;
+    lastWordLiteral = false;
     if (c === '*' || c === '+') {
       quantify(true);
       out += c;
@@ -248,9 +280,13 @@ export function translatePythonRegex(pattern: string): { source: string; flags: 
       else if (e === 'D') out += '\\P{Nd}';
       else if (e === 's') out += `[${PY_WS}]`;
       else if (e === 'S') out += `[^${PY_WS}]`;
-      else if (e === 'b') out += PY_BOUNDARY;
-      else if (e === 'B') out += PY_NON_BOUNDARY;
-      else if (e === 'A') out += '^';
+      else if (e === 'b' || e === 'B') {
+        const b = e === 'b';
+        if (afterWordLiteral) out += b ? PY_BOUNDARY_AFTER_WORD : PY_NON_BOUNDARY_AFTER_WORD;
+        else if (reduceBoundaries && wordLiteralAt(i))
+          out += b ? PY_BOUNDARY_BEFORE_WORD : PY_NON_BOUNDARY_BEFORE_WORD;
+        else out += b ? PY_BOUNDARY : PY_NON_BOUNDARY;
+      } else if (e === 'A') out += '^';
       else if (e === 'Z') out += '$';
       else if ('ntrfv'.includes(e)) out += `\\${e}`;
       else if (e === 'a') out += '\\x07';
@@ -332,6 +368,7 @@ export function translatePythonRegex(pattern: string): { source: string; flags: 
       if (opensGroup) groups.push({ repeats: false, alternates: false });
       if (!rest.startsWith('(?')) {
         out += '(';
+        captures++;
         i++;
       } else if (/^\(\?(?::|=|!|<=|<!)/.test(rest)) {
         const m = /^\(\?(?::|=|!|<=|<!)/.exec(rest)!;
@@ -339,6 +376,7 @@ export function translatePythonRegex(pattern: string): { source: string; flags: 
         i += m[0].length;
       } else if (rest.startsWith('(?P<')) {
         out += '(?<';
+        captures++;
         i += 4;
       } else if (rest.startsWith('(?P=')) {
         const end = pattern.indexOf(')', i);
@@ -370,27 +408,60 @@ export function translatePythonRegex(pattern: string): { source: string; flags: 
       const ch = String.fromCodePoint(pattern.codePointAt(i)!);
       out += c === '/' ? '\\/' : ch;
       i += ch.length;
+      lastWordLiteral = IS_PY_WORD_CHAR.test(ch);
     }
     if (c !== '(' || pattern.startsWith('(?P=', start)) last = 'atom';
     else if (!pattern.startsWith('(?#', start)) last = 'none';
   }
   if (groups.length !== 1) throw new UnsupportedPattern('missing )');
-  return { source: out, flags: ignoreCase ? 'i' : '' };
+  return { source: out, flags: ignoreCase ? 'i' : '', groups: captures };
 }
 
-/** A compiled Python pattern: `regex` tests, `global` counts; `literal` when it fell back. */
+/**
+ * A compiled Python pattern: `test` searches (Python's `re.search`), `global` counts (with
+ * `countMatches`); `regex` is a non-global copy, built on first use; `literal` when it fell back.
+ */
 export interface PythonPattern {
-  regex: RegExp;
-  global: RegExp;
+  readonly regex: RegExp;
+  readonly global: RegExp;
   /** Capturing groups, which Python's `re.split` adds to its result. */
-  groups: number;
-  literal: boolean;
+  readonly groups: number;
+  readonly literal: boolean;
+  test(text: string): boolean;
 }
 
-function compiled(source: string, flags: string, literal: boolean): PythonPattern {
-  const groups = new RegExp(`${source}|`, flags).exec('')!.length - 1;
-  return { regex: new RegExp(source, flags), global: new RegExp(source, `${flags}g`), groups, literal };
+/**
+ * Sources at least this long are also run once here, so that V8's compile-time failures (stack
+ * overflow or "too large", thrown at the first match, not by `new RegExp`) fall back to a literal
+ * match, as they did when every pattern was probed. The smallest such failure measured on Node 20
+ * is a ~17,000-character source; shorter ones skip the probe, which costs a second compile.
+ */
+const PROBE_SOURCE_LENGTH = 2000;
+
+/** One RegExp (`global`) per pattern: compiling is the expensive part, and keywords are new often. */
+function compiled(source: string, flags: string, groups: number, literal: boolean): PythonPattern {
+  const global = new RegExp(source, `${flags}g`);
+  if (source.length >= PROBE_SOURCE_LENGTH) global.exec('');
+  let regex: RegExp | undefined;
+  return {
+    get regex() {
+      regex ??= new RegExp(source, flags);
+      return regex;
+    },
+    global,
+    groups,
+    literal,
+    test(text) {
+      global.lastIndex = 0;
+      const found = global.test(text);
+      global.lastIndex = 0;
+      return found;
+    },
+  };
 }
+
+/** Python's `re.escape`, wide: a backslash before every character that is not a word character. */
+const pyEscape = (s: string) => [...s].map((ch) => (IS_PY_WORD_CHAR.test(ch) ? ch : `\\${ch}`)).join('');
 
 const patternCache = new Map<string, PythonPattern>();
 const PATTERN_CACHE_LIMIT = 2048;
@@ -414,13 +485,13 @@ export function compilePythonPattern(
   if (cached) return cached;
   let result: PythonPattern;
   try {
-    const { source, flags } = translatePythonRegex(wrap(pattern));
-    result = compiled(source, `u${ignoreCase || flags.includes('i') ? 'i' : ''}`, false);
+    const { source, flags, groups } = translatePythonRegex(wrap(pattern));
+    result = compiled(source, `u${ignoreCase || flags.includes('i') ? 'i' : ''}`, groups, false);
   } catch {
-    const escaped = [...pattern].map(escapeJs).join('');
-    const { source, flags } = translatePythonRegex(wrap('\u0000'));
-    const full = source.replace('\u0000', () => escaped);
-    result = compiled(full, `u${ignoreCase || flags.includes('i') ? 'i' : ''}`, true);
+    // Translating the escaped pattern inside `wrap` gives the literal match, and lets a `\b` next
+    // to its word characters take the cheap one-sided form.
+    const { source, flags, groups } = translatePythonRegex(wrap(pyEscape(pattern)));
+    result = compiled(source, `u${ignoreCase || flags.includes('i') ? 'i' : ''}`, groups, true);
   }
   if (patternCache.size >= PATTERN_CACHE_LIMIT) patternCache.clear();
   patternCache.set(key, result);
