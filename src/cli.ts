@@ -7,6 +7,9 @@ import { Command } from 'commander';
 import { runCheckRequest } from './checkers/check-request.ts';
 import { ConstraintError } from './checkers/errors.ts';
 import { listCheckers } from './checkers/registry.ts';
+import { registerBenchCommand } from './policy/bench-command.ts';
+import { registerGenerateCommand } from './policy/generate-command.ts';
+import { registerServeCommand } from './server/serve-command.ts';
 
 /** Exit code for input the command refused (DESIGN.md: `corgi check` exits 2 on bad input). */
 const EXIT_BAD_INPUT = 2;
@@ -108,10 +111,20 @@ export function buildProgram(): Command {
     .option('--json', 'print ids, descriptions and kwargs JSON Schemas as JSON')
     .action(commandCheckers);
 
+  registerServeCommand(program);
+  registerGenerateCommand(program);
+  registerBenchCommand(program);
+
   return program;
 }
 
 /** Runs the CLI on `argv` (as in `process.argv`). */
 export async function main(argv: string[]): Promise<void> {
-  await buildProgram().parseAsync(argv);
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (error) {
+    // One readable line, not a stack trace (the wasm runtime would otherwise print its source).
+    process.stderr.write(`corgi: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = ConstraintError.isInstance(error) ? EXIT_BAD_INPUT : 1;
+  }
 }

@@ -101,3 +101,39 @@ export class AdamW {
     this.moments.clear();
   }
 }
+
+export interface LrScheduleOptions {
+  /** The learning rate reached at the end of warmup. */
+  peakLr: number;
+  /** Steps of linear warmup from near 0 to `peakLr`. @default 0 */
+  warmupSteps?: number;
+  /** Step at which decay ends; later steps stay at `minLr`. */
+  totalSteps: number;
+  /** Floor of the decay (nanoGPT uses peakLr / 10). @default 0 */
+  minLr?: number;
+  /** Shape of the decay after warmup. @default 'cosine' */
+  decay?: 'cosine' | 'linear';
+}
+
+/**
+ * Warmup then decay, as nanoGPT's `get_lr`: 1) linear warmup, peakLr·(step+1)/(warmupSteps+1), so
+ * step 0 is not wasted at lr 0; 2) after `totalSteps`, minLr; 3) in between, cosine (or linear)
+ * decay from peakLr to minLr. Steps count from 0: set `optimizer.lr = schedule(optimizer.step)`
+ * before each `apply`.
+ */
+export function createLrSchedule(options: LrScheduleOptions): (step: number) => number {
+  const { peakLr, warmupSteps = 0, totalSteps, minLr = 0, decay = 'cosine' } = options;
+  if (!(peakLr > 0)) throw new RangeError(`peakLr must be positive, got ${peakLr}`);
+  if (!Number.isInteger(warmupSteps) || warmupSteps < 0)
+    throw new RangeError(`warmupSteps must be an integer ≥ 0, got ${warmupSteps}`);
+  if (!Number.isInteger(totalSteps) || totalSteps < warmupSteps)
+    throw new RangeError(`totalSteps (${totalSteps}) must be an integer ≥ warmupSteps (${warmupSteps})`);
+  if (!(minLr >= 0 && minLr <= peakLr)) throw new RangeError(`minLr must be in [0, peakLr], got ${minLr}`);
+  return (step: number) => {
+    if (step < warmupSteps) return (peakLr * (step + 1)) / (warmupSteps + 1);
+    if (step >= totalSteps) return minLr;
+    const progress = (step - warmupSteps) / (totalSteps - warmupSteps); // 0 → 1
+    const coefficient = decay === 'cosine' ? 0.5 * (1 + Math.cos(Math.PI * progress)) : 1 - progress;
+    return minLr + coefficient * (peakLr - minLr);
+  };
+}

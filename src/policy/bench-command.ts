@@ -1,0 +1,63 @@
+/**
+ * `corgi bench [--layers L --dim D --heads H --vocab V --ctx T --batch B] --json`: the policy model's
+ * training and generation throughput (bench.ts), printed as the DESIGN.md contract says:
+ * `{"backend", "config", "train_tokens_per_s", "gen_tokens_per_s_b1", "gen_tokens_per_s_b32"}`.
+ */
+import { type Command, InvalidArgumentError } from 'commander';
+// Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
+import type { PolicyBenchOptions, PolicyBenchResult } from './bench.ts';
+
+async function runPolicyBench(options: PolicyBenchOptions): Promise<PolicyBenchResult> {
+  return (await import('./bench.ts')).runPolicyBench(options);
+}
+
+const positiveInt = (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
+  return n;
+};
+
+/**
+ * Adds `corgi bench` to `program`. `run` is the benchmark (a test seam).
+ * @default run runPolicyBench
+ */
+export function registerBenchCommand(
+  program: Command,
+  run: (options: PolicyBenchOptions) => Promise<PolicyBenchResult> = runPolicyBench,
+): Command {
+  return program
+    .command('bench')
+    .description('Measure training and generation tokens/s of a small Llama on the selected backend')
+    .option('--layers <n>', 'num_hidden_layers', positiveInt, 2)
+    .option('--dim <n>', 'hidden_size', positiveInt, 128)
+    .option('--heads <n>', 'num_attention_heads', positiveInt, 4)
+    .option('--vocab <n>', 'vocab_size', positiveInt, 2048)
+    .option('--ctx <n>', 'context length (training sequence and generation length)', positiveInt, 64)
+    .option('--batch <n>', 'training batch size', positiveInt, 16)
+    .option('--json', 'print the result as one JSON line (the only output format)')
+    .action(
+      async (o: {
+        layers: number;
+        dim: number;
+        heads: number;
+        vocab: number;
+        ctx: number;
+        batch: number;
+      }) => {
+        const result = await run({
+          layers: o.layers,
+          dim: o.dim,
+          heads: o.heads,
+          vocab: o.vocab,
+          ctx: o.ctx,
+          batch: o.batch,
+        });
+        // Exactly the contract's fields (progress and the thread count went to stderr).
+        const { backend, config, train_tokens_per_s, gen_tokens_per_s_b1, gen_tokens_per_s_b32 } = result;
+        process.stdout.write(
+          `${JSON.stringify({ backend, config, train_tokens_per_s, gen_tokens_per_s_b1, gen_tokens_per_s_b32 })}\n`,
+        );
+      },
+    );
+}

@@ -1,0 +1,116 @@
+/**
+ * `corgi generate [--policy dir] [--max-tokens N] [--temperature T] [--seed S] "<prompt>"`: one reply
+ * from a local checkpoint, streamed to stdout as it is generated. A thin shell over `LocalPolicy`.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Command, InvalidArgumentError } from 'commander';
+// Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
+import type { LocalPolicy } from './local-policy.ts';
+
+/** Where `corgi generate` looks without `--policy`. */
+export function defaultPolicyDir(): string {
+  return process.env.CORGI_POLICY ?? 'models/base';
+}
+
+function parseNumber(kind: 'integer' | 'number', min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || (kind === 'integer' && !Number.isInteger(n)) || n < min)
+      throw new InvalidArgumentError(
+        `expected ${kind === 'integer' ? 'an integer' : 'a number'} ≥ ${min}, got "${value}"`,
+      );
+    return n;
+  };
+}
+
+function parseTopP(value: string): number {
+  const p = Number(value);
+  if (value.trim() === '' || !(p > 0 && p <= 1))
+    throw new InvalidArgumentError(`expected a number in (0, 1], got "${value}"`);
+  return p;
+}
+
+interface GenerateCommandOptions {
+  policy?: string;
+  maxTokens: number;
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+}
+
+/** Adds `corgi generate` to `program`. */
+export function registerGenerateCommand(program: Command): Command {
+  return program
+    .command('generate')
+    .description('Generate a reply to one user message with a local checkpoint, streamed to stdout')
+    .argument('<prompt>', 'the user message')
+    .option(
+      '--policy <dir>',
+      'checkpoint directory in Hugging Face layout (default: $CORGI_POLICY or models/base)',
+    )
+    .option('--max-tokens <n>', 'upper bound on generated tokens', parseNumber('integer', 1), 128)
+    .option('--temperature <t>', 'softmax temperature; 0 is greedy', parseNumber('number', 0), 0.7)
+    .option('--top-k <k>', 'keep only the k most likely tokens (0: off)', parseNumber('integer', 0))
+    .option('--top-p <p>', 'nucleus sampling threshold in (0, 1]', parseTopP)
+    .option('--seed <s>', 'seed for reproducible sampling', parseNumber('integer', 0))
+    .action(async (prompt: string, options: GenerateCommandOptions) => {
+      process.exitCode = await runGenerate(prompt, options);
+    });
+}
+
+async function runGenerate(prompt: string, options: GenerateCommandOptions): Promise<number> {
+  const dir = options.policy ?? defaultPolicyDir();
+  const fail = (message: string) => {
+    process.stderr.write(`corgi generate: ${message}\n`);
+    return 1;
+  };
+  if (!existsSync(join(dir, 'config.json'))) {
+    return fail(
+      `no checkpoint in ${dir} (expected config.json, model.safetensors and tokenizer.json): ` +
+        'train one first (corgi pretrain), or pass --policy <dir> or set CORGI_POLICY',
+    );
+  }
+  const [{ selectBackend }, { CheckpointError }, { LocalPolicy }] = await Promise.all([
+    import('./backend.ts'),
+    import('./checkpoint.ts'),
+    import('./local-policy.ts'),
+  ]);
+  await selectBackend();
+  let policy: LocalPolicy;
+  try {
+    policy = await LocalPolicy.load(dir);
+  } catch (error) {
+    if (CheckpointError.isInstance(error)) return fail(error.message);
+    throw error;
+  }
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop); // Ctrl-C ends the reply cleanly
+  try {
+    const stream = policy.generate([{ role: 'user', content: prompt }], {
+      maxTokens: options.maxTokens,
+      temperature: options.temperature,
+      topK: options.topK,
+      topP: options.topP,
+      seed: options.seed,
+      signal: controller.signal,
+    });
+    for (;;) {
+      const next = await stream.next();
+      if (next.done) break;
+      if (next.value.text && !process.stdout.write(next.value.text)) {
+        await new Promise((resolve) => process.stdout.once('drain', resolve));
+      }
+    }
+    process.stdout.write('\n');
+    return 0;
+  } catch (error) {
+    // Expected failures (a prompt longer than the context) get one line, not a stack trace.
+    return fail((error as Error).message);
+  } finally {
+    process.removeListener('SIGINT', stop);
+    policy.dispose();
+  }
+}
