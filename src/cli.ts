@@ -10,6 +10,7 @@ import { listCheckers } from './checkers/registry.ts';
 import { registerBenchCommand } from './policy/bench-command.ts';
 import { registerGenerateCommand } from './policy/generate-command.ts';
 import { registerServeCommand } from './server/serve-command.ts';
+import { registerEvalCommand } from './trainer/eval-command.ts';
 
 /** Exit code for input the command refused (DESIGN.md: `corgi check` exits 2 on bad input). */
 const EXIT_BAD_INPUT = 2;
@@ -114,6 +115,7 @@ export function buildProgram(): Command {
   registerServeCommand(program);
   registerGenerateCommand(program);
   registerBenchCommand(program);
+  registerEvalCommand(program);
 
   return program;
 }
