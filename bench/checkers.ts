@@ -68,11 +68,11 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-/** 64 distinct 60-word answers: the base answer with a few word pairs swapped. */
+/** Distinct 60-word answers (the base answer with a few word pairs swapped), more than any per-text cache holds. */
 function answerPool(seed: number): string[] {
   const random = mulberry32(seed);
   const words = BASE_ANSWER.split(' ');
-  return Array.from({ length: 64 }, () => {
+  return Array.from({ length: 4096 }, () => {
     const copy = [...words];
     for (let k = 0; k < 3; k++) {
       const i = Math.floor(random() * copy.length);

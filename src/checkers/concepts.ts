@@ -8,6 +8,10 @@
  *   is found when some token's lemma or lowercase surface form equals the concept or the
  *   concept's own lemma; a word wink's lemmatizer left alone ("sews" tagged NOUN, "motorized")
  *   is also tried through regular suffix rules (`regularBases` in nlp.ts).
+ * - Two paths, one verdict. Without `pos`, concepts are first looked up among the forms each word
+ *   has whatever its tag (`visitCertainWordForms` in nlp.ts, no POS tagger: most answers pass here);
+ *   only concepts not found that way are looked up in the tagged analysis, which is the
+ *   reference. With `pos`, every concept is looked up in the tagged analysis.
  * - With `pos`, the token must also carry that part of speech (noun = NOUN/PROPN, verb =
  *   VERB/AUX, adjective = ADJ, adverb = ADV), where a likely tagger error counts both ways (see
  *   `altPos` in nlp.ts).
@@ -29,6 +33,7 @@ import {
   regularBases,
   type TextAnalysis,
   type UdPos,
+  visitCertainWordForms,
 } from './nlp.ts';
 import { type CheckOutcome, defineChecker } from './types.ts';
 
@@ -141,13 +146,61 @@ function formIndexOf(analysis: TextAnalysis): Map<string, AnalyzedToken[]> {
   return index;
 }
 
+/** How a concept is looked up: as written (lowercase, ’ as ') and by its own lemma. */
+function conceptKey(concept: string): string {
+  return concept.toLowerCase().replace(/’/g, "'");
+}
+
 /** The tokens of `analysis` that stand for `concept` (matched as written or by its lemma). */
 export function findConcept(analysis: TextAnalysis, concept: string): AnalyzedToken[] {
   const index = formIndexOf(analysis);
-  const key = concept.toLowerCase().replace(/’/g, "'");
+  const key = conceptKey(concept);
   const lemma = lemmaOf(key);
   const found = index.get(key) ?? [];
   return lemma === key ? found : [...found, ...(index.get(lemma) ?? [])];
+}
+
+/** For a concept list, the concepts' indexes by the forms that find them; kept per kwargs object. */
+const conceptTargets = new WeakMap<readonly string[], Map<string, number[]>>();
+
+function targetsOf(concepts: readonly string[]): Map<string, number[]> {
+  let targets = conceptTargets.get(concepts);
+  if (!targets) {
+    targets = new Map();
+    for (const [i, concept] of concepts.entries()) {
+      const key = conceptKey(concept);
+      for (const form of new Set([key, lemmaOf(key)])) {
+        const indexes = targets.get(form);
+        if (indexes) indexes.push(i);
+        else targets.set(form, [i]);
+      }
+    }
+    conceptTargets.set(concepts, targets);
+  }
+  return targets;
+}
+
+/**
+ * Which concepts the quick path finds in `text` without the POS tagger: those equal, as written
+ * or by their lemma, to a form some word has whatever its tag (see `visitCertainWordForms`). A concept
+ * found here is found by `findConcept` too; one not found here may still be found there.
+ */
+export function findConceptsQuickly(text: string, concepts: readonly string[]): boolean[] {
+  const targets = targetsOf(concepts);
+  const found: boolean[] = new Array(concepts.length).fill(false);
+  let left = concepts.length;
+  visitCertainWordForms(text, (forms) => {
+    for (const form of forms) {
+      for (const i of targets.get(form) ?? []) {
+        if (!found[i]) {
+          found[i] = true;
+          left--;
+        }
+      }
+    }
+    return left === 0;
+  });
+  return found;
 }
 
 function hasPos(token: AnalyzedToken, pos: ConceptPos): boolean {
@@ -161,11 +214,19 @@ function withArticle(name: string): string {
 }
 
 function checkConcepts(response: string, { concepts, pos }: ConceptsKwargs): CheckOutcome {
-  const analysis = analyzeText(response);
+  // Without parts of speech, the quick path settles the concepts it finds; the tagger runs only
+  // if some concept is left (a failing answer, or a form only a tag explains: "saw" → "see").
+  const foundQuickly = pos ? null : findConceptsQuickly(response, concepts);
+  let analysis: TextAnalysis | null = null;
   const missing: string[] = [];
   const wrongPos: string[] = [];
   let credit = 0;
   concepts.forEach((concept, i) => {
+    if (foundQuickly?.[i]) {
+      credit += 1;
+      return;
+    }
+    analysis ??= analyzeText(response);
     const tokens = findConcept(analysis, concept);
     const wanted = pos?.[i];
     if (tokens.length === 0) {

@@ -14,6 +14,15 @@
  *   tokens as a likely VERB (see `markLikelyVerbs`), so a POS check can accept either reading.
  * Everything here is deterministic and does no I/O after the model is loaded; results are memoized
  * per text so that several checkers looking at one response parse it once.
+ *
+ * Two paths, because wink's POS tagger is most of the cost (on a 60-word answer: ~100 µs a parse
+ * with the tagger, ~45 µs without it, and `corgi:concepts` + `corgi:sentiment` must together stay
+ * within ~50 µs):
+ * - the tagger path, `analyzeText`, with `getNlp()`'s full pipe: `corgi:concepts` with `pos`, and
+ *   the fallback for concepts the quick path does not find;
+ * - the light path, with `getLightNlp()`'s pipe without 'pos': `readSentiment` (wink's sentiment
+ *   does not read tags, so the score is the same) and `visitCertainWordForms`, the forms each word
+ *   stands for whatever its tag, which lets `corgi:concepts` without `pos` skip the tagger.
  */
 
 import { createRequire } from 'node:module';
@@ -51,48 +60,85 @@ export interface TextAnalysis {
   readonly sentiment: number;
 }
 
-let instance: WinkMethods | null = null;
-
 const require = createRequire(import.meta.url);
 
+/** wink pipes: the tagger path's, and the light path's (the same without 'pos'). */
+const TAGGER_PIPE = ['sbd', 'negation', 'sentiment', 'pos'];
+const LIGHT_PIPE = ['sbd', 'negation', 'sentiment'];
+
+function createNlp(pipe: string[]): WinkMethods {
+  const winkNLP = require('wink-nlp') as typeof WinkFn;
+  const model = require('wink-eng-lite-web-model') as Model;
+  return winkNLP(model, pipe);
+}
+
+let instance: WinkMethods | null = null;
+let lightInstance: WinkMethods | null = null;
+
 /**
- * The one wink instance, created on first use: loading the model takes 0.15–0.4 s, which
- * processes that never check a paper task (an IFEval-only `corgi check`) should not pay. The pipe
- * leaves out named entities and custom entities, which nothing here reads.
+ * The tagger path's wink instance, created on first use: loading the model takes 0.15–0.4 s,
+ * which processes that never check a paper task (an IFEval-only `corgi check`) should not pay.
+ * The pipe leaves out named entities and custom entities, which nothing here reads.
  */
 export function getNlp(): WinkMethods {
-  if (!instance) {
-    const winkNLP = require('wink-nlp') as typeof WinkFn;
-    const model = require('wink-eng-lite-web-model') as Model;
-    instance = winkNLP(model, ['sbd', 'negation', 'sentiment', 'pos']);
-  }
+  instance ??= createNlp(TAGGER_PIPE);
   return instance;
 }
 
-/** How many analyses `analyzeText` keeps: the latest responses, each checked by several checkers. */
-const CACHE_SIZE = 256;
-/** Longer texts are analyzed every time rather than kept, so the cache stays small. */
-const CACHE_MAX_CHARS = 20_000;
-const analysisCache = new Map<string, TextAnalysis>();
+/**
+ * The light path's wink instance: `getNlp()`'s pipe without the POS tagger, at less than half
+ * the cost a parse. Tokens, normals, sentiment and tag-independent lemmas come out the same.
+ */
+export function getLightNlp(): WinkMethods {
+  lightInstance ??= createNlp(LIGHT_PIPE);
+  return lightInstance;
+}
 
 /**
- * Tokens (with lemma and POS) and sentiment of `text`, analyzed lowercased. Memoized: the last
- * 256 texts (up to 20,000 characters each) are kept, so concepts and sentiment checks of one
- * response, and repeated checks of it, parse it once.
+ * A bounded memo for a long-running server: two generations of at most `limit` entries; a hit
+ * in the older one moves the entry to the newer, and when the newer is full the older is dropped.
+ * So the most recently used `limit` entries stay, at most 2 × `limit` are kept, and a hit costs
+ * one or two Map lookups (a strict LRU's delete-and-reinsert costs more on every hit).
+ */
+class Memo<V> {
+  #young = new Map<string, V>();
+  #old = new Map<string, V>();
+  constructor(readonly limit: number) {}
+
+  get(key: string): V | undefined {
+    const young = this.#young.get(key);
+    if (young !== undefined) return young;
+    const old = this.#old.get(key);
+    if (old !== undefined) this.set(key, old);
+    return old;
+  }
+
+  set(key: string, value: V): void {
+    if (this.#young.size >= this.limit) {
+      this.#old = this.#young;
+      this.#young = new Map();
+    }
+    this.#young.set(key, value);
+  }
+}
+
+/** How many analyses `analyzeText` keeps at least: the latest responses, each checked by several checkers. */
+const ANALYSIS_MEMO_SIZE = 256;
+/** Longer texts are analyzed every time rather than kept, so the memo stays small. */
+const MEMO_MAX_CHARS = 20_000;
+const analysisMemo = new Memo<TextAnalysis>(ANALYSIS_MEMO_SIZE);
+
+/**
+ * Tokens (with lemma and POS) and sentiment of `text`, analyzed lowercased, on the tagger path.
+ * Memoized: at least the last 256 texts (up to 20,000 characters each) are kept, so concepts and
+ * sentiment checks of one response, and repeated checks of it, parse it once.
  */
 export function analyzeText(text: string): TextAnalysis {
   const key = text.toLowerCase();
-  const cached = analysisCache.get(key);
-  if (cached) {
-    // Refresh its place: the Map's insertion order is the eviction order.
-    analysisCache.delete(key);
-    analysisCache.set(key, cached);
-    return cached;
-  }
-  const analysis = analyzeUncached(key);
-  if (key.length <= CACHE_MAX_CHARS) {
-    analysisCache.set(key, analysis);
-    if (analysisCache.size > CACHE_SIZE) analysisCache.delete(analysisCache.keys().next().value!);
+  let analysis = analysisMemo.get(key);
+  if (analysis === undefined) {
+    analysis = analyzeUncached(key);
+    if (key.length <= MEMO_MAX_CHARS) analysisMemo.set(key, analysis);
   }
   return analysis;
 }
@@ -119,6 +165,144 @@ export function analyzeUncached(text: string): TextAnalysis {
   }));
   markLikelyVerbs(analyzed);
   return { tokens: analyzed, sentiment: doc.out(its.sentiment) as number };
+}
+
+/** What `corgi:sentiment` reads of a text. */
+export interface SentimentReading {
+  /** wink's document sentiment in [-1, 1] (see `TextAnalysis.sentiment`). */
+  readonly sentiment: number;
+  /** Whether some token is a word, rather than only punctuation, numbers, emoji, ... */
+  readonly hasWords: boolean;
+}
+
+/**
+ * The sentiment of `text`, read lowercased like `analyzeText`: from its tagger-path analysis when
+ * a check of the same text already paid for one (`corgi:concepts` with `pos`), else from a light
+ * parse (not memoized: one response rarely gets two sentiment checks).
+ */
+export function readSentiment(text: string): SentimentReading {
+  const key = text.toLowerCase();
+  const analysis = analysisMemo.get(key);
+  if (analysis === undefined) return sentimentUncached(key);
+  return { sentiment: analysis.sentiment, hasWords: analysis.tokens.some((token) => token.type === 'word') };
+}
+
+/**
+ * `readSentiment` without the memos, on the light path, or on the tagger path with
+ * `path: 'tagger'` (tests check that both give the same). `text` is used as given.
+ */
+export function sentimentUncached(text: string, path: 'light' | 'tagger' = 'light'): SentimentReading {
+  const nlp = path === 'light' ? getLightNlp() : getNlp();
+  const doc = nlp.readDoc(text);
+  const tokens = doc.tokens();
+  // Token by token, since the first is most often a word (all types at once cost ~5 µs).
+  let hasWords = false;
+  for (let i = 0; i < tokens.length() && !hasWords; i++) {
+    hasWords = tokens.itemAt(i).out(nlp.its.type) === 'word';
+  }
+  return { sentiment: doc.out(nlp.its.sentiment) as number, hasWords };
+}
+
+/**
+ * Whether wink's tokenizer splits a text at this UTF-16 code before anything else (the model's
+ * `trex.helpers.splitter`: spaces, no-break and thin spaces, line breaks, tabs). It then tokenizes
+ * each piece on its own, so a text's tokens are its pieces' tokens in order.
+ */
+function isWinkSpace(code: number): boolean {
+  if (code > 32 && code < 0xa0) return false;
+  return (
+    code === 32 ||
+    code === 10 ||
+    code === 13 ||
+    code === 9 ||
+    code === 0xa0 ||
+    (code >= 0x2002 && code <= 0x2005) ||
+    code === 0x2009 ||
+    code === 0x200a ||
+    code === 0x202f ||
+    code === 0x205f
+  );
+}
+
+/** Pieces kept by `visitCertainWordForms`: answers reuse words, so this covers a working vocabulary. */
+const PIECE_MEMO_SIZE = 50_000;
+/** A longer piece (a URL, a run-on string) gets no forms, which leaves it to the tagger path. */
+const PIECE_MAX_CHARS = 64;
+/**
+ * The pieces `visitCertainWordForms` reads: letters, between opening and closing punctuation ("park",
+ * "(park),", "dawn!\"", "sat."). wink's tokenizer also remembers every unknown token it has made
+ * and keeps a later piece equal to one whole, so how it splits other pieces can depend on what
+ * the instance read before ("state's" is "state" + "'s", but one token once "state's." has made
+ * it one). Pieces of this shape always split the same way; others are left to the tagger path.
+ * (No form here was missing from the tagger path's on 18,500 texts: the Brown corpus, the
+ * paper's story prefixes and references, IFEval responses.)
+ */
+const PLAIN_PIECE = /^[([{"'“‘]*\p{L}+[)\]}"'”’.,;:!?…]*$/u;
+const pieceMemo = new Memo<readonly string[]>(PIECE_MEMO_SIZE);
+const NO_FORMS: readonly string[] = [];
+
+/**
+ * Calls `visit` with the forms of each whitespace-separated piece of `text` (lowercased), in
+ * order, until it returns true: the forms the piece's tokens stand for whatever tags the tagger
+ * would give them. That is each non-punctuation token's normal, its lemma when the lemma does not
+ * depend on the tag, and the normal without an abbreviation's final period. wink keeps a single
+ * lemma for most inflected words ("threw", "children", "mice", "dogs", "ran") but lemmatizes
+ * others by their tag ("better" → "good" as an adjective, "saw" → "see" as a verb, "building"
+ * stays a noun), and `corgi:concepts` adds suffix rules by tag (`regularBases`).
+ *
+ * So each form here is among the forms the tagger path matches for that token (`formsOf` in
+ * concepts.ts), whatever the tagging: a concept found here is found there. One not found here
+ * may still be found there, so callers fall back to `analyzeText` for it. Memoized per piece
+ * with the light path's instance, at a few µs per new piece; a hit costs a Map lookup. Stopping
+ * early saves reading the rest of a text once every concept is found.
+ */
+export function visitCertainWordForms(text: string, visit: (forms: readonly string[]) => boolean): void {
+  const lowercased = text.toLowerCase();
+  let start = 0;
+  for (let end = 0; end <= lowercased.length; end++) {
+    if (end < lowercased.length && !isWinkSpace(lowercased.charCodeAt(end))) continue;
+    if (end > start && visit(certainPieceForms(lowercased.slice(start, end)))) return;
+    start = end + 1;
+  }
+}
+
+/** `visitCertainWordForms` as a list, one entry per piece. */
+export function certainWordForms(text: string): (readonly string[])[] {
+  const forms: (readonly string[])[] = [];
+  visitCertainWordForms(text, (pieceForms) => {
+    forms.push(pieceForms);
+    return false;
+  });
+  return forms;
+}
+
+function certainPieceForms(piece: string): readonly string[] {
+  let forms = pieceMemo.get(piece);
+  if (forms === undefined) {
+    forms =
+      piece.length <= PIECE_MAX_CHARS && PLAIN_PIECE.test(piece) ? tagIndependentForms(piece) : NO_FORMS;
+    pieceMemo.set(piece, forms);
+  }
+  return forms;
+}
+
+/** `certainPieceForms` uncached: one parse of the piece alone with the light path's instance. */
+function tagIndependentForms(piece: string): readonly string[] {
+  const nlp = getLightNlp();
+  const its = nlp.its;
+  const tokens = nlp.readDoc(piece).tokens();
+  const normals = tokens.out(its.normal) as string[];
+  // Without tags, wink's `its.lemma` gives the lemma only where it does not depend on the tag (a
+  // word with one lemma, a contraction's part), and the normal elsewhere.
+  const lemmas = tokens.out(its.lemma as unknown as ItsFunction<string>) as string[];
+  const types = tokens.out(its.type) as string[];
+  const forms = new Set<string>();
+  normals.forEach((normal, i) => {
+    if (types[i] === 'punctuation') return;
+    forms.add(normal).add(lemmas[i]);
+    if (/\p{L}\.$/u.test(normal)) forms.add(normal.replace(/\.+$/, ''));
+  });
+  return forms.size === 0 ? NO_FORMS : [...forms];
 }
 
 /** Tags that end a clause for `markLikelyVerbs`. */
@@ -209,19 +393,20 @@ function markClause(tokens: MutableToken[], start: number, end: number): void {
   }
 }
 
-const lemmaCache = new Map<string, string>();
+const lemmaMemo = new Memo<string>(10_000);
 
 /**
- * The lemma of a single word, analyzed on its own and lowercased ("Dogs" → "dog", "threw" →
- * "throw"). Memoized, so a concept's lemma is computed once per process.
+ * The lemma of a single word, analyzed on its own and lowercased on the tagger path ("Dogs" →
+ * "dog", "threw" → "throw"). Memoized (at least the last 10,000 words), so a concept's lemma is
+ * computed once, not once per check.
  */
 export function lemmaOf(word: string): string {
   const key = word.trim().toLowerCase();
-  let lemma = lemmaCache.get(key);
+  let lemma = lemmaMemo.get(key);
   if (lemma === undefined) {
     const tokens = analyzeUncached(key).tokens;
     lemma = tokens.length === 1 ? tokens[0].lemma : key;
-    lemmaCache.set(key, lemma);
+    lemmaMemo.set(key, lemma);
   }
   return lemma;
 }

@@ -4,11 +4,12 @@
  * it: a lexicon or rule-based sentiment library, not a stub. The paper's critic was a fine-tuned
  * review classifier; DESIGN.md asks for a library that runs anywhere in microseconds instead.
  *
- * The library is wink-nlp's sentiment (wink-eng-lite-web-model), through `analyzeText` in nlp.ts:
+ * The library is wink-nlp's sentiment (wink-eng-lite-web-model), through `readSentiment` in
+ * nlp.ts (a parse without the POS tagger, or the tagged analysis when one of the same text exists):
  * a lexicon with negation scopes, normalized to [-1, 1]. On 82 hand-labelled sentences (clear
  * reviews plus negation cases such as "not good", "not bad", "wasn't terrible", "never
  * disappointed") it was right on 68, against 66 for vader-sentiment and 59 for AFINN's
- * `sentiment`, and it shares the parse with `corgi:concepts`.
+ * `sentiment`, and it shares the parse with `corgi:concepts` when that one needs the tagger.
  *
  * Semantics:
  * - ok when the document sentiment has the asked sign: > 0 for positive, < 0 for negative. A
@@ -17,7 +18,7 @@
  *   a neutral text earns 0.5, a clearly opposite one near 0. An answer without words scores 0.
  */
 import { z } from 'zod';
-import { analyzeText } from './nlp.ts';
+import { readSentiment } from './nlp.ts';
 import { type CheckOutcome, defineChecker } from './types.ts';
 
 const kwargsSchema = z.strictObject({
@@ -35,16 +36,16 @@ function reading(sentiment: number): string {
 }
 
 function checkSentiment(response: string, { label }: SentimentKwargs): CheckOutcome {
-  const analysis = analyzeText(response);
-  if (!analysis.tokens.some((token) => token.type === 'word')) {
+  const { sentiment, hasWords } = readSentiment(response);
+  if (!hasWords) {
     return { ok: false, score: 0, feedback: `The answer has no words; write a ${label} text.` };
   }
-  const signed = label === 'positive' ? analysis.sentiment : -analysis.sentiment;
+  const signed = label === 'positive' ? sentiment : -sentiment;
   if (signed > 0) return { ok: true, score: 1, feedback: null };
   return {
     ok: false,
     score: (1 + signed) / 2,
-    feedback: `Your text reads as ${reading(analysis.sentiment)} (sentiment ${analysis.sentiment.toFixed(2)} on a scale from -1 to 1). Please write a ${label} text.`,
+    feedback: `Your text reads as ${reading(sentiment)} (sentiment ${sentiment.toFixed(2)} on a scale from -1 to 1). Please write a ${label} text.`,
   };
 }
 

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { type ConceptsKwargs, conceptsChecker } from '../../src/checkers/concepts.ts';
+import {
+  type ConceptsKwargs,
+  conceptsChecker,
+  findConcept,
+  findConceptsQuickly,
+} from '../../src/checkers/concepts.ts';
 import { ConstraintError } from '../../src/checkers/errors.ts';
-import { analyzeText, lemmaOf, regularBases } from '../../src/checkers/nlp.ts';
+import { analyzeText, certainWordForms, lemmaOf, regularBases } from '../../src/checkers/nlp.ts';
 import { parseConstraint } from '../../src/checkers/registry.ts';
 
 const ID = 'corgi:concepts';
@@ -304,6 +309,73 @@ const COMMON_GEN: [string, string[], string[]][] = [
 describe('corgi:concepts on CommonGen-style sentences', () => {
   it.each(COMMON_GEN)('covers every concept in its part of speech: %s', (sentence, concepts, pos) => {
     expect(check(sentence, { concepts, pos })).toEqual({ ok: true, score: 1, feedback: null });
+  });
+});
+
+/** The verdict tests' sentences below, with their concepts: irregular forms, near misses, unicode. */
+const TRICKY: [string, string[]][] = [
+  ['The boy threw the frisbee and the dogs caught it.', ['throw', 'dog', 'catch']],
+  ['The children ran; geese flew over the mice.', ['child', 'run', 'goose', 'mouse']],
+  ['She is better at chess.', ['good']],
+  ['The DOG barked.', ['Dogs', 'barked']],
+  ['The cat sat on the mat.', ['cat', 'dog', 'park', 'sit']],
+  ['The concatenated category.', ['cat']],
+  ['A seed lies in a bed.', ['see', 'be']],
+  ['The building is tall.', ['build']],
+  ['The dog—happy!—ran to the café… "Park," it barked.', ['dog', 'café', 'park', 'bark']],
+  ['Crêpes at the café.', ['crêpe']],
+];
+
+describe('corgi:concepts quick path (without the POS tagger) against the tagger path', () => {
+  const cases: [string, string[]][] = [
+    ...COMMON_GEN.map(([s, concepts]): [string, string[]] => [s, concepts]),
+    ...TRICKY,
+  ];
+
+  it.each(cases)(
+    'finds nothing the tagger path does not, and gives its verdict: %s',
+    (sentence, concepts) => {
+      const analysis = analyzeText(sentence);
+      // The concepts, plus every word's forms as more probes, present or not ("building" → "build").
+      const words = analysis.tokens.filter((token) => token.type !== 'punctuation');
+      const probes = [
+        ...new Set([...concepts, ...words.flatMap((t) => [t.normal, t.lemma, ...regularBases(t.normal)])]),
+      ];
+      const quick = findConceptsQuickly(sentence, probes);
+      const byTagger = probes.map((probe) => findConcept(analysis, probe).length > 0);
+      probes.forEach((probe, i) => {
+        if (quick[i]) expect(byTagger[i], probe).toBe(true);
+      });
+      const missing = concepts.filter((concept) => findConcept(analysis, concept).length === 0);
+      expect(check(sentence, { concepts }).ok).toBe(missing.length === 0);
+      expect(check(sentence, { concepts }).score).toBe(1 - missing.length / concepts.length);
+    },
+  );
+
+  it('settles most CommonGen concepts without the tagger (175 of 180 when measured)', () => {
+    const found = COMMON_GEN.flatMap(([sentence, concepts]) => findConceptsQuickly(sentence, concepts));
+    expect(found).toHaveLength(180);
+    expect(found.filter(Boolean).length).toBeGreaterThanOrEqual(170);
+  });
+
+  it('finds irregular forms wink lemmatizes the same in any context', () => {
+    expect(
+      findConceptsQuickly('The boy threw it, the dogs caught it, children ran from mice.', [
+        'throw',
+        'catch',
+        'dog',
+        'child',
+        'run',
+        'mouse',
+      ]),
+    ).toEqual([true, true, true, true, true, true]);
+  });
+
+  it('leaves tag-dependent lemmas and irregularly split pieces to the tagger path', () => {
+    expect(certainWordForms('better')).toEqual([['better']]); // "good" only as an adjective
+    expect(certainWordForms('building')).toEqual([['building']]); // "build" only as a verb
+    expect(certainWordForms("state's dog—happy")).toEqual([[], []]);
+    expect(certainWordForms('"Park," dawn!')).toEqual([['park'], ['dawn']]);
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConstraintError } from '../../src/checkers/errors.ts';
-import { analyzeText } from '../../src/checkers/nlp.ts';
+import { analyzeText, analyzeUncached, readSentiment, sentimentUncached } from '../../src/checkers/nlp.ts';
 import { parseConstraint } from '../../src/checkers/registry.ts';
 import { type SentimentKwargs, sentimentChecker } from '../../src/checkers/sentiment.ts';
 
@@ -146,6 +146,16 @@ describe('corgi:sentiment verdicts', () => {
       feedback: 'The answer has no words; write a positive text.',
     });
     expect(check(' ?! ', 'negative').score).toBe(0);
+  });
+
+  it('reads the same sentiment without the POS tagger as with it', () => {
+    for (const [text] of LABELLED) {
+      const lowercased = text.toLowerCase();
+      const light = sentimentUncached(lowercased);
+      expect(light, text).toEqual(sentimentUncached(lowercased, 'tagger'));
+      expect(light.sentiment, text).toBe(analyzeUncached(lowercased).sentiment);
+      expect(readSentiment(text), text).toEqual(light);
+    }
   });
 
   it('ignores case and handles emoji and unicode', () => {
