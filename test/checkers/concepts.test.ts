@@ -5,29 +5,12 @@ import {
   findConcept,
   findConceptsQuickly,
 } from '../../src/checkers/concepts.ts';
-import { ConstraintError } from '../../src/checkers/errors.ts';
 import { analyzeText, certainWordForms, lemmaOf, regularBases } from '../../src/checkers/nlp.ts';
-import { parseConstraint } from '../../src/checkers/registry.ts';
+import { checkerHarness } from '../support/checker-harness.ts';
 
 const ID = 'corgi:concepts';
 
-function parse(kwargs: Record<string, unknown>): ConceptsKwargs {
-  return parseConstraint({ id: ID, kwargs }).kwargs as ConceptsKwargs;
-}
-
-function check(response: string, kwargs: Record<string, unknown>) {
-  return conceptsChecker.check(response, parse(kwargs));
-}
-
-function kwargsError(kwargs: unknown): ConstraintError {
-  try {
-    parseConstraint({ id: ID, kwargs }, 'constraints[0]');
-  } catch (error) {
-    if (ConstraintError.isInstance(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a ConstraintError');
-}
+const { parse, check, kwargsError } = checkerHarness<ConceptsKwargs>(ID);
 
 describe('wink lemmas and tags (nlp.ts)', () => {
   it.each([

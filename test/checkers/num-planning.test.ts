@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { ConstraintError } from '../../src/checkers/errors.ts';
 import {
   countableWords,
   extractCompletion,
@@ -8,23 +7,11 @@ import {
   stripNonWord,
 } from '../../src/checkers/num-planning.ts';
 import { checkAll, parseConstraint } from '../../src/checkers/registry.ts';
+import { checkerHarness } from '../support/checker-harness.ts';
 
 const ID = 'corgi:num_planning';
 
-function check(response: string, kwargs: Record<string, unknown>) {
-  const { kwargs: parsed } = parseConstraint({ id: ID, kwargs });
-  return numPlanningChecker.check(response, parsed as NumPlanningKwargs);
-}
-
-function kwargsError(kwargs: unknown): ConstraintError {
-  try {
-    parseConstraint({ id: ID, kwargs }, 'constraints[0]');
-  } catch (error) {
-    if (ConstraintError.isInstance(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a ConstraintError');
-}
+const { check, kwargsError } = checkerHarness<NumPlanningKwargs>(ID);
 
 describe('corgi:num_planning completion', () => {
   it('removes a leading copy of the prefix and cuts after the first period', () => {

@@ -1,33 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { ConstraintError } from '../../src/checkers/errors.ts';
 import {
   extractAnswerWord,
   isEnglishWord,
   type PanagramKwargs,
   panagramChecker,
 } from '../../src/checkers/panagram.ts';
-import { parseConstraint } from '../../src/checkers/registry.ts';
+import { checkerHarness } from '../support/checker-harness.ts';
 
 const ID = 'corgi:panagram';
 const BAKER = { letters: ['a', 'e', 'r', 'k', 'b'] };
 
-function parse(kwargs: Record<string, unknown>): PanagramKwargs {
-  return parseConstraint({ id: ID, kwargs }).kwargs as PanagramKwargs;
-}
-
-function check(response: string, kwargs: Record<string, unknown>) {
-  return panagramChecker.check(response, parse(kwargs));
-}
-
-function kwargsError(kwargs: unknown): ConstraintError {
-  try {
-    parseConstraint({ id: ID, kwargs }, 'constraints[0]');
-  } catch (error) {
-    if (ConstraintError.isInstance(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a ConstraintError');
-}
+const { parse, check, kwargsError } = checkerHarness<PanagramKwargs>(ID);
 
 describe('corgi:panagram answer extraction', () => {
   it.each([
