@@ -11,6 +11,7 @@ import { registerBenchCommand } from './policy/bench-command.ts';
 import { registerGenerateCommand } from './policy/generate-command.ts';
 import { registerServeCommand } from './server/serve-command.ts';
 import { registerEvalCommand } from './trainer/eval-command.ts';
+import { registerPretrainCommand } from './trainer/pretrain-command.ts';
 
 /** Exit code for input the command refused (DESIGN.md: `corgi check` exits 2 on bad input). */
 const EXIT_BAD_INPUT = 2;
@@ -117,6 +118,7 @@ export function buildProgram(): Command {
   registerBenchCommand(program);
   registerEvalCommand(program);
 
+  registerPretrainCommand(program);
   return program;
 }
 

@@ -37,7 +37,10 @@ port.on('message', async (message: ToWorker) => {
     for (const [name, data] of Object.entries(message.weights)) {
       const v = m.params.get(name);
       if (!v) throw new Error(`unknown parameter ${name}`);
-      v.assign(tf.tensor(data, v.shape, 'float32'));
+      // assign() copies into the variable; the source tensor is ours to free, or every step leaks a model.
+      const next = tf.tensor(data, v.shape, 'float32');
+      v.assign(next);
+      next.dispose();
     }
     const inputs = tf.tensor2d(message.inputs, [message.rows, message.cols], 'int32');
     const targets = tf.tensor2d(message.targets, [message.rows, message.cols], 'int32');
