@@ -710,33 +710,15 @@ export async function runPretrain(
           throw new Error(`pretraining loss is ${stats.loss} at step ${s.step + 1}; lower learning_rate`);
         }
         const seconds = (performance.now() - t0) / 1000;
-        s.step += 1;
-        s.cursor = next;
-        s.tokens += B * T;
-        s.targetTokens += batch.targetTokens;
-        s.stepSeconds += seconds;
-        s.lastLoss = stats.loss;
-        addToWindow(s.window, stats, B * T, seconds);
-        // 4) log and progress
-        if (s.step % config.logging_steps === 0 || s.step === s.totalSteps) {
-          log.write({
-            phase: 'pretrain',
-            step: s.step,
-            ...drainWindow(s.window),
-            learning_rate: Number(opt.lr.toPrecision(6)),
-            tokens: s.tokens,
-            epoch: round(s.cursor.epoch + s.cursor.row / pretrainRows.rowsOf(s.cursor.epoch).count, 3),
-            elapsed_s: round(clock.total(), 1),
-          });
-        }
-        reportProgress('pretrain', s, stats.loss);
-        options.onStepEnd?.({
-          phase: 'pretrain',
-          step: s.step,
-          totalSteps: s.totalSteps,
-          loss: stats.loss,
-          gradNorm: stats.gradNorm,
+        // 4) bookkeeping, log and progress
+        finishStep('pretrain', s, {
+          stats,
+          batch,
+          next,
+          seconds,
+          tokens: B * T,
           learningRate: opt.lr,
+          rows: pretrainRows,
         });
         // 5) a minutes budget: time the first steps, then fix the total
         if (s.totalSteps === null) {
@@ -856,33 +838,15 @@ export async function runPretrain(
         throw new Error(`SFT loss is ${stats.loss} at step ${s.step + 1}; lower sft_learning_rate`);
       }
       const seconds = (performance.now() - t0) / 1000;
-      s.step += 1;
-      s.cursor = next;
-      s.tokens += B * T;
-      s.targetTokens += batch.targetTokens;
-      s.stepSeconds += seconds;
-      s.lastLoss = stats.loss;
-      addToWindow(s.window, stats, B * T, seconds);
-      // 4) log and progress
-      if (s.step % config.logging_steps === 0 || s.step === s.totalSteps) {
-        log.write({
-          phase: 'sft',
-          step: s.step,
-          ...drainWindow(s.window),
-          learning_rate: Number(opt.lr.toPrecision(6)),
-          tokens: s.tokens,
-          epoch: round(s.cursor.epoch + s.cursor.row / sftRows.rowsOf(s.cursor.epoch).count, 3),
-          elapsed_s: round(clock.total(), 1),
-        });
-      }
-      reportProgress('sft', s, stats.loss);
-      options.onStepEnd?.({
-        phase: 'sft',
-        step: s.step,
-        totalSteps: s.totalSteps,
-        loss: stats.loss,
-        gradNorm: stats.gradNorm,
+      // 4) bookkeeping, log and progress
+      finishStep('sft', s, {
+        stats,
+        batch,
+        next,
+        seconds,
+        tokens: B * T,
         learningRate: opt.lr,
+        rows: sftRows,
       });
       // 5) periodic held-out loss on validation examples
       if (s.step % config.eval_steps === 0 && s.step !== s.totalSteps) {
@@ -899,6 +863,51 @@ export async function runPretrain(
       if (interrupted()) await stopHere('sft', s.step);
       if (s.step % config.save_steps === 0 && s.step !== s.totalSteps) await saveWorkCheckpoint();
     }
+  }
+
+  /** After an optimisation step of either phase: advance the state, log every logging_steps, report progress. */
+  function finishStep(
+    phase: 'pretrain' | 'sft',
+    s: PhaseState,
+    step: {
+      stats: StepStats;
+      batch: { targetTokens: number };
+      next: PhaseState['cursor'];
+      seconds: number;
+      /** Input tokens in the batch (B × T). */
+      tokens: number;
+      learningRate: number;
+      rows: { rowsOf(epoch: number): { count: number } };
+    },
+  ): void {
+    const { stats, batch, next, seconds, tokens, learningRate, rows } = step;
+    s.step += 1;
+    s.cursor = next;
+    s.tokens += tokens;
+    s.targetTokens += batch.targetTokens;
+    s.stepSeconds += seconds;
+    s.lastLoss = stats.loss;
+    addToWindow(s.window, stats, tokens, seconds);
+    if (s.step % config.logging_steps === 0 || s.step === s.totalSteps) {
+      log.write({
+        phase,
+        step: s.step,
+        ...drainWindow(s.window),
+        learning_rate: Number(learningRate.toPrecision(6)),
+        tokens: s.tokens,
+        epoch: round(s.cursor.epoch + s.cursor.row / rows.rowsOf(s.cursor.epoch).count, 3),
+        elapsed_s: round(clock.total(), 1),
+      });
+    }
+    reportProgress(phase, s, stats.loss);
+    options.onStepEnd?.({
+      phase,
+      step: s.step,
+      totalSteps: s.totalSteps,
+      loss: stats.loss,
+      gradNorm: stats.gradNorm,
+      learningRate,
+    });
   }
 
   function reportProgress(phase: 'pretrain' | 'sft', s: PhaseState, loss: number): void {
