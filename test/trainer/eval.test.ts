@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseConstraints } from '../../src/checkers/registry.ts';
@@ -20,6 +18,7 @@ import {
 import { registerEvalCommand } from '../../src/trainer/eval-command.ts';
 import { useBackend } from '../policy/helpers.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
+import { runCorgi } from '../support/run-corgi.ts';
 import { ScriptedPolicy } from '../support/scripted-policy.ts';
 
 const keyword = (word: string): ConstraintSpec => ({
@@ -247,7 +246,6 @@ describe('formatEvalTable', () => {
 });
 
 describe('corgi eval (the real CLI)', () => {
-  const BIN = fileURLToPath(new URL('../../bin/corgi.js', import.meta.url));
   let root: string;
   let policyDir: string;
   let casesFile: string;
@@ -274,24 +272,7 @@ describe('corgi eval (the real CLI)', () => {
   });
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-  function corgi(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, CORGI_BACKEND: 'wasm' },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk) => {
-        stdout += chunk;
-      });
-      child.stderr.on('data', (chunk) => {
-        stderr += chunk;
-      });
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
-  }
+  const corgi = (args: string[]) => runCorgi(args, { env: { ...process.env, CORGI_BACKEND: 'wasm' } });
 
   it('prints the contract JSON for a tiny checkpoint and writes every session with --out', async () => {
     const out = join(root, 'sessions.jsonl');
