@@ -11,7 +11,47 @@ import { GenerationScheduler, type SchedulerOptions } from './generate.ts';
 import { hasLoraAdapter, loadLoraAdapter, mergeLora } from './lora.ts';
 import type { LlamaModel } from './model.ts';
 import { Tokenizer } from './tokenizer.ts';
-import type { ChatMessage, ChatPolicy, GenerateOptions, Generation, GenerationChunk } from './types.ts';
+import type {
+  ChatMessage,
+  ChatPolicy,
+  GenerateOptions,
+  Generation,
+  GenerationChunk,
+  SamplingOptions,
+} from './types.ts';
+
+/** `SamplingOptions.maxTokens`' default (generate.ts applies the same). */
+const DEFAULT_MAX_TOKENS = 128;
+
+/**
+ * Encodes `messages` so the prompt takes at most `budget` tokens. A long feedback session (a small
+ * model's window holds only a few attempts) drops its oldest retry exchanges first — an assistant
+ * attempt with the feedback turn after it — keeping the instruction (every message before the
+ * first assistant turn) and the most recent exchange, which is what the next attempt must fix. If
+ * that still does not fit, the last attempt goes too and only its feedback stays. Returns the ids
+ * of the first version that fits, or the shortest one (generation then refuses it with the reason).
+ */
+export function fitConversation(
+  messages: readonly ChatMessage[],
+  encode: (messages: readonly ChatMessage[]) => number[],
+  budget: number,
+): number[] {
+  let ids = encode(messages);
+  if (ids.length <= budget) return ids;
+  const firstAssistant = messages.findIndex((m) => m.role === 'assistant');
+  if (firstAssistant < 0) return ids;
+  const head = messages.slice(0, firstAssistant);
+  const exchanges = messages.slice(firstAssistant);
+  // Drop whole (assistant, user) pairs from the front while more than the latest pair remains.
+  for (let drop = 2; drop <= exchanges.length - 1; drop += 2) {
+    const kept = exchanges.slice(drop);
+    ids = encode([...head, ...kept]);
+    if (ids.length <= budget) return ids;
+  }
+  const last = exchanges.at(-1)!;
+  if (exchanges.length > 1 && last.role === 'user') ids = encode([...head, last]);
+  return ids;
+}
 
 export interface LocalPolicyOptions extends SchedulerOptions {
   /** Recorded with every attempt. @default the checkpoint directory's name (`load`), else "local" */
@@ -84,7 +124,7 @@ export class LocalPolicy implements ChatPolicy {
     options: GenerateOptions = {},
   ): AsyncGenerator<GenerationChunk, Generation> {
     if (this.disposed) throw new Error(`policy ${this.version} has been disposed`);
-    const { ids } = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+    const ids = this.encodePrompt(messages, options);
     return yield* this.scheduler.generate(ids, {
       ...options,
       stopIds: this.tokenizer.stopIds,
@@ -92,6 +132,22 @@ export class LocalPolicy implements ChatPolicy {
       decoder: this.tokenizer.createStreamDecoder({ skipSpecialTokens: true }),
       vocabLimit: this.tokenizer.vocabSize,
     });
+  }
+
+  /**
+   * The prompt ids `generate` decodes from: the chat template over `messages`, fitted to the
+   * context window by `fitConversation` so that at least `min(maxTokens, context / 4)` positions
+   * stay free to generate. The trainer scores attempts on exactly these ids.
+   */
+  encodePrompt(
+    messages: readonly ChatMessage[],
+    { maxTokens = DEFAULT_MAX_TOKENS }: SamplingOptions = {},
+  ): number[] {
+    const context = this.model.config.max_position_embeddings;
+    const reserve = Math.max(1, Math.min(maxTokens, Math.floor(context / 4)));
+    const encode = (kept: readonly ChatMessage[]) =>
+      this.tokenizer.applyChatTemplate(kept, { addGenerationPrompt: true }).ids;
+    return fitConversation(messages, encode, context - reserve);
   }
 
   /** Stops generation (running attempts fail) and frees the model's tensors. */

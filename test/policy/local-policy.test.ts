@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseConstraints } from '../../src/checkers/registry.ts';
 import { CheckpointError, saveCheckpoint } from '../../src/policy/checkpoint.ts';
-import { LocalPolicy } from '../../src/policy/local-policy.ts';
+import { fitConversation, LocalPolicy } from '../../src/policy/local-policy.ts';
 import { attachLora, loraParameters, saveLoraAdapter } from '../../src/policy/lora.ts';
 import { type ChatMessage, fixedPolicy, type GenerateOptions } from '../../src/policy/types.ts';
 import { runSession, type SessionPart } from '../../src/session/session-runner.ts';
@@ -165,5 +165,68 @@ describe('LocalPolicy', () => {
       })(),
     ).rejects.toThrow('GenerationScheduler: closed');
     await expect(local.generate(USER).next()).rejects.toThrow('policy short-lived has been disposed');
+  });
+});
+
+describe('fitConversation', () => {
+  // One "token" per character keeps the arithmetic readable.
+  const encode = (messages: readonly ChatMessage[]) =>
+    [...messages.map((m) => m.content).join('')].map(() => 0);
+  const session: ChatMessage[] = [
+    { role: 'user', content: 'IIIIIIIIII' }, // the instruction: 10
+    { role: 'assistant', content: 'a1a1a1a1' }, // 8
+    { role: 'user', content: 'f1f1f1' }, // 6
+    { role: 'assistant', content: 'a2a2a2a2' },
+    { role: 'user', content: 'f2f2f2' },
+    { role: 'assistant', content: 'a3a3a3a3' },
+    { role: 'user', content: 'f3f3f3' },
+  ];
+  const kept = (budget: number) => {
+    const contents: string[] = [];
+    fitConversation(
+      session,
+      (messages) => {
+        contents.splice(0, contents.length, ...messages.map((m) => m.content));
+        return encode(messages);
+      },
+      budget,
+    );
+    return contents;
+  };
+
+  it('keeps the whole conversation when it fits', () => {
+    expect(kept(52)).toHaveLength(7);
+  });
+
+  it('drops the oldest retry exchanges first, keeping the instruction and the latest attempt', () => {
+    expect(kept(51)).toEqual(['IIIIIIIIII', 'a2a2a2a2', 'f2f2f2', 'a3a3a3a3', 'f3f3f3']);
+    expect(kept(24)).toEqual(['IIIIIIIIII', 'a3a3a3a3', 'f3f3f3']);
+  });
+
+  it('keeps only the last feedback when even one attempt does not fit, and returns the shortest otherwise', () => {
+    expect(kept(23)).toEqual(['IIIIIIIIII', 'f3f3f3']);
+    expect(fitConversation(session, encode, 5)).toHaveLength(16);
+  });
+
+  it('never drops a single-turn prompt', () => {
+    expect(fitConversation(session.slice(0, 1), encode, 3)).toHaveLength(10);
+  });
+});
+
+describe('LocalPolicy on long sessions', () => {
+  it('fits a feedback session longer than the context window and still generates', async () => {
+    const long: ChatMessage[] = [...USER];
+    for (let i = 0; i < 8; i++) {
+      long.push({ role: 'assistant', content: `attempt ${i} `.repeat(12) });
+      long.push({ role: 'user', content: `Feedback: attempt ${i} missed the word park. Please try again.` });
+    }
+    expect(tinyTokenizer.applyChatTemplate(long, { addGenerationPrompt: true }).ids.length).toBeGreaterThan(
+      256,
+    );
+    const ids = policy.encodePrompt(long, { maxTokens: 32 });
+    expect(ids.length).toBeLessThanOrEqual(256 - 32);
+    const { result } = await collect(policy, long, { temperature: 0, maxTokens: 32 });
+    expect(result.tokenIds.length).toBeGreaterThan(0);
+    expect(ids.slice(0, 5)).toEqual(tinyTokenizer.applyChatTemplate(USER).ids.slice(0, 5));
   });
 });
