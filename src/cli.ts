@@ -10,6 +10,7 @@ import { listCheckers } from './checkers/registry.ts';
 import { registerBenchCommand } from './policy/bench-command.ts';
 import { registerGenerateCommand } from './policy/generate-command.ts';
 import { registerServeCommand } from './server/serve-command.ts';
+import { registerTasksCommand } from './tasks/tasks-command.ts';
 import { registerEvalCommand } from './trainer/eval-command.ts';
 import { registerPretrainCommand } from './trainer/pretrain-command.ts';
 
@@ -117,6 +118,7 @@ export function buildProgram(): Command {
   registerGenerateCommand(program);
   registerBenchCommand(program);
   registerEvalCommand(program);
+  registerTasksCommand(program);
 
   registerPretrainCommand(program);
   return program;
