@@ -56,6 +56,11 @@ export function fitConversation(
 export interface LocalPolicyOptions extends SchedulerOptions {
   /** Recorded with every attempt. @default the checkpoint directory's name (`load`), else "local" */
   version?: string;
+  /**
+   * Dispose the model with the policy. False when the caller keeps training the model and only
+   * borrows this policy to sample from it (the trainer's rollouts). @default true
+   */
+  ownsModel?: boolean;
 }
 
 export interface LoadLocalPolicyOptions extends LocalPolicyOptions {
@@ -69,9 +74,10 @@ export interface LoadLocalPolicyOptions extends LocalPolicyOptions {
 export class LocalPolicy implements ChatPolicy {
   readonly version: string;
   private readonly scheduler: GenerationScheduler;
+  private readonly ownsModel: boolean;
   private disposed = false;
 
-  /** Takes ownership of `model` (disposed with the policy). */
+  /** Takes ownership of `model` (disposed with the policy) unless `ownsModel` is false. */
   constructor(
     readonly model: LlamaModel,
     readonly tokenizer: Tokenizer,
@@ -83,6 +89,7 @@ export class LocalPolicy implements ChatPolicy {
       );
     }
     this.version = options.version ?? 'local';
+    this.ownsModel = options.ownsModel ?? true;
     this.scheduler = new GenerationScheduler(model, options);
   }
 
@@ -150,11 +157,22 @@ export class LocalPolicy implements ChatPolicy {
     return fitConversation(messages, encode, context - reserve);
   }
 
+  /** The prompt's tokens, and `encodePrompt`'s budget: the window less room for the answer. */
+  measurePrompt(
+    messages: readonly ChatMessage[],
+    { maxTokens = DEFAULT_MAX_TOKENS }: SamplingOptions = {},
+  ): { tokens: number; limit: number } {
+    const context = this.model.config.max_position_embeddings;
+    const reserve = Math.max(1, Math.min(maxTokens, Math.floor(context / 4)));
+    const tokens = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }).ids.length;
+    return { tokens, limit: context - reserve };
+  }
+
   /** Stops generation (running attempts fail) and frees the model's tensors. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.scheduler.close();
-    this.model.dispose();
+    if (this.ownsModel) this.model.dispose();
   }
 }

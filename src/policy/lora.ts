@@ -338,3 +338,22 @@ export function mergeLora(model: LlamaModel): void {
   attached.delete(model);
   freezeBase(model, false);
 }
+
+/**
+ * Writes `source`'s effective weights into `target` (same config, no adapters): each base weight,
+ * with its adapter folded in where `source` has one (W + scale·B·A), leaving `source` as it is.
+ * The trainer samples rollouts from such a merged copy, which decodes at the base model's cost,
+ * while it keeps training the adapters.
+ */
+export function copyMergedWeights(target: LlamaModel, source: LlamaModel): void {
+  if (target.adapters.size > 0) throw new Error('copyMergedWeights: the target must have no adapters');
+  for (const [name, w] of source.params) {
+    const t = target.params.get(name);
+    if (!t || t.shape.join() !== w.shape.join())
+      throw new Error(`copyMergedWeights: the target has no weight ${name} of shape [${w.shape}]`);
+    const adapter = name.endsWith('.weight')
+      ? source.adapters.get(name.slice(0, -'.weight'.length))
+      : undefined;
+    tf.tidy(() => t.assign(adapter ? tf.add(w, tf.mul(tf.matMul(adapter.b, adapter.a), adapter.scale)) : w));
+  }
+}

@@ -1,0 +1,130 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalPolicy } from '../../src/policy/local-policy.ts';
+import { sessionReward } from '../../src/trainer/corgi-objective.ts';
+import { type StepMetrics, trainCorgi } from '../../src/trainer/corgi-trainer.ts';
+import { ProgressReporter } from '../../src/trainer/progress.ts';
+import { type RolloutPrompt, rollOut } from '../../src/trainer/rollouts.ts';
+import { useBackend } from '../policy/helpers.ts';
+import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
+
+// The toy task: answer in fewer than 2 words. A random tiny model rambles (about 1 in 5 of its
+// answers pass); stopping early is one token's decision, so a few policy-gradient steps find it.
+const TOY: RolloutPrompt[] = ['dog', 'park', 'cat'].map((word, i) => ({
+  id: `toy/${i}`,
+  task: 'toy',
+  prompt: `Write about the ${word}.`,
+  constraints: [{ id: 'length_constraints:number_words', kwargs: { relation: 'less than', num_words: 2 } }],
+}));
+
+const quiet = new ProgressReporter(() => {}, false);
+let root: string;
+let base: string;
+beforeAll(async () => {
+  await useBackend('wasm');
+  root = mkdtempSync(join(tmpdir(), 'corgi-trainer-test-'));
+  const model = tinyModel(7);
+  base = await saveTinyCheckpoint(model, root, 'toy-base');
+  model.dispose();
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** Mean session reward of a checkpoint on the toy prompts, over fixed sampling seeds. */
+async function meanReward(dir: string): Promise<number> {
+  const policy = await LocalPolicy.load(dir);
+  try {
+    const groups = await rollOut(policy, TOY, {
+      groupSize: 16,
+      attempts: 1,
+      temperature: 1,
+      maxTokens: 12,
+      seed: 99,
+    });
+    const rewards = groups.flat().map((s) =>
+      sessionReward(
+        s.attempts.map((a) => a.score),
+        'best',
+      ),
+    );
+    return rewards.reduce((a, b) => a + b, 0) / rewards.length;
+  } finally {
+    policy.dispose();
+  }
+}
+
+const toyConfig = (out: string) => ({
+  policy: base,
+  out,
+  seed: 1,
+  attempts: 2,
+  prompts_per_step: 3,
+  group_size: 8,
+  max_tokens: 12,
+  budget: 'steps' as const,
+  steps: 12,
+  epochs: 2,
+  minibatch_size: 16,
+  learning_rate: 5e-3,
+  lora_r: 4,
+  lora_alpha: 8,
+  kl_coef: 0.01,
+  save_steps: 5,
+});
+
+describe('trainCorgi', () => {
+  it('raises the reward on a toy task and writes a checkpoint with a PEFT adapter', async () => {
+    const out = join(root, 'toy-corgi');
+    const steps: StepMetrics[] = [];
+    const summary = await trainCorgi(toyConfig(out), {
+      prompts: TOY,
+      progress: quiet,
+      onStep: (m) => steps.push(m),
+    });
+    expect(summary.steps).toBe(12);
+    expect(steps.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    for (const m of steps) {
+      expect(m.success_at).toHaveLength(2);
+      expect(m.success_at[1]).toBeGreaterThanOrEqual(m.success_at[0]!);
+      expect(m.kl).toBeGreaterThanOrEqual(0);
+      expect(m.entropy).toBeGreaterThan(0);
+    }
+    expect(existsSync(join(out, 'adapter_model.safetensors'))).toBe(true);
+    expect(existsSync(`${out}.work`)).toBe(false);
+    expect(JSON.parse(readFileSync(join(out, 'corgi.json'), 'utf8'))).toMatchObject({
+      version: 'toy-corgi',
+      attempts: 2,
+    });
+
+    const before = await meanReward(base);
+    const after = await meanReward(out);
+    expect(after).toBeGreaterThan(before + 0.2);
+    const early = (steps[0]!.reward + steps[1]!.reward + steps[2]!.reward) / 3;
+    const late = (steps[9]!.reward + steps[10]!.reward + steps[11]!.reward) / 3;
+    expect(late).toBeGreaterThan(early);
+  }, 120_000);
+
+  it('resumes an interrupted run to the same checkpoint as an uninterrupted one', async () => {
+    const straight = join(root, 'straight');
+    const config = { ...toyConfig(straight), steps: 4, save_steps: 2, group_size: 4 };
+    await trainCorgi(config, { prompts: TOY, progress: quiet });
+
+    const resumed = join(root, 'resumed');
+    const controller = new AbortController();
+    await expect(
+      trainCorgi(
+        { ...config, out: resumed },
+        {
+          prompts: TOY,
+          progress: quiet,
+          signal: controller.signal,
+          onStep: (m) => m.step === 2 && controller.abort(),
+        },
+      ),
+    ).rejects.toThrow(/interrupted after step 2/);
+    await trainCorgi({ ...config, out: resumed, resume: true }, { prompts: TOY, progress: quiet });
+    const adapter = (dir: string) => readFileSync(join(dir, 'adapter_model.safetensors'));
+    expect(adapter(resumed).equals(adapter(straight))).toBe(true);
+  }, 120_000);
+});
