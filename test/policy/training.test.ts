@@ -159,7 +159,7 @@ describe('DataParallelTrainer', () => {
 });
 
 describe('memory', () => {
-  it('keeps the tensor count stable across many forward, training and generation calls', async () => {
+  it('keeps the tensor count stable across forward, training and generation calls', async () => {
     await useBackend('wasm');
     const model = LlamaModel.init(tiny, { seed: 5 });
     const opt = new AdamW(model.params);
@@ -182,6 +182,22 @@ describe('memory', () => {
     opt.dispose();
     model.dispose();
   });
+
+  it('keeps the tensor count stable across 1,000 training steps', async () => {
+    await useBackend('wasm');
+    const model = LlamaModel.init(parseLlamaConfig({ ...tiny, num_hidden_layers: 1, hidden_size: 16 }), { seed: 6 });
+    const opt = new AdamW(model.params);
+    const ids = tf.tensor2d([[1, 2, 3, 4]], [1, 4], 'int32');
+    trainStep(model, opt, ids, ids); // creates the optimizer's moment variables
+    const tensors = tf.memory().numTensors;
+    const dataIds = tf.backend().numDataIds();
+    for (let i = 0; i < 1000; i++) trainStep(model, opt, ids, ids);
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(tf.backend().numDataIds()).toBe(dataIds);
+    tf.dispose(ids);
+    opt.dispose();
+    model.dispose();
+  }, 120_000);
 });
 
 describe('benchConfig', () => {
