@@ -185,7 +185,9 @@ describe('memory', () => {
 
   it('keeps the tensor count stable across 1,000 training steps', async () => {
     await useBackend('wasm');
-    const model = LlamaModel.init(parseLlamaConfig({ ...tiny, num_hidden_layers: 1, hidden_size: 16 }), { seed: 6 });
+    const model = LlamaModel.init(parseLlamaConfig({ ...tiny, num_hidden_layers: 1, hidden_size: 16 }), {
+      seed: 6,
+    });
     const opt = new AdamW(model.params);
     const ids = tf.tensor2d([[1, 2, 3, 4]], [1, 4], 'int32');
     trainStep(model, opt, ids, ids); // creates the optimizer's moment variables
