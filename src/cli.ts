@@ -7,12 +7,17 @@ import { Command } from 'commander';
 import { runCheckRequest } from './checkers/check-request.ts';
 import { ConstraintError } from './checkers/errors.ts';
 import { listCheckers } from './checkers/registry.ts';
+import { registerExportCommand } from './export/export-command.ts';
+import { registerKeysCommand } from './keys-command.ts';
 import { registerBenchCommand } from './policy/bench-command.ts';
 import { registerGenerateCommand } from './policy/generate-command.ts';
 import { registerServeCommand } from './server/serve-command.ts';
 import { registerTasksCommand } from './tasks/tasks-command.ts';
 import { registerEvalCommand } from './trainer/eval-command.ts';
 import { registerPretrainCommand } from './trainer/pretrain-command.ts';
+import { registerPromoteCommands } from './trainer/promote-command.ts';
+import { registerTrainCommand } from './trainer/train-command.ts';
+import { registerTrainerCommand } from './trainer/trainer-command.ts';
 
 /** Exit code for input the command refused (DESIGN.md: `corgi check` exits 2 on bad input). */
 const EXIT_BAD_INPUT = 2;
@@ -115,12 +120,17 @@ export function buildProgram(): Command {
     .action(commandCheckers);
 
   registerServeCommand(program);
+  registerKeysCommand(program);
   registerGenerateCommand(program);
   registerBenchCommand(program);
   registerEvalCommand(program);
   registerTasksCommand(program);
+  registerExportCommand(program);
 
   registerPretrainCommand(program);
+  registerTrainCommand(program);
+  registerTrainerCommand(program);
+  registerPromoteCommands(program);
   return program;
 }
 

@@ -31,6 +31,23 @@ function readApiKey() {
 /** The API key for this page, or null. */
 export const apiKey = readApiKey();
 
+let askedForKey = false;
+
+/**
+ * Asks (once per page) for an API key after the server refused a call for the lack of a valid one
+ * (a server bound beyond loopback), then reloads with `?key=`, which `readApiKey` stores and strips,
+ * so every fetch and the socket use it.
+ */
+export function askForApiKey(reason) {
+  if (askedForKey) return;
+  askedForKey = true;
+  const key = window.prompt(`${reason}\n\nPaste an API key (it stays in this browser's localStorage):`, '');
+  if (!key?.trim()) return;
+  const url = new URL(window.location.href);
+  url.searchParams.set('key', key.trim());
+  window.location.assign(url);
+}
+
 /** An API error with the server's `{code, message}`; the message starts with the offending field. */
 export class ApiError extends Error {
   constructor(code, message, status) {
@@ -59,6 +76,7 @@ export async function api(path, { method = 'GET', body } = {}) {
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const error = data?.error ?? {};
+    if (response.status === 401) askForApiKey(error.message ?? 'This server needs an API key.');
     throw new ApiError(error.code ?? 'http', error.message ?? `HTTP ${response.status}`, response.status);
   }
   return data;

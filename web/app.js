@@ -5,7 +5,7 @@
  * sessions replay from `GET /v1/sessions/:id`. Plain DOM, no framework, no build step.
  */
 
-import { api, apiKey } from './api.js';
+import { api, apiKey, askForApiKey } from './api.js';
 
 // ---------------------------------------------------------------------------------------------
 // DOM helpers
@@ -690,7 +690,10 @@ function setConnection(state, text) {
 
 socket.on('connect', () => setConnection('up', 'connected'));
 socket.on('disconnect', () => setConnection('down', 'reconnecting…'));
-socket.on('connect_error', (error) => setConnection('down', `offline: ${error.message}`));
+socket.on('connect_error', (error) => {
+  setConnection('down', `offline: ${error.message}`);
+  if (error.data?.code === 'unauthorized') askForApiKey(error.message);
+});
 socket.on('policy:swap', ({ version }) => {
   $('policy-version').textContent = `policy ${version}`;
 });

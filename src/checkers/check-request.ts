@@ -28,7 +28,8 @@ export function parseCheckRequest(body: unknown): CheckRequest {
   for (const field of Object.keys(request)) {
     if (!known.has(field)) {
       const hint = ifevalForm ? 'response, instruction_id_list, kwargs' : 'response, constraints';
-      throw new ConstraintError(field, `unknown field; a check request has ${hint}`);
+      // An empty key would make the message start with ": "; quote it so the field is visible.
+      throw new ConstraintError(field === '' ? '""' : field, `unknown field; a check request has ${hint}`);
     }
   }
   if (!('response' in request)) throw new ConstraintError('response', 'required');

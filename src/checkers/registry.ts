@@ -75,7 +75,12 @@ export function parseConstraints(specs: unknown, field = 'constraints'): ParsedC
 }
 
 function isParsed(spec: unknown): spec is ParsedConstraint {
-  return typeof spec === 'object' && spec !== null && 'checker' in spec;
+  // A function never comes out of JSON, so a client's `{"id": ..., "checker": 1}` is parsed, not trusted.
+  return (
+    typeof spec === 'object' &&
+    spec !== null &&
+    typeof (spec as { checker?: { check?: unknown } }).checker?.check === 'function'
+  );
 }
 
 /** One constraint's part of a `CheckResult`. */

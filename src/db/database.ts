@@ -13,6 +13,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { runner } from 'node-pg-migrate';
 import pg from 'pg';
+import { lockEmbeddedDatabase } from './embedded-lock.ts';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url));
 
@@ -23,7 +24,7 @@ export interface DatabaseOptions {
   dataDir?: string;
   /** Schema to use (tests isolate themselves in a schema of their own). @default 'public' */
   schema?: string;
-  /** Connections in the pool. @default 8 */
+  /** Connections in the pool. @default 8 for a server, 1 embedded (see below) */
   poolSize?: number;
   /** Apply pending migrations before returning. @default true */
   migrate?: boolean;
@@ -43,17 +44,27 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
   const schema = options.schema ?? 'public';
   if (!/^[a-z_][a-z0-9_]*$/.test(schema))
     throw new Error(`schema must be a plain lower-case identifier, got "${schema}"`);
-  const poolSize = options.poolSize ?? 8;
+  // Embedded: one connection. pglite-socket interleaves the messages of concurrent connections
+  // when the event loop stalls (a checkpoint load, a long decoding step): measured "bind message
+  // supplies 2 parameters, but prepared statement requires 14". One connection queues instead.
+  const poolSize = options.poolSize ?? (url ? 8 : 1);
 
   let embeddedServer: PGLiteSocketServer | undefined;
   let embeddedDb: PGlite | undefined;
+  let releaseLock: (() => void) | undefined;
   let connection: pg.PoolConfig;
   if (url) {
     connection = { connectionString: url };
   } else {
     const dataDir = options.dataDir ?? join(process.env.CORGI_DATA_DIR ?? './data', 'pglite');
     mkdirSync(dataDir, { recursive: true });
-    embeddedDb = await PGlite.create(dataDir);
+    // PGlite has no lock of its own: a second process on these files would corrupt them.
+    const release = lockEmbeddedDatabase(dataDir);
+    releaseLock = release;
+    embeddedDb = await PGlite.create(dataDir).catch((error: unknown) => {
+      release();
+      throw error;
+    });
     const port = await freeLoopbackPort();
     embeddedServer = new PGLiteSocketServer({
       db: embeddedDb,
@@ -78,6 +89,7 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
     await pool.end();
     await embeddedServer?.stop();
     await embeddedDb?.close();
+    releaseLock?.();
   };
 
   try {

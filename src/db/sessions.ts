@@ -35,10 +35,10 @@ export async function createSession(pool: pg.Pool, session: NewSession): Promise
       id,
       session.apiKeyId ?? null,
       session.source ?? 'live',
-      session.prompt ?? null,
-      JSON.stringify(storedConstraints(session.constraints)),
+      session.prompt === undefined ? null : storableText(session.prompt),
+      storableJson(storedConstraints(session.constraints)),
       session.maxAttempts,
-      JSON.stringify(session.sampling ?? {}),
+      storableJson(session.sampling ?? {}),
     ],
   );
   return id;
@@ -60,6 +60,18 @@ export interface TurnRow {
   checkMs?: number | null;
 }
 
+/**
+ * PostgreSQL text and jsonb cannot hold U+0000, which a sampling model can emit (byte tokens):
+ * stored as U+FFFD, so the turn is kept rather than the session failing.
+ */
+export function storableText(text: string): string {
+  return text.replaceAll('\u0000', '\uFFFD');
+}
+
+function storableJson(value: unknown): string {
+  return JSON.stringify(value).replaceAll('\\u0000', '\\ufffd');
+}
+
 export async function insertTurn(pool: pg.Pool, sessionId: string, turn: TurnRow): Promise<void> {
   await pool.query(
     `INSERT INTO turns (session_id, idx, role, kind, attempt, text, token_ids, logprobs, policy_version,
@@ -71,11 +83,11 @@ export async function insertTurn(pool: pg.Pool, sessionId: string, turn: TurnRow
       turn.role,
       turn.kind,
       turn.attempt,
-      turn.text,
+      storableText(turn.text),
       turn.tokenIds ?? null,
       turn.logprobs ?? null,
       turn.policyVersion ?? null,
-      turn.check === undefined ? null : JSON.stringify(turn.check),
+      turn.check === undefined ? null : storableJson(turn.check),
       turn.finishReason ?? null,
       turn.firstTokenMs ?? null,
       turn.generateMs ?? null,

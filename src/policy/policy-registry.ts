@@ -71,6 +71,7 @@ export class PolicyRegistry implements PolicySource {
     const entry: Entry = { policy, inFlight: 0, retired: false, tracked: undefined as unknown as ChatPolicy };
     entry.tracked = {
       version: policy.version,
+      measurePrompt: policy.measurePrompt?.bind(policy),
       async *generate(
         messages: readonly ChatMessage[],
         options?: GenerateOptions,

@@ -61,6 +61,15 @@ export interface ChatPolicy {
     messages: readonly ChatMessage[],
     options?: GenerateOptions,
   ): AsyncGenerator<GenerationChunk, Generation>;
+  /**
+   * The tokens the prompt for `messages` takes, and the most this policy accepts while leaving room
+   * for `maxTokens` of answer. Servers refuse an over-long prompt with a 400 before a session starts
+   * instead of failing it mid-way. Optional: a remote policy may not know its tokenizer.
+   */
+  measurePrompt?(
+    messages: readonly ChatMessage[],
+    options?: SamplingOptions,
+  ): { tokens: number; limit: number };
 }
 
 /**

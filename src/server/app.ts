@@ -7,10 +7,15 @@ import type pg from 'pg';
 import { runCheckRequest } from '../checkers/check-request.ts';
 import { listCheckers } from '../checkers/registry.ts';
 import type { PolicySource } from '../policy/types.ts';
+import type { PolicyFollower } from '../trainer/promotion.ts';
+import { principalOf } from './auth.ts';
 import { errorMiddleware, HttpError } from './http-error.ts';
 import type { ServerMetrics } from './metrics.ts';
+import { adminRoutes, describeServedPolicy } from './routes/admin.ts';
+import { apiKeyRoutes } from './routes/api-keys.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { statsRoutes } from './routes/stats.ts';
+import { createSecurity, type Security } from './security.ts';
 import type { Owner, SessionService } from './session-service.ts';
 
 /** Largest JSON body accepted. */
@@ -23,13 +28,20 @@ export interface AppDeps {
   metrics: ServerMetrics;
   /** Static front end to serve at `/`, if any. */
   webDir?: string;
+  /** Headers, CORS, rate limits and API keys (security.ts). @default loopback rules, default limits */
+  security?: Security;
+  /** Keeps the policy on the promoted version; the admin promote/rollback routes act through it. */
+  promotions?: PolicyFollower;
 }
 
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  // Headers, origins, rate limits and API keys come before anything reads a body.
+  const security = deps.security ?? createSecurity(deps.pool);
+  security.installHttp(app);
   app.use(express.json({ limit: MAX_BODY_BYTES }));
-  const ownerOf = (): Owner => ({ apiKeyId: null });
+  const ownerOf = (req: unknown): Owner => ({ apiKeyId: principalOf(req as object).apiKeyId });
 
   app.get('/healthz', async (_req, res) => {
     let database = 'ok';
@@ -59,12 +71,14 @@ export function createApp(deps: AppDeps): express.Express {
     res.json(runCheckRequest(req.body));
   });
 
-  app.get('/v1/policy', (_req, res) => {
-    res.json({ version: deps.policy.current().version });
+  app.get('/v1/policy', async (_req, res) => {
+    res.json(await describeServedPolicy(deps.pool, deps.policy.current().version));
   });
 
   app.use(sessionRoutes({ pool: deps.pool, sessions: deps.sessions, ownerOf }));
   app.use(statsRoutes({ pool: deps.pool }));
+  app.use(apiKeyRoutes({ pool: deps.pool, verifier: security.auth.verifier }));
+  app.use(adminRoutes({ pool: deps.pool, promotions: deps.promotions }));
 
   if (deps.webDir) app.use(express.static(deps.webDir, { extensions: ['html'] }));
 

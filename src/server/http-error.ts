@@ -54,7 +54,11 @@ export function toErrorBody(error: unknown): {
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const type = (error as { type?: string }).type;
     const code = type === 'entity.too.large' ? 'payload_too_large' : 'invalid_json';
-    const message = type === 'entity.too.large' ? 'body: request body too large' : 'body: malformed JSON';
+    const { limit } = error as { limit?: number };
+    const message =
+      type === 'entity.too.large'
+        ? `body: request body too large (the limit is ${limit ?? 'a fixed number of'} bytes)`
+        : 'body: malformed JSON';
     return { status, body: { code, message }, headers: {} };
   }
   console.error('[server] unexpected error:', error);

@@ -47,9 +47,32 @@ export const SessionStartSchema = z.strictObject({
 
 export const SessionCancelSchema = z.strictObject({ sessionId: z.uuid() });
 
+/**
+ * NUL characters and unpaired UTF-16 surrogates: PostgreSQL stores neither (text refuses NUL, jsonb
+ * refuses both escapes), so a request carrying one is refused up front rather than failing its insert.
+ */
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const UNSTORABLE_MESSAGE = 'must not contain NUL characters or unpaired surrogates (they cannot be stored)';
+
+/** The path of the first string in `value` that PostgreSQL cannot store, or null. */
+function findUnstorable(value: unknown, path: (string | number)[] = []): (string | number)[] | null {
+  if (typeof value === 'string') return UNSTORABLE.test(value) ? path : null;
+  if (typeof value !== 'object' || value === null) return null;
+  for (const [key, item] of Object.entries(value)) {
+    if (UNSTORABLE.test(key)) return [...path, key];
+    const found = findUnstorable(item, [...path, Array.isArray(value) ? Number(key) : key]);
+    if (found) return found;
+  }
+  return null;
+}
+
 export const RatingSchema = z.strictObject({
   rating: z.number().int().min(-1).max(5).describe('-1 (bad) .. 5 (great)'),
-  comment: z.string().max(2_000).optional(),
+  comment: z
+    .string()
+    .max(2_000)
+    .refine((comment) => !UNSTORABLE.test(comment), UNSTORABLE_MESSAGE)
+    .optional(),
 });
 
 function formatPath(path: readonly PropertyKey[]): string {
@@ -71,6 +94,10 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, roo
 /** A validated session request with parsed constraints. */
 export function parseSessionStart(input: unknown) {
   const request = parseOrThrow(SessionStartSchema, input);
-  return { ...request, constraints: parseConstraints(request.constraints) };
+  const constraints = parseConstraints(request.constraints);
+  const unstorable = findUnstorable(request);
+  if (unstorable)
+    throw new HttpError(400, 'invalid_request', `${formatPath(unstorable) || 'body'}: ${UNSTORABLE_MESSAGE}`);
+  return { ...request, constraints };
 }
 export type SessionStartRequest = ReturnType<typeof parseSessionStart>;

@@ -5,11 +5,15 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { createAdapter } from '@socket.io/postgres-adapter';
 import { Server } from 'socket.io';
 import type { Database } from '../db/database.ts';
 import type { PolicySource } from '../policy/types.ts';
+import type { PolicyFollower } from '../trainer/promotion.ts';
 import { createApp } from './app.ts';
+import { defaultAuthMode } from './auth.ts';
 import { createMetrics } from './metrics.ts';
+import { createSecurity, type SecurityOptions } from './security.ts';
 import { SessionService } from './session-service.ts';
 import { attachSessionSockets, type CorgiIo } from './socket.ts';
 
@@ -25,6 +29,20 @@ export interface ServerOptions {
   host?: string;
   /** The static front end served at `/`. @default the repository's `web/` directory */
   webDir?: string;
+  /**
+   * API keys, CORS, rate limits, proxies. `auth` defaults to `required` when `host` is beyond
+   * loopback and `optional` on loopback (see auth.ts).
+   */
+  security?: SecurityOptions;
+  /** Keeps `policy` on the promoted version (`followPromotions`); enables the admin promote/rollback routes. */
+  promotions?: PolicyFollower;
+  /**
+   * Share socket.io broadcasts (`io.emit`, rooms, `fetchSockets`, `serverSideEmit`) with every
+   * server process on the same PostgreSQL database and schema, through @socket.io/postgres-adapter.
+   * Never with the embedded database, whose NOTIFY does not cross connections. Holds one pool
+   * connection for its LISTEN. @default true on PostgreSQL
+   */
+  clusterAdapter?: boolean;
 }
 
 export interface RunningServer {
@@ -37,6 +55,12 @@ export interface RunningServer {
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const host = options.host ?? process.env.HOST ?? '127.0.0.1';
+  const security = createSecurity(options.db.pool, {
+    ...options.security,
+    // Never spread an explicit `auth: undefined` over the default: that would open a public bind.
+    auth: options.security?.auth ?? defaultAuthMode(host),
+  });
   const metrics = createMetrics();
   const sessions = new SessionService({ pool: options.db.pool, policy: options.policy, metrics });
   const app = createApp({
@@ -45,12 +69,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sessions,
     metrics,
     webDir: options.webDir ?? DEFAULT_WEB_DIR,
+    security,
+    promotions: options.promotions,
   });
   const http = createServer(app);
-  const io: CorgiIo = new Server(http, { maxHttpBufferSize: 256 * 1024 });
+  const io: CorgiIo = new Server(http, { maxHttpBufferSize: 256 * 1024, cors: security.socketCors });
+  if (!options.db.embedded && (options.clusterAdapter ?? true)) {
+    const { schema } = options.db;
+    io.adapter(
+      createAdapter(options.db.pool, {
+        // One channel per schema, like the policy channel: deployments (and test schemas) sharing a
+        // database do not hear each other.
+        channelPrefix: schema === 'public' ? 'corgi_io' : `corgi_io_${schema}`,
+        errorHandler: (error) => console.error(`[socket.io adapter] ${error.message}`),
+      }),
+    );
+  }
+  security.installSockets(io);
   attachSessionSockets(io, sessions);
 
-  const host = options.host ?? process.env.HOST ?? '127.0.0.1';
   const port = options.port ?? Number(process.env.PORT ?? 3000);
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
@@ -66,6 +103,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       sessions.cancelAll();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       http.closeAllConnections?.();
+      security.close();
     },
   };
 }

@@ -5,10 +5,12 @@
  * all consume the same part stream from here.
  */
 import type pg from 'pg';
-import { createSession, logSession } from '../db/sessions.ts';
+import { createSession, endSession, logSession } from '../db/sessions.ts';
 import type { PolicySource } from '../policy/types.ts';
+import { renderInstruction } from '../session/render.ts';
 import { runSession, type SessionPart } from '../session/session-runner.ts';
-import { HttpError } from './http-error.ts';
+import { DeferredWrites } from './deferred-writes.ts';
+import { HttpError, isStorageError } from './http-error.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { SessionStartRequest } from './schemas.ts';
 
@@ -24,8 +26,20 @@ interface RunningSession {
 
 export class SessionService {
   private readonly running = new Map<string, RunningSession>();
+  /** Final statuses the store refused while it was down, written once it is back. */
+  readonly deferredWrites: DeferredWrites;
 
-  constructor(private readonly deps: { pool: pg.Pool; policy: PolicySource; metrics: ServerMetrics }) {}
+  constructor(
+    private readonly deps: {
+      pool: pg.Pool;
+      policy: PolicySource;
+      metrics: ServerMetrics;
+      /** Retry interval for deferred writes. @default 2_000 */
+      retryMs?: number;
+    },
+  ) {
+    this.deferredWrites = new DeferredWrites({ retryMs: deps.retryMs });
+  }
 
   /** Sessions in flight right now. */
   get activeCount(): number {
@@ -42,6 +56,21 @@ export class SessionService {
     signal?: AbortSignal,
   ): Promise<{ sessionId: string; parts: AsyncGenerator<SessionPart> }> {
     const { pool, policy, metrics } = this.deps;
+    // A prompt the model cannot take is the caller's error (400), found before anything is recorded.
+    const current = policy.current();
+    const measured = current.measurePrompt?.(
+      [{ role: 'user', content: renderInstruction(request.prompt, request.constraints) }],
+      request.sampling,
+    );
+    if (measured && measured.tokens > measured.limit) {
+      throw new HttpError(
+        400,
+        'prompt_too_long',
+        `prompt: the instruction (prompt plus constraint sentences) takes ${measured.tokens} tokens; policy ` +
+          `${current.version} accepts at most ${measured.limit} with room for the answer. Shorten the prompt ` +
+          '(or lower sampling.maxTokens)',
+      );
+    }
     let sessionId: string;
     try {
       sessionId = await createSession(pool, {
@@ -53,6 +82,8 @@ export class SessionService {
         sampling: request.sampling,
       });
     } catch (error) {
+      // Only an unreachable store is a 503; anything else is a bug to log (a 500), not an outage.
+      if (!isStorageError(error)) throw error;
       throw new HttpError(503, 'storage_unavailable', 'the session store is unavailable; try again shortly', {
         cause: error,
         headers: { 'Retry-After': '5' },
@@ -66,6 +97,7 @@ export class SessionService {
     metrics.activeSessions.inc();
 
     const running = this.running;
+    const deferredWrites = this.deferredWrites;
     const parts = logSession(
       pool,
       sessionId,
@@ -101,6 +133,17 @@ export class SessionService {
           }
           yield part;
         }
+      } catch (error) {
+        if (isStorageError(error)) {
+          outcome = 'error';
+          // What the client saw acknowledged is stored; record how the session ended once the store is back.
+          const failed = {
+            code: 'storage_unavailable',
+            message: 'the session store became unavailable mid-session',
+          };
+          deferredWrites.add(() => endSession(pool, sessionId, { status: 'failed', error: failed }));
+        }
+        throw error;
       } finally {
         signal?.removeEventListener('abort', abort);
         running.delete(sessionId);
@@ -119,8 +162,9 @@ export class SessionService {
     return true;
   }
 
-  /** Cancels every running session (shutdown). */
+  /** Cancels every running session and stops retrying deferred writes (shutdown). */
   cancelAll(): void {
     for (const session of this.running.values()) session.controller.abort();
+    this.deferredWrites.stop();
   }
 }

@@ -80,6 +80,23 @@ describe('sessions in PostgreSQL', () => {
     expect((await getSession(db.pool, id))?.status).toBe('cancelled');
   });
 
+  it('keeps a turn whose text holds NUL characters (stored as U+FFFD)', async () => {
+    const id = await createSession(db.pool, { prompt: 'a\u0000b', constraints, maxAttempts: 1 });
+    const policy = new ScriptedPolicy(['x\u0000y, z']);
+    const parts: SessionPart[] = [];
+    for await (const part of logSession(
+      db.pool,
+      id,
+      runSession({ constraints }, { policy: fixedPolicy(policy) }),
+    ))
+      parts.push(part);
+    expect(parts.some((p) => p.type === 'error')).toBe(false);
+    const stored = await getSession(db.pool, id);
+    expect(stored?.prompt).toBe('a\uFFFDb');
+    expect(stored?.turns.find((t) => t.role === 'assistant')?.text).toBe('x\uFFFDy, z');
+    expect(stored?.status).toBe('completed');
+  });
+
   it('hides a session from a key that did not create it', async () => {
     const id = await createSession(db.pool, { constraints, maxAttempts: 1, apiKeyId: null });
     expect(await getSession(db.pool, id, { apiKeyId: null })).not.toBeNull();

@@ -1,0 +1,56 @@
+/**
+ * Small statistics for the benchmarks: percentiles and a one-line latency summary. Kept apart
+ * from the bench scripts so they can be unit-tested (test/bench/stats.test.ts).
+ */
+
+/**
+ * The p-th percentile (0–100) of `values`, linearly interpolated between the closest ranks
+ * (NumPy's default method), so p50 of [1, 2, 3, 4] is 2.5 and p99 of a small sample sits
+ * between its two largest values instead of jumping to the maximum.
+ * @returns NaN for an empty list
+ */
+export function percentile(values: readonly number[], p: number): number {
+  if (!(p >= 0 && p <= 100)) throw new RangeError(`percentile: p must be in 0..100, got ${p}`);
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = (p / 100) * (sorted.length - 1);
+  const low = Math.floor(rank);
+  const high = Math.ceil(rank);
+  return sorted[low] + (sorted[high] - sorted[low]) * (rank - low);
+}
+
+export interface LatencySummary {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** n, p50, p90, p99, max and mean of `values`, rounded to `digits` decimals (null fields when empty). */
+export function summarize(values: readonly number[], digits = 1): LatencySummary | null {
+  if (values.length === 0) return null;
+  const round = (x: number) => Number(x.toFixed(digits));
+  let max = -Infinity;
+  let sum = 0;
+  for (const value of values) {
+    if (value > max) max = value;
+    sum += value;
+  }
+  return {
+    n: values.length,
+    p50: round(percentile(values, 50)),
+    p90: round(percentile(values, 90)),
+    p99: round(percentile(values, 99)),
+    max: round(max),
+    mean: round(sum / values.length),
+  };
+}
+
+/** The gaps between consecutive timestamps (ms): one fewer than the timestamps. */
+export function gapsBetween(timestamps: readonly number[]): number[] {
+  const gaps: number[] = [];
+  for (let i = 1; i < timestamps.length; i++) gaps.push(timestamps[i] - timestamps[i - 1]);
+  return gaps;
+}

@@ -1,0 +1,181 @@
+/**
+ * The background trainer (`corgi trainer`): the service improving itself from its traffic. It
+ * wakes every `pollSeconds`, and when `minSessions` new live sessions have been logged since the
+ * last round (or `periodMinutes` have passed) it runs one round:
+ *
+ *   lock (one trainer at a time) → CORGI training from the live version (trainCorgi, production
+ *   prompts included) → checkpoint written atomically → policy_versions candidate → eval gate on
+ *   the validation split against the live version → promote (servers swap at a turn boundary) or
+ *   refuse with the reason.
+ *
+ * Promotion goes through the database (promotion.ts): NOTIFY on PostgreSQL, and the servers'
+ * polling of policy_versions on the embedded database, so the trainer may run in another process
+ * or in a worker of the server's own process.
+ */
+import { join, resolve } from 'node:path';
+import type { Database } from '../db/database.ts';
+import { getLivePolicyVersion } from '../db/policy-versions.ts';
+import { LocalPolicy } from '../policy/local-policy.ts';
+import type { EvalCase } from '../tasks/cases.ts';
+import type { CorgiConfigInput } from './corgi-config.ts';
+import { type TrainSummary, trainCorgi } from './corgi-trainer.ts';
+import { DEFAULT_GATE_TOLERANCE, type GateRecord, gateCandidate, validationCases } from './eval-gate.ts';
+import type { ProgressReporter } from './progress.ts';
+import { promote, registerCheckpoint } from './promotion.ts';
+import type { RolloutPrompt } from './rollouts.ts';
+import { withTrainerLock } from './trainer-lock.ts';
+
+export interface TrainerRoundOptions {
+  db: Database;
+  /** Checkpoints go to `<checkpointDir>/<version>`. */
+  checkpointDir: string;
+  /** What to train from while nothing has been promoted (the shipped base model). */
+  fallbackPolicy: string;
+  /** Training config; `policy`, `out` and `version` are set by the round. */
+  train?: Omit<CorgiConfigInput, 'policy' | 'out' | 'version'>;
+  /** The gate's cases (default: `validationCases()`), tolerance and K. */
+  gate?: { cases?: readonly EvalCase[]; tolerance?: number; attempts?: number };
+  /** Train on these prompts instead of the task pools (tests). */
+  prompts?: readonly RolloutPrompt[];
+  signal?: AbortSignal;
+  progress?: ProgressReporter;
+  /** Version names: `corgi-<UTC timestamp>` by default. */
+  now?: () => Date;
+}
+
+export interface TrainerRound {
+  version: string;
+  parentVersion: string | null;
+  promoted: boolean;
+  /** Why the gate refused it, or null. */
+  reason: string | null;
+  summary: TrainSummary;
+  gate: GateRecord;
+}
+
+/** One round: train from the live version, register, gate, promote. Holds the trainer lock throughout. */
+export async function runTrainerRound(options: TrainerRoundOptions): Promise<TrainerRound> {
+  const { db } = options;
+  return withTrainerLock(
+    db,
+    async ({ signal }) => {
+      const live = await getLivePolicyVersion(db.pool);
+      const parentDir = live?.checkpointPath ?? resolve(options.fallbackPolicy);
+      const parentVersion = live?.version ?? null;
+      const stamp = (options.now?.() ?? new Date()).toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
+      const version = `corgi-${stamp}`;
+      const out = join(resolve(options.checkpointDir), version);
+      const summary = await trainCorgi(
+        { ...options.train, policy: parentDir, out, version },
+        {
+          db: db.pool,
+          signal,
+          ...(options.prompts ? { prompts: options.prompts } : {}),
+          ...(options.progress ? { progress: options.progress } : {}),
+        },
+      );
+      await registerCheckpoint(db, {
+        dir: out,
+        version,
+        parentVersion,
+        metrics: { ...summary.last, steps: summary.steps, minutes: summary.minutes },
+      });
+      const candidate = await LocalPolicy.load(out, { version });
+      const current = await LocalPolicy.load(parentDir, { version: parentVersion ?? 'fallback' });
+      let gate: GateRecord;
+      try {
+        gate = await gateCandidate({
+          db,
+          candidate,
+          live: current,
+          cases: options.gate?.cases ?? validationCases(),
+          tolerance: options.gate?.tolerance ?? DEFAULT_GATE_TOLERANCE,
+          ...(options.gate?.attempts !== undefined ? { attempts: options.gate.attempts } : {}),
+          evalOptions: { signal },
+        });
+      } finally {
+        candidate.dispose();
+        current.dispose();
+      }
+      if (gate.passed) await promote(db, { version });
+      return { version, parentVersion, promoted: gate.passed, reason: gate.reason, summary, gate };
+    },
+    options.signal ? { signal: options.signal } : {},
+  );
+}
+
+export interface TriggerOptions {
+  /** New live sessions since the last round that start one. @default 50 */
+  minSessions?: number;
+  /** Minutes after the last round that start one anyway (if any session came in). @default 60 */
+  periodMinutes?: number;
+}
+
+/**
+ * Whether a round is due: `minSessions` live sessions logged since the last version was
+ * registered, or `periodMinutes` passed since then with at least one.
+ */
+export async function roundDue(
+  db: Pick<Database, 'pool'>,
+  { minSessions = 50, periodMinutes = 60 }: TriggerOptions = {},
+): Promise<{ due: boolean; newSessions: number; since: string | null }> {
+  const { rows } = await db.pool.query<{ since: Date | null; sessions: string; now: Date }>(
+    `WITH last AS (SELECT max(created_at) AS since FROM policy_versions)
+     SELECT last.since, now() AS now,
+            (SELECT count(*) FROM sessions s
+              WHERE s.source = 'live' AND (last.since IS NULL OR s.created_at > last.since)) AS sessions
+       FROM last`,
+  );
+  const { since, sessions, now } = rows[0]!;
+  const newSessions = Number(sessions);
+  const minutes = since ? (now.getTime() - since.getTime()) / 60_000 : Number.POSITIVE_INFINITY;
+  return {
+    due: newSessions >= minSessions || (newSessions > 0 && minutes >= periodMinutes),
+    newSessions,
+    since: since ? since.toISOString() : null,
+  };
+}
+
+export interface BackgroundTrainerOptions extends TrainerRoundOptions, TriggerOptions {
+  /** Seconds between checks. @default 30 */
+  pollSeconds?: number;
+  /** Called after each round (and with the error of a failed one). */
+  onRound?: (round: TrainerRound | Error) => void;
+  log?: (line: string) => void;
+}
+
+/** Checks and runs rounds until `signal` aborts. A failed round is logged and retried next period. */
+export async function runBackgroundTrainer(options: BackgroundTrainerOptions): Promise<void> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const pollMs = (options.pollSeconds ?? 30) * 1000;
+  while (!options.signal?.aborted) {
+    const check = await roundDue(options.db, options);
+    if (check.due) {
+      log(`[trainer] ${check.newSessions} new live sessions since ${check.since ?? 'the start'}: training`);
+      try {
+        const round = await runTrainerRound(options);
+        log(
+          round.promoted
+            ? `[trainer] promoted ${round.version} (from ${round.parentVersion ?? 'the base model'})`
+            : `[trainer] refused ${round.version}: ${round.reason}`,
+        );
+        options.onRound?.(round);
+      } catch (error) {
+        if (options.signal?.aborted) break;
+        log(`[trainer] round failed: ${(error as Error).message}`);
+        options.onRound?.(error as Error);
+      }
+    }
+    await new Promise<void>((done) => {
+      const timer = setTimeout(done, pollMs);
+      options.signal?.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer);
+          done();
+        },
+        { once: true },
+      );
+    });
+  }
+}

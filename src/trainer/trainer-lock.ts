@@ -1,0 +1,135 @@
+/**
+ * Only one trainer trains at a time: `withTrainerLock` holds a PostgreSQL session-level advisory
+ * lock while `fn` runs. Two trainers would otherwise both train from the same live version and
+ * promote over each other.
+ *
+ * On a real PostgreSQL the lock is held on a connection of its own: if the trainer's process dies,
+ * the server drops the connection and the lock with it. If that connection is lost while `fn` runs,
+ * `fn`'s signal aborts, because another trainer may now take the lock.
+ *
+ * The embedded database (PGlite behind pglite-socket) runs every connection in one backend
+ * session, where advisory locks are re-entrant and survive a closed connection. So the lock is
+ * taken only if `pg_locks` shows nobody holding it (one statement, and PGlite runs one statement at
+ * a time), and released explicitly. A holder that dies without releasing it (a crashed worker
+ * thread) keeps it until the server process restarts, which is also when the embedded database does.
+ */
+import pg from 'pg';
+import type { Database } from '../db/database.ts';
+
+const MARKER = Symbol.for('corgi.TrainerLockedError');
+
+/** Another trainer holds the lock. */
+export class TrainerLockedError extends Error {
+  readonly [MARKER] = true;
+  override readonly name = 'TrainerLockedError';
+
+  constructor() {
+    super('trainer lock: another trainer is training on this database; wait for it to finish (or stop it)');
+  }
+
+  static isInstance(error: unknown): error is TrainerLockedError {
+    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
+  }
+}
+
+/** The advisory lock's first key: "corg" in ASCII, so the lock is recognisable in `pg_locks`. */
+const LOCK_NAMESPACE = 0x636f7267;
+
+/** The second key: the schema, hashed to a non-negative int4 (FNV-1a), so test schemas do not collide. */
+function schemaKey(schema: string): number {
+  let hash = 0x811c9dc5;
+  for (const char of `trainer:${schema}`) {
+    hash ^= char.codePointAt(0)!;
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) & 0x7fffffff;
+}
+
+const TRY_LOCK_SQL = `
+  SELECT CASE
+    WHEN EXISTS (SELECT 1 FROM pg_locks
+                 WHERE locktype = 'advisory' AND classid = $1::int::oid AND objid = $2::int::oid
+                   AND objsubid = 2 AND granted)
+    THEN false
+    ELSE pg_try_advisory_lock($1, $2)
+  END AS acquired`;
+
+export interface TrainerLockOptions {
+  /** Wait for the lock instead of failing with `TrainerLockedError`. @default false */
+  wait?: boolean;
+  /** How often a waiting caller tries again, in ms. @default 5000 */
+  pollMs?: number;
+  /** Aborting stops the wait (rejecting with the signal's reason) and is passed on to `fn`. */
+  signal?: AbortSignal;
+}
+
+/** What `fn` gets: a signal that aborts if the lock is lost (its connection closed) or the caller aborts. */
+export interface TrainerLock {
+  signal: AbortSignal;
+}
+
+/**
+ * Runs `fn` holding the trainer lock of `db`'s schema, and releases it however `fn` ends.
+ * @throws TrainerLockedError when another trainer holds it and `wait` is false
+ * @example await withTrainerLock(db, async ({ signal }) => trainCorgi({ ...config, signal }));
+ */
+export async function withTrainerLock<T>(
+  db: Pick<Database, 'pool' | 'schema' | 'embedded'>,
+  fn: (lock: TrainerLock) => Promise<T>,
+  { wait = false, pollMs = 5_000, signal }: TrainerLockOptions = {},
+): Promise<T> {
+  const keys = [LOCK_NAMESPACE, schemaKey(db.schema)];
+  const lost = new AbortController();
+  let releasing = false;
+  const onLost = (error?: Error) => {
+    if (releasing || lost.signal.aborted) return;
+    lost.abort(
+      new Error(`trainer lock lost: its database connection closed${error ? ` (${error.message})` : ''}`),
+    );
+  };
+  // PostgreSQL: a connection of its own, which the lock lives and dies with (and the pool is not
+  // starved). Embedded: the pool, since every connection is the same session there anyway, and a
+  // second connection is one more whose messages pglite-socket could interleave with the pool's.
+  let client: pg.Client | null = null;
+  if (!db.embedded) {
+    client = new pg.Client(db.pool.options);
+    client.on('error', onLost);
+    client.on('end', () => onLost());
+    await client.connect();
+  }
+  const query = (sql: string) => (client ?? db.pool).query(sql, keys);
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      const { rows } = await query(TRY_LOCK_SQL);
+      if (rows[0].acquired) break;
+      if (!wait) throw new TrainerLockedError();
+      await sleep(pollMs, signal);
+    }
+    try {
+      const combined = signal ? AbortSignal.any([signal, lost.signal]) : lost.signal;
+      return await fn({ signal: combined });
+    } finally {
+      releasing = true;
+      if (!lost.signal.aborted) await query('SELECT pg_advisory_unlock($1, $2)').catch(() => {});
+    }
+  } finally {
+    releasing = true;
+    await client?.end().catch(() => {});
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      signal?.removeEventListener('abort', aborted);
+      resolve();
+    }
+    function aborted() {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    }
+    signal?.addEventListener('abort', aborted, { once: true });
+  });
+}
