@@ -6,6 +6,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createAdapter } from '@socket.io/postgres-adapter';
+import pg from 'pg';
 import { Server } from 'socket.io';
 import type { Database } from '../db/database.ts';
 import type { PolicySource } from '../policy/types.ts';
@@ -39,8 +40,9 @@ export interface ServerOptions {
   /**
    * Share socket.io broadcasts (`io.emit`, rooms, `fetchSockets`, `serverSideEmit`) with every
    * server process on the same PostgreSQL database and schema, through @socket.io/postgres-adapter.
-   * Never with the embedded database, whose NOTIFY does not cross connections. Holds one pool
-   * connection for its LISTEN. @default true on PostgreSQL
+   * Never with the embedded database, whose NOTIFY does not cross connections. It gets a pool of
+   * its own (2 connections: its LISTEN, and NOTIFYs), so it never starves the sessions' pool.
+   * @default true on PostgreSQL
    */
   clusterAdapter?: boolean;
 }
@@ -74,10 +76,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   const http = createServer(app);
   const io: CorgiIo = new Server(http, { maxHttpBufferSize: 256 * 1024, cors: security.socketCors });
+  let adapterPool: pg.Pool | undefined;
   if (!options.db.embedded && (options.clusterAdapter ?? true)) {
     const { schema } = options.db;
+    adapterPool = new pg.Pool({ ...options.db.pool.options, max: 2 });
+    // An idle connection dropped by a database restart must not crash the process; the adapter reconnects.
+    adapterPool.on('error', (error) =>
+      console.error(`[socket.io adapter] idle client error: ${error.message}`),
+    );
     io.adapter(
-      createAdapter(options.db.pool, {
+      createAdapter(adapterPool, {
         // One channel per schema, like the policy channel: deployments (and test schemas) sharing a
         // database do not hear each other.
         channelPrefix: schema === 'public' ? 'corgi_io' : `corgi_io_${schema}`,
@@ -104,6 +112,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await new Promise<void>((resolve) => io.close(() => resolve()));
       http.closeAllConnections?.();
       security.close();
+      await adapterPool?.end();
     },
   };
 }
