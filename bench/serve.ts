@@ -32,6 +32,7 @@
  * | `db_rows_per_s`               | rows in `sessions` + `turns` written during the server path (counted in the database) / its wall time |
  * | `overhead`                    | server wall time / direct wall time − 1, summed over rounds      |
  * | `overhead_cpu`                | the same ratio of the process's CPU time (steadier on a shared machine) |
+ * | `mean_decode_batch`           | rows decoded together, sampled every 10 ms (`mean_waiting_for_prefill`: rows queued to join) |
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
