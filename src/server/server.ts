@@ -84,6 +84,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     adapterPool.on('error', (error) =>
       console.error(`[socket.io adapter] idle client error: ${error.message}`),
     );
+    // The adapter keeps one client checked out for LISTEN and listens only for its "end": without
+    // a listener of ours, that client's "error" when the database drops would be an uncaught
+    // exception (measured: the database-outage fault test crashed on it). "end" still follows,
+    // and the adapter reconnects.
+    adapterPool.on('connect', (client) =>
+      client.on('error', (error) => console.error(`[socket.io adapter] client error: ${error.message}`)),
+    );
     io.adapter(
       createAdapter(adapterPool, {
         // One channel per schema, like the policy channel: deployments (and test schemas) sharing a
