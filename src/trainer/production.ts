@@ -77,11 +77,16 @@ export async function loadLoggedSessions(
     'SELECT session_id, role, text, token_ids, logprobs FROM turns WHERE session_id = ANY($1) ORDER BY session_id, idx',
     [sessions.map((s) => s.id)],
   );
+  const turnsOf = new Map<string, typeof turns>();
+  for (const turn of turns) {
+    const list = turnsOf.get(turn.session_id);
+    if (list) list.push(turn);
+    else turnsOf.set(turn.session_id, [turn]);
+  }
   return sessions.map((s) => {
     const messages: ChatMessage[] = [];
     const attempts: LoggedSession['attempts'] = [];
-    for (const turn of turns) {
-      if (turn.session_id !== s.id) continue;
+    for (const turn of turnsOf.get(s.id) ?? []) {
       if (turn.role === 'assistant' && turn.token_ids && turn.logprobs)
         attempts.push({ messages: [...messages], tokenIds: turn.token_ids, logprobs: turn.logprobs });
       messages.push({ role: turn.role, content: turn.text });

@@ -6,7 +6,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { parseConstraints } from '../checkers/registry.ts';
-import type { ConstraintSpec } from '../checkers/types.ts';
+import type { ConstraintSpec, ParsedConstraint } from '../checkers/types.ts';
 import type { ChatMessage, ChatPolicy, FinishReason } from '../policy/types.ts';
 import { fixedPolicy } from '../policy/types.ts';
 import { runSession } from '../session/session-runner.ts';
@@ -65,17 +65,19 @@ export async function rollOut(
   options.signal?.addEventListener('abort', forward, { once: true });
   try {
     return await Promise.all(
-      prompts.map((prompt, p) =>
-        Promise.all(
+      prompts.map((prompt, p) => {
+        // Validated once per prompt, not once per session of its group.
+        const constraints = parseConstraints(prompt.constraints, `${prompt.id}.constraints`);
+        return Promise.all(
           Array.from({ length: options.groupSize }, (_, g) =>
-            rollOutSession(policy, prompt, {
+            rollOutSession(policy, prompt, constraints, {
               ...options,
               seed: options.seed + (p * options.groupSize + g) * options.attempts,
               signal: inner.signal,
             }),
           ),
-        ),
-      ),
+        );
+      }),
     );
   } finally {
     options.signal?.removeEventListener('abort', forward);
@@ -85,9 +87,9 @@ export async function rollOut(
 async function rollOutSession(
   policy: ChatPolicy,
   prompt: RolloutPrompt,
+  constraints: readonly ParsedConstraint[],
   options: RolloutOptions,
 ): Promise<RolloutSession> {
-  const constraints = parseConstraints(prompt.constraints, `${prompt.id}.constraints`);
   const messages: ChatMessage[] = [];
   const session: RolloutSession = { prompt, attempts: [], ok: false, solvedAt: null };
   const parts = runSession(
