@@ -86,10 +86,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     );
     // The adapter keeps one client checked out for LISTEN and listens only for its "end": without
     // a listener of ours, that client's "error" when the database drops would be an uncaught
-    // exception (measured: the database-outage fault test crashed on it). "end" still follows,
-    // and the adapter reconnects.
+    // exception (measured: the database-outage fault test crashed on it). The adapter then forgets
+    // the dead client without releasing it, which would leave `adapterPool.end()` waiting forever
+    // at shutdown; handing it back with the error makes the pool discard it. The adapter
+    // reconnects with a fresh client.
     adapterPool.on('connect', (client) =>
-      client.on('error', (error) => console.error(`[socket.io adapter] client error: ${error.message}`)),
+      client.on('error', (error) => {
+        console.error(`[socket.io adapter] client error: ${error.message}`);
+        try {
+          (client as pg.PoolClient).release(error);
+        } catch {
+          // Already released (the adapter closed it first): nothing to hand back.
+        }
+      }),
     );
     io.adapter(
       createAdapter(adapterPool, {
