@@ -8,10 +8,16 @@
  * 2) decode: every active row feeds its last sampled token, one forward [B, 1] for all of them,
  *    and each row samples its next token from its own logits with its own seeded PRNG (so every
  *    active sequence advances exactly one token per step: fair by construction);
- * 3) prefill: requests that arrived since the last step boundary are left-padded into one batch
- *    and prefilled in chunks of about `prefillTokens` tokens, one chunk per step, so a long prompt
- *    never stalls the others' streams; when the last chunk is done each samples its first token
- *    and the group's cache is appended to the batch's (`KVCache.append`);
+ * 3) prefill: waiting requests are left-padded into a joining group and prefilled in chunks, one
+ *    chunk per step, so a long prompt never stalls the others' streams; when the last chunk is done
+ *    each samples its first token and the group's cache is appended to the batch's
+ *    (`KVCache.append`). A group starts with the oldest waiting request (nobody starves) and takes
+ *    the others of similar length (padding is compute spent on nothing), up to a few steps' worth
+ *    of tokens (a huge group would hold every member's first token until the last chunk).
+ *    The chunk is `prefillTokens` tokens, or with `stepMilliseconds` whatever the measured costs
+ *    say fits beside the decode forward: under load most of a session's tokens are prompt tokens
+ *    (each retry re-reads the conversation), and a fixed small chunk let the queue grow while the
+ *    decode batch sat nearly empty;
  * 4) the loop yields to the event loop (`setImmediate`) before the next step.
  *
  * A row's output depends only on its own prompt, options and seed: its companions in the batch
@@ -335,10 +341,42 @@ export interface SchedulerOptions {
   /** Sequences decoded together at most; later requests wait for a free row. @default 64 */
   maxBatch?: number;
   /**
-   * Prompt tokens per prefill forward, summed over the rows joining together; longer prompts are
-   * prefilled in chunks, one per step, between decode steps. @default 256
+   * Prompt tokens per prefill forward, summed over the rows joining together (pads included);
+   * longer prompts are prefilled in chunks, one per step, between decode steps. With
+   * `stepMilliseconds` this is the chunk before any step has been timed. @default 256
    */
   prefillTokens?: number;
+  /**
+   * Aim each step (decode forward + prefill chunk) at this many milliseconds: the chunk is sized
+   * from the measured decode time and cost per prefill token, so a nearly idle decode batch lets
+   * prompts in fast and a full one keeps its token gap. Serving sets it. Unset, chunks are a fixed
+   * `prefillTokens`, so a seeded run (the trainer, `corgi eval`) does the same arithmetic every time.
+   */
+  stepMilliseconds?: number;
+}
+
+/** Joining-group and chunk bounds (tokens) when chunks are sized by time. */
+const MIN_TIMED_CHUNK = 32;
+const MAX_TIMED_CHUNK = 4096;
+/** A joining group holds at most this many chunks' worth of padded prompt tokens. */
+const GROUP_CHUNKS = 4;
+/**
+ * Rows join one group only if the longest prompt exceeds the shortest by at most this fraction of
+ * it, or by at most GROUP_PAD_SLACK tokens (a few pads on short prompts cost next to nothing).
+ */
+const GROUP_LENGTH_RATIO = 1.25;
+const GROUP_PAD_SLACK = 16;
+
+/**
+ * A running mean that forgets (exponential, weight `alpha` on the newest sample): step costs drift
+ * with the batch's context length and with whatever else the machine runs.
+ */
+class RecentMean {
+  value: number | null = null;
+  constructor(private readonly alpha = 0.3) {}
+  add(sample: number): void {
+    this.value = this.value === null ? sample : this.value + this.alpha * (sample - this.value);
+  }
 }
 
 export interface SequenceOptions extends GenerateOptions {
@@ -395,6 +433,10 @@ const DEFAULTS = { temperature: 0.7, topK: 0, topP: 1, maxTokens: 128 } as const
 export class GenerationScheduler {
   private readonly maxBatch: number;
   private readonly prefillTokens: number;
+  private readonly stepMilliseconds: number | null;
+  /** Milliseconds of the last decode forwards, and per padded prompt token of prefill chunks. */
+  private readonly decodeMs = new RecentMean();
+  private readonly prefillMsPerToken = new RecentMean();
   private waiting: Row[] = [];
   private active: Row[] = [];
   private readonly cache = new KVCache();
@@ -404,14 +446,56 @@ export class GenerationScheduler {
 
   constructor(
     readonly model: LlamaModel,
-    { maxBatch = 64, prefillTokens = 256 }: SchedulerOptions = {},
+    { maxBatch = 64, prefillTokens = 256, stepMilliseconds }: SchedulerOptions = {},
   ) {
     if (!Number.isInteger(maxBatch) || maxBatch < 1)
       throw new RangeError(`maxBatch must be a positive integer, got ${maxBatch}`);
     if (!Number.isInteger(prefillTokens) || prefillTokens < 1)
       throw new RangeError(`prefillTokens must be a positive integer, got ${prefillTokens}`);
+    if (stepMilliseconds !== undefined && !(stepMilliseconds > 0 && Number.isFinite(stepMilliseconds)))
+      throw new RangeError(`stepMilliseconds must be a positive number, got ${stepMilliseconds}`);
     this.maxBatch = maxBatch;
     this.prefillTokens = prefillTokens;
+    this.stepMilliseconds = stepMilliseconds ?? null;
+  }
+
+  /**
+   * Prompt tokens (pads included) to prefill this step: fixed, or what the time target leaves
+   * after the decode forward at the measured cost per token.
+   */
+  private chunkTokens(): number {
+    const perToken = this.prefillMsPerToken.value;
+    if (this.stepMilliseconds === null || perToken === null) return this.prefillTokens;
+    const decode = this.active.length > 0 ? (this.decodeMs.value ?? 0) : 0;
+    const fits = Math.floor((this.stepMilliseconds - decode) / perToken);
+    return Math.min(MAX_TIMED_CHUNK, Math.max(MIN_TIMED_CHUNK, fits));
+  }
+
+  /**
+   * Takes the next joining group off `waiting`: the oldest request, then (in arrival order) those
+   * whose prompt length is similar to every member's (GROUP_LENGTH_RATIO), while the group's padded
+   * tokens stay within GROUP_CHUNKS chunks and the batch has rows free.
+   */
+  private takeGroup(chunk: number): Row[] {
+    const free = this.maxBatch - this.active.length;
+    const first = this.waiting[0]!;
+    const group = [first];
+    let shortest = first.prompt.length;
+    let longest = first.prompt.length;
+    const tokenCap = Math.max(GROUP_CHUNKS * chunk, longest);
+    for (const row of this.waiting.slice(1)) {
+      if (group.length >= free) break;
+      const low = Math.min(shortest, row.prompt.length);
+      const high = Math.max(longest, row.prompt.length);
+      const similar = high <= GROUP_LENGTH_RATIO * low || high - low <= GROUP_PAD_SLACK;
+      if (!similar || high * (group.length + 1) > tokenCap) continue;
+      group.push(row);
+      shortest = low;
+      longest = high;
+    }
+    const taken = new Set(group);
+    this.waiting = this.waiting.filter((row) => !taken.has(row));
+    return group;
   }
 
   /** Sequences decoding now, and waiting or prefilling to join. */
@@ -579,7 +663,9 @@ export class GenerationScheduler {
       const rows = this.active;
       try {
         const last = rows.map((row) => [row.tokenIds[row.tokenIds.length - 1]!]);
+        const started = performance.now();
         const logits = this.forward(last, this.cache, true, undefined);
+        this.decodeMs.add(performance.now() - started);
         rows.forEach((row, b) => this.accept(row, logits, b));
       } catch (error) {
         this.fail(rows, error);
@@ -588,9 +674,10 @@ export class GenerationScheduler {
       }
     }
 
-    // 3) Prefill: requests that arrived join as one left-padded group, a chunk per step.
+    // 3) Prefill: waiting requests join as left-padded groups, a chunk per step.
+    const chunkTokens = this.chunkTokens();
     if (!this.joining && this.waiting.length > 0 && this.active.length < this.maxBatch) {
-      const rows = this.waiting.splice(0, this.maxBatch - this.active.length);
+      const rows = this.takeGroup(chunkTokens);
       const length = Math.max(...rows.map((row) => row.prompt.length));
       const padding = rows.map((row) => length - row.prompt.length);
       // Pad id 0: any id works, pad columns are masked.
@@ -603,12 +690,14 @@ export class GenerationScheduler {
         const length = group.ids[0]!.length;
         const columns = Math.min(
           length - group.done,
-          Math.max(1, Math.floor(this.prefillTokens / group.rows.length)),
+          Math.max(1, Math.floor(chunkTokens / group.rows.length)),
         );
         const chunk = group.ids.map((ids) => ids.slice(group.done, group.done + columns));
         group.done += columns;
         const complete = group.done === length;
+        const started = performance.now();
         const logits = this.forward(chunk, group.cache, complete, group.padding);
+        this.prefillMsPerToken.add((performance.now() - started) / (columns * group.rows.length));
         if (complete) {
           group.rows.forEach((row, b) => this.accept(row, logits, b));
           this.cache.append(group.cache);

@@ -20,6 +20,14 @@ import type {
   SamplingOptions,
 } from './types.ts';
 
+/**
+ * How a serving process schedules generation: each step aimed at about 120 ms, so the gap between
+ * a client's tokens stays under the service's 250 ms target with room for the event loop's other
+ * work (checks, socket writes, database writes), while prompts get whatever time the decode batch
+ * leaves (see `SchedulerOptions.stepMilliseconds`). The trainer and `corgi eval` keep fixed chunks.
+ */
+export const SERVING_SCHEDULER: Readonly<SchedulerOptions> = { stepMilliseconds: 120 };
+
 /** `SamplingOptions.maxTokens`' default (generate.ts applies the same). */
 const DEFAULT_MAX_TOKENS = 128;
 

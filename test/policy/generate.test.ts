@@ -302,6 +302,78 @@ describe('generateBatch', () => {
     expect(chunked.map((g) => g.tokenIds)).toEqual(whole.map((g) => g.tokenIds));
   });
 
+  /** Records every forward the scheduler runs: rows, columns, cached columns before, padding. */
+  function recordForwards(): {
+    calls: { rows: number; columns: number; cached: number; padding: number[] | null }[];
+    restore: () => void;
+  } {
+    const calls: { rows: number; columns: number; cached: number; padding: number[] | null }[] = [];
+    const original = model.forwardWithCache.bind(model);
+    model.forwardWithCache = (ids, cache, options) => {
+      const [rows, columns] = ids.shape;
+      calls.push({
+        rows,
+        columns,
+        cached: cache.length,
+        padding: options?.padding ? [...options.padding] : null,
+      });
+      return original(ids, cache, options);
+    };
+    return { calls, restore: () => Reflect.deleteProperty(model, 'forwardWithCache') };
+  }
+
+  it('prefills prompts of similar length together, the oldest first, each still getting its solo output', async () => {
+    const lengths = [40, 3, 38, 4, 36, 5, 90, 41];
+    const mixed = lengths.map((n, i) => Array.from({ length: n }, (_, j) => 10 + ((i * 7 + j) % 200)));
+    const options = mixed.map((_, i) => ({ temperature: 1, maxTokens: 5, seed: 50 + i }));
+    const { calls, restore } = recordForwards();
+    let batch: Generation[];
+    try {
+      // 32-token chunks: a group holds at most 4 chunks' worth (128 padded tokens).
+      batch = await generateBatch(model, mixed, options, { prefillTokens: 32 });
+    } finally {
+      restore();
+    }
+    // Prefill forwards carry the group's padding (decode forwards none); a group's first chunk
+    // starts from an empty cache, and its members' lengths are the group's length less their pads.
+    const groups: { padding: number[]; length: number }[] = [];
+    for (const call of calls.filter((c) => c.padding !== null)) {
+      if (call.cached === 0) groups.push({ padding: call.padding!, length: call.columns });
+      else groups.at(-1)!.length += call.columns;
+    }
+    const members = groups.map((g) => g.padding.map((pad) => g.length - pad));
+    // The oldest (40) leads with those within 25% of every member (38, 36; 41 would make 4 × 41
+    // padded tokens, over 128), then the short ones (within 16 tokens), then 90 alone, then 41.
+    expect(members).toEqual([[40, 38, 36], [3, 4, 5], [90], [41]]);
+    for (let i = 0; i < mixed.length; i++) {
+      const [alone] = await generateBatch(model, [mixed[i]!], [options[i]!]);
+      expect(batch![i]!.tokenIds).toEqual(alone!.tokenIds);
+    }
+  });
+
+  it('sizes prefill chunks by measured cost with stepMilliseconds, and by prefillTokens without', async () => {
+    const long = Array.from({ length: 120 }, (_, j) => 10 + (j % 200));
+    const options = { temperature: 0, maxTokens: 3 };
+    const chunkColumns = async (schedulerOptions: { prefillTokens: number; stepMilliseconds?: number }) => {
+      const { calls, restore } = recordForwards();
+      try {
+        const [result] = await generateBatch(model, [long], options, schedulerOptions);
+        return { columns: calls.filter((c) => c.columns > 1).map((c) => c.columns), result: result! };
+      } finally {
+        restore();
+      }
+    };
+    const fixed = await chunkColumns({ prefillTokens: 8 });
+    expect(fixed.columns).toEqual(new Array(15).fill(8));
+    // A generous time target: after one timed chunk of 8, the rest fits in the next step.
+    const timed = await chunkColumns({ prefillTokens: 8, stepMilliseconds: 60_000 });
+    expect(timed.columns).toEqual([8, 112]);
+    expect(timed.result.tokenIds).toEqual(fixed.result.tokenIds);
+    expect(() => new GenerationScheduler(model, { stepMilliseconds: 0 })).toThrow(
+      'stepMilliseconds must be a positive number',
+    );
+  });
+
   it('stops at a stop id (kept in tokenIds), at maxTokens, and when the context is full', async () => {
     const [free] = await generateBatch(model, [prompts[0]!], { temperature: 0, maxTokens: 8 });
     const stopId = free!.tokenIds[3]!;
