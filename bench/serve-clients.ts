@@ -10,7 +10,7 @@
 import { parentPort } from 'node:worker_threads';
 import { io as connect, type Socket } from 'socket.io-client';
 import {
-  logToStderr,
+  benchLog,
   type QueueResult,
   runQueue,
   type SessionRecord,
@@ -24,6 +24,10 @@ export interface ClientsRequest {
   clients: number;
   /** A session without `session:end` after this long is recorded as an error. */
   timeoutMs: number;
+  /** Cycle through `payloads` for this long instead of running each once (bench/load.ts). */
+  durationMs?: number;
+  /** The progress lines' prefix. @default 'bench:serve' */
+  bench?: string;
 }
 
 function openSocket(url: string): Promise<Socket> {
@@ -84,9 +88,16 @@ function runOverSocket(socket: Socket, payload: unknown, timeoutMs: number): Pro
 /** Open connections, kept across runs: users stay connected between sessions. */
 const sockets: Socket[] = [];
 
-async function runClients({ url, payloads, clients, timeoutMs }: ClientsRequest): Promise<QueueResult> {
+async function runClients({
+  url,
+  payloads,
+  clients,
+  timeoutMs,
+  durationMs,
+  bench = 'bench:serve',
+}: ClientsRequest): Promise<QueueResult> {
   // Connecting is not part of a session: every client is connected before the clock starts.
-  const needed = Math.min(clients, payloads.length);
+  const needed = durationMs === undefined ? Math.min(clients, payloads.length) : clients;
   const opened = await Promise.all(
     Array.from({ length: Math.max(0, needed - sockets.length) }, () => openSocket(url)),
   );
@@ -99,7 +110,8 @@ async function runClients({ url, payloads, clients, timeoutMs }: ClientsRequest)
     payloads,
     clients,
     (worker, payload) => runOverSocket(sockets[worker], payload, timeoutMs),
-    logToStderr,
+    benchLog(bench),
+    durationMs === undefined ? {} : { durationMs },
   );
 }
 

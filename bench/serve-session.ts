@@ -19,6 +19,8 @@ export interface SessionRecord {
   attemptFirstTokenMs: number[];
   /** Between consecutive tokens of one attempt (the pause between attempts is not a gap). */
   gapsMs: number[];
+  /** Session start → its end (`session:end`, or the failure). */
+  durationMs: number;
 }
 
 /** Collects one session's timings from its events, whichever path delivers them. */
@@ -34,6 +36,7 @@ export class SessionRecorder {
     firstTokenMs: null,
     attemptFirstTokenMs: [],
     gapsMs: [],
+    durationMs: 0,
   };
 
   attemptStart(): void {
@@ -69,6 +72,7 @@ export class SessionRecorder {
   private closeAttempt(): void {
     this.record.gapsMs.push(...gapsBetween(this.tokenTimes));
     this.tokenTimes = [];
+    this.record.durationMs = performance.now() - this.started;
   }
 }
 
@@ -82,7 +86,9 @@ export interface QueueResult {
 
 /**
  * Runs every item with `workers` concurrent workers pulling from one queue (a worker starts its
- * next session when its last one ends, as a user would), logging progress every 5 s.
+ * next session when its last one ends, as a user would), logging progress every 5 s. With
+ * `durationMs`, the items are cycled instead and no session starts after that long (the ones in
+ * flight finish); `records` then holds every session run, in the order they started.
  */
 export async function runQueue<T>(
   label: string,
@@ -90,8 +96,12 @@ export async function runQueue<T>(
   workers: number,
   runOne: (worker: number, item: T) => Promise<SessionRecord>,
   log: (line: string) => void,
+  { durationMs }: { durationMs?: number } = {},
 ): Promise<QueueResult> {
-  const records: SessionRecord[] = new Array(items.length);
+  const records: SessionRecord[] = new Array(durationMs === undefined ? items.length : 0);
+  const deadline = durationMs === undefined ? undefined : performance.now() + durationMs;
+  const more = () =>
+    deadline === undefined ? next < items.length : items.length > 0 && performance.now() < deadline;
   let next = 0;
   let done = 0;
   let inFlight = 0;
@@ -99,20 +109,24 @@ export async function runQueue<T>(
   const started = performance.now();
   const progress = setInterval(() => {
     const seconds = (performance.now() - started) / 1000;
-    log(`${label}: ${done}/${items.length} sessions, ${inFlight} in flight, ${seconds.toFixed(0)} s`);
+    const total = deadline === undefined ? `/${items.length}` : '';
+    log(`${label}: ${done}${total} sessions, ${inFlight} in flight, ${seconds.toFixed(0)} s`);
   }, 5_000);
   try {
     await Promise.all(
-      Array.from({ length: Math.min(workers, items.length) }, async (_, worker) => {
-        while (next < items.length) {
-          const index = next++;
-          inFlight++;
-          peakConcurrent = Math.max(peakConcurrent, inFlight);
-          records[index] = await runOne(worker, items[index]);
-          inFlight--;
-          done++;
-        }
-      }),
+      Array.from(
+        { length: Math.min(workers, deadline === undefined ? items.length : workers) },
+        async (_, worker) => {
+          while (more()) {
+            const index = next++;
+            inFlight++;
+            peakConcurrent = Math.max(peakConcurrent, inFlight);
+            records[index] = await runOne(worker, items[index % items.length]);
+            inFlight--;
+            done++;
+          }
+        },
+      ),
     );
   } finally {
     clearInterval(progress);
@@ -120,4 +134,11 @@ export async function runQueue<T>(
   return { wallMs: performance.now() - started, records, peakConcurrent };
 }
 
-export const logToStderr = (line: string) => process.stderr.write(`[bench:serve] ${line}\n`);
+/** A progress logger to stderr, each line prefixed with the bench's name. */
+export const benchLog =
+  (bench: string) =>
+  (line: string): void => {
+    process.stderr.write(`[${bench}] ${line}\n`);
+  };
+
+export const logToStderr = benchLog('bench:serve');

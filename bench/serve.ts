@@ -38,21 +38,29 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { Command, Option } from 'commander';
-import { parseConstraints } from '../src/checkers/registry.ts';
 import { preloadTextModels } from '../src/checkers/text.ts';
-import type { ConstraintSpec, ParsedConstraint } from '../src/checkers/types.ts';
 import { type Database, openDatabase } from '../src/db/database.ts';
 import { selectBackend } from '../src/policy/backend.ts';
-import { createRng } from '../src/policy/generate.ts';
-import { LocalPolicy } from '../src/policy/local-policy.ts';
+import { LocalPolicy, SERVING_SCHEDULER } from '../src/policy/local-policy.ts';
 import { PolicyRegistry } from '../src/policy/policy-registry.ts';
-import type { PolicySource, SamplingOptions } from '../src/policy/types.ts';
+import type { PolicySource } from '../src/policy/types.ts';
 import { type RunningServer, startServer } from '../src/server/server.ts';
-import { MAX_ATTEMPTS_LIMIT, runSession } from '../src/session/session-runner.ts';
-import { buildTaskPool } from '../src/tasks/index.ts';
-import type { ClientsRequest } from './serve-clients.ts';
+import { runSession } from '../src/session/session-runner.ts';
+import {
+  type BenchCase,
+  buildCases,
+  checkSessionOptions,
+  LOCAL_POSTGRES_URL,
+  machineReport,
+  nonNegativeInt,
+  positiveInt,
+  runClients,
+  SESSION_TIMEOUT_MS,
+  sessionPayload,
+  startClientsWorker,
+} from './serve-harness.ts';
 import {
   logToStderr,
   type QueueResult,
@@ -60,26 +68,10 @@ import {
   type SessionRecord,
   SessionRecorder,
 } from './serve-session.ts';
-import { summarize } from './stats.ts';
+import { round, summarize } from './stats.ts';
 
 /** Issue 4's targets. */
 const TARGETS = { concurrent_sessions: 64, errors: 0, p99_token_gap_ms: 250, overhead: 0.15 };
-/** The real PostgreSQL of the development and CI machines (as the tests use it). */
-const LOCAL_POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-/** A session that has not ended after this long counts as an error (and the bench moves on). */
-const SESSION_TIMEOUT_MS = 10 * 60_000;
-
-const positiveInt = (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a positive integer, got "${value}"`);
-  return n;
-};
-const nonNegativeInt = (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got "${value}"`);
-  return n;
-};
-
 const program = new Command('bench/serve.ts')
   .option('--clients <n>', 'concurrent socket.io clients (and direct workers)', positiveInt, 64)
   .option('--sessions <n>', 'sessions per path and round (default: 2 × clients)', positiveInt)
@@ -116,39 +108,10 @@ const o = program.opts<{
   policy: string;
   db?: 'embedded' | 'postgres' | 'url';
 }>();
-if (o.maxAttempts > MAX_ATTEMPTS_LIMIT) throw new Error(`--max-attempts: at most ${MAX_ATTEMPTS_LIMIT}`);
-if (!(o.temperature >= 0 && o.temperature <= 2)) throw new Error('--temperature: expected 0..2');
+checkSessionOptions(o);
 const sessionsPerPhase = o.sessions ?? 2 * o.clients;
 
 const log = logToStderr;
-
-// ---------------------------------------------------------------------------------------------
-// The sessions: fixed cases, fixed sampling, one seed per session.
-
-interface BenchCase {
-  id: string;
-  /** What the client sends (`session:start` requires a prompt; '' means the constraints alone). */
-  prompt: string;
-  specs: ConstraintSpec[];
-  constraints: ParsedConstraint[];
-  sampling: SamplingOptions;
-}
-
-function buildCases(count: number): BenchCase[] {
-  const seeds = createRng(o.seed);
-  return buildTaskPool({ split: 'test', size: count, seed: o.seed }).map((instance) => ({
-    id: instance.id,
-    prompt: instance.prompt ?? '',
-    specs: instance.constraints,
-    constraints: parseConstraints(instance.constraints),
-    sampling: {
-      temperature: o.temperature,
-      maxTokens: o.maxTokens,
-      // Within the 31-bit range the API accepts, leaving room for the runner's seed + attempt − 1.
-      seed: Math.floor(seeds() * (2 ** 31 - MAX_ATTEMPTS_LIMIT)),
-    },
-  }));
-}
 
 // ---------------------------------------------------------------------------------------------
 // The two paths.
@@ -230,33 +193,6 @@ async function runDirect(policy: PolicySource, cases: readonly BenchCase[]): Pro
   return { path: 'direct', ...result, cpuMs: cpuMsSince(cpu) };
 }
 
-/** The socket.io clients' worker thread (see bench/serve-clients.ts for why a thread). */
-function startClientsWorker(): Worker {
-  // tsx's loader hooks do not cross threads: a small bootstrap registers them in the worker first
-  // (as src/policy/train.ts does for its gradient worker).
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./serve-clients.ts', import.meta.url).href;
-  const bootstrap = `(async () => {
-    const { register } = await import(${JSON.stringify(tsxApi)});
-    register();
-    await import(${JSON.stringify(entry)});
-  })().catch((error) => { throw error; });`;
-  return new Worker(bootstrap, { eval: true });
-}
-
-function runClients(worker: Worker, request: ClientsRequest): Promise<QueueResult> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (message: { ok: true; result: QueueResult } | { ok: false; error: string }) => {
-      worker.off('error', reject);
-      if (message.ok) resolve(message.result);
-      else reject(new Error(`socket.io clients: ${message.error}`));
-    };
-    worker.once('message', onMessage);
-    worker.once('error', reject);
-    worker.postMessage(request);
-  });
-}
-
 async function countRows(db: Database): Promise<number> {
   const { rows } = await db.pool.query<{ n: string }>(
     'SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM turns) AS n',
@@ -274,12 +210,7 @@ async function runServer(
   const cpu = process.cpuUsage();
   const result = await runClients(clients, {
     url: server.url,
-    payloads: cases.map((item) => ({
-      prompt: item.prompt,
-      constraints: item.specs,
-      maxAttempts: o.maxAttempts,
-      sampling: item.sampling,
-    })),
+    payloads: cases.map((item) => sessionPayload(item, o.maxAttempts)),
     clients: o.clients,
     timeoutMs: SESSION_TIMEOUT_MS,
   });
@@ -330,8 +261,6 @@ async function openBenchDatabase(): Promise<BenchDatabase> {
 
 // ---------------------------------------------------------------------------------------------
 // Reporting.
-
-const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 
 function describePhase(phases: PhaseResult[]) {
   const records = phases.flatMap((p) => p.records);
@@ -387,7 +316,7 @@ async function main(): Promise<void> {
   await selectBackend({ log });
   // IFEval's sentence splitter trains on first use: do it now, not inside a timed session.
   preloadTextModels();
-  const local = await LocalPolicy.load(resolve(o.policy));
+  const local = await LocalPolicy.load(resolve(o.policy), SERVING_SCHEDULER);
   const registry = new PolicyRegistry(local);
   const loadAtStart = os.loadavg()[0];
 
@@ -395,7 +324,11 @@ async function main(): Promise<void> {
   // each batch size, the database's first connections and queries cost extra.
   const warmupCount = Math.min(o.clients, 8);
   log(`building ${sessionsPerPhase} cases (+${warmupCount} warm-up) from the test split, seed ${o.seed}`);
-  const all = buildCases(sessionsPerPhase + warmupCount);
+  const all = buildCases(sessionsPerPhase + warmupCount, {
+    seed: o.seed,
+    temperature: o.temperature,
+    maxTokens: o.maxTokens,
+  });
   const warmup = all.slice(0, warmupCount);
   const cases = all.slice(warmupCount);
 
@@ -482,11 +415,7 @@ async function main(): Promise<void> {
 
   const report = {
     bench: 'serve',
-    node: process.version,
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.cpus().length,
-    loadavg_1m_at_start: round(loadAtStart, 2),
-    loadavg_1m_at_end: round(os.loadavg()[0], 2),
+    ...machineReport(loadAtStart),
     policy: registry.current().version,
     policy_dir: o.policy,
     server:

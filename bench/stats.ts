@@ -28,10 +28,13 @@ export interface LatencySummary {
   mean: number;
 }
 
+/** `x` rounded to `digits` decimals. */
+export const round = (x: number, digits = 3) => Number(x.toFixed(digits));
+
 /** n, p50, p90, p99, max and mean of `values`, rounded to `digits` decimals (null fields when empty). */
 export function summarize(values: readonly number[], digits = 1): LatencySummary | null {
   if (values.length === 0) return null;
-  const round = (x: number) => Number(x.toFixed(digits));
+  const roundTo = (x: number) => round(x, digits);
   let max = -Infinity;
   let sum = 0;
   for (const value of values) {
@@ -40,11 +43,11 @@ export function summarize(values: readonly number[], digits = 1): LatencySummary
   }
   return {
     n: values.length,
-    p50: round(percentile(values, 50)),
-    p90: round(percentile(values, 90)),
-    p99: round(percentile(values, 99)),
-    max: round(max),
-    mean: round(sum / values.length),
+    p50: roundTo(percentile(values, 50)),
+    p90: roundTo(percentile(values, 90)),
+    p99: roundTo(percentile(values, 99)),
+    max: roundTo(max),
+    mean: roundTo(sum / values.length),
   };
 }
 

@@ -14,6 +14,7 @@ import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { runner } from 'node-pg-migrate';
 import pg from 'pg';
 import { lockEmbeddedDatabase } from './embedded-lock.ts';
+import { sequenceConnections } from './pglite-queue.ts';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url));
 
@@ -34,6 +35,11 @@ export interface Database {
   pool: pg.Pool;
   /** True for the in-process PGlite database. Its NOTIFY does not cross connections. */
   embedded: boolean;
+  /**
+   * Where another process connects: the embedded database's loopback socket
+   * (`postgres://postgres@127.0.0.1:<port>/postgres`, while this process keeps it open), or the URL.
+   */
+  url: string;
   schema: string;
   close(): Promise<void>;
 }
@@ -53,6 +59,7 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
   let embeddedDb: PGlite | undefined;
   let releaseLock: (() => void) | undefined;
   let connection: pg.PoolConfig;
+  let socketUrl = url ?? '';
   if (url) {
     connection = { connectionString: url };
   } else {
@@ -72,8 +79,11 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
       port,
       maxConnections: poolSize + 2,
     });
+    // Each connection's queries run whole (another process, e.g. the background trainer, may connect).
+    sequenceConnections(embeddedServer, embeddedDb);
     await embeddedServer.start();
     connection = { host: '127.0.0.1', port, user: 'postgres', database: 'postgres' };
+    socketUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
   }
 
   const pool = new pg.Pool({
@@ -99,7 +109,7 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
     await close();
     throw error;
   }
-  return { pool, embedded: embeddedServer !== undefined, schema, close };
+  return { pool, embedded: embeddedServer !== undefined, url: socketUrl, schema, close };
 }
 
 /** Applies every pending migration in `migrations/`, holding node-pg-migrate's advisory lock. */

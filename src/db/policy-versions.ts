@@ -22,7 +22,10 @@ export interface PolicyVersion {
   version: string;
   /** The version it was trained from (null for a base model or an operator's checkpoint). */
   parentVersion: string | null;
-  /** Absolute path of the checkpoint directory; every server must see it at that path. */
+  /**
+   * Absolute path of the checkpoint directory; every server must see it at that path. For a remote
+   * base model (a server started on `vllm:`/`openai:` with nothing live), its spec instead.
+   */
   checkpointPath: string;
   /** `checkpointDigest` of the directory when it was registered; loading refuses a changed one. */
   checksum: string | null;
@@ -49,7 +52,11 @@ export type PolicyVersionErrorCode =
   /** Rollback with no earlier live version to return to. */
   | 'nothing_to_roll_back'
   /** An operation that needs a live version (or a non-live one) found the other. */
-  | 'invalid_state';
+  | 'invalid_state'
+  /** This server's remote policy cannot serve it (a plain OpenAI-compatible endpoint, no LoRA adapter). */
+  | 'promotion_unsupported'
+  /** This server's inference server (vLLM) refused to load it or could not be reached. */
+  | 'upstream_error';
 
 /**
  * An expected failure of registering, promoting or rolling back, with a code the HTTP layer maps to

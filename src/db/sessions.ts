@@ -10,7 +10,8 @@ import type { SamplingOptions } from '../policy/types.ts';
 import type { SessionPart } from '../session/session-runner.ts';
 
 export type SessionSource = 'live' | 'simulated' | 'eval';
-export type SessionStatus = 'running' | 'completed' | 'cancelled' | 'failed';
+/** `interrupted`: the server process running it died before it ended (see `sweepOrphanedSessions`). */
+export type SessionStatus = 'running' | 'completed' | 'cancelled' | 'failed' | 'interrupted';
 
 export interface NewSession {
   id?: string;
@@ -20,6 +21,8 @@ export interface NewSession {
   constraints: readonly (ConstraintSpec | ParsedConstraint)[];
   maxAttempts: number;
   sampling?: SamplingOptions;
+  /** The server process running it (src/server/presence.ts), so a dead one's sessions can be swept. */
+  serverId?: string | null;
 }
 
 /** The stored form of constraints: id and kwargs only. */
@@ -29,8 +32,8 @@ const storedConstraints = (constraints: NewSession['constraints']) =>
 export async function createSession(pool: pg.Pool, session: NewSession): Promise<string> {
   const id = session.id ?? randomUUID();
   await pool.query(
-    `INSERT INTO sessions (id, api_key_id, source, prompt, constraints, max_attempts, sampling)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    `INSERT INTO sessions (id, api_key_id, source, prompt, constraints, max_attempts, sampling, server_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
     [
       id,
       session.apiKeyId ?? null,
@@ -39,6 +42,7 @@ export async function createSession(pool: pg.Pool, session: NewSession): Promise
       storableJson(storedConstraints(session.constraints)),
       session.maxAttempts,
       storableJson(session.sampling ?? {}),
+      session.serverId ?? null,
     ],
   );
   return id;
@@ -122,6 +126,50 @@ export async function endSession(pool: pg.Pool, sessionId: string, end: SessionE
       end.error ? JSON.stringify(end.error) : null,
     ],
   );
+}
+
+/** The `application_name` of a server's presence connection: `corgi-serve <server id>`. */
+export const PRESENCE_APPLICATION_PREFIX = 'corgi-serve ';
+
+/** The error an interrupted session is left with. */
+export const SERVER_GONE = {
+  code: 'server_gone',
+  message: 'the server process running this session stopped (killed or crashed) before the session ended',
+} as const;
+
+/**
+ * Ends, as `interrupted` (error `server_gone`), the sessions left `running` by server processes that
+ * are gone; returns their ids. A server runs it at start-up (startServer).
+ *
+ * Which servers are gone: on PostgreSQL, those without a presence connection (application_name
+ * `corgi-serve <id>`, held open by every running server, src/server/presence.ts) in
+ * `pg_stat_activity`. A killed process's connections close with it (the kernel closes its sockets),
+ * so the answer needs no heartbeat or timeout, and sessions held by other live servers sharing the
+ * database are left alone. Sessions with no recorded server are never swept there. The embedded
+ * database belongs to one process (its lock file), so every running session not of `serverId` is a
+ * dead process's.
+ */
+export async function sweepOrphanedSessions(
+  pool: pg.Pool,
+  { serverId, embedded }: { serverId: string; embedded: boolean },
+): Promise<string[]> {
+  const end = `status = 'interrupted', ended_at = now(), error = $2::jsonb`;
+  const error = JSON.stringify(SERVER_GONE);
+  const { rows } = embedded
+    ? await pool.query<{ id: string }>(
+        `UPDATE sessions SET ${end} WHERE status = 'running' AND server_id IS DISTINCT FROM $1 RETURNING id`,
+        [serverId, error],
+      )
+    : await pool.query<{ id: string }>(
+        `UPDATE sessions SET ${end}
+         WHERE status = 'running' AND server_id IS NOT NULL AND server_id <> $1
+           AND server_id NOT IN (
+             SELECT substr(application_name, length($3) + 1) FROM pg_stat_activity
+             WHERE starts_with(application_name, $3))
+         RETURNING id`,
+        [serverId, error, PRESENCE_APPLICATION_PREFIX],
+      );
+  return rows.map((row) => row.id);
 }
 
 /**

@@ -43,6 +43,26 @@ export class CheckpointError extends Error {
 export const CHECKSUM_FILE = 'checksums.sha256';
 
 /**
+ * The names `saveCheckpoint` gives a checkpoint before it is in place: `.<name>.tmp-<pid>-<hex>` while
+ * being written, `.<name>.old-<pid>-<hex>` for the one it replaces. A directory named so is what a
+ * process killed mid-save left behind: possibly complete, possibly not, never meant to be used.
+ */
+const UNFINISHED_NAME = /^\.(.+)\.(tmp|old)-\d+-[0-9a-f]{8}$/;
+
+/**
+ * Why `dir` must not be used as a checkpoint because `saveCheckpoint` never finished it (a leftover
+ * of a killed writer), or null. Checked by name: a writer killed after the last fsync leaves a
+ * temporary directory whose files all verify, yet it was never renamed into place.
+ */
+export function unfinishedCheckpointReason(dir: string): string | null {
+  const match = UNFINISHED_NAME.exec(basename(resolve(dir)));
+  if (!match) return null;
+  return match[2] === 'tmp'
+    ? `an unfinished checkpoint (the temporary directory of a save of "${match[1]}" that never completed)`
+    : `a checkpoint set aside while "${match[1]}" was being replaced, not a checkpoint in place`;
+}
+
+/**
  * Buffers that HF's own loader ignores when a checkpoint carries them (`_keys_to_ignore_on_load_unexpected`
  * in LlamaPreTrainedModel): the RoPE frequencies some older conversions saved per layer.
  */
@@ -65,6 +85,8 @@ export async function loadCheckpointWeights(dir: string): Promise<LoadedCheckpoi
     throw new CheckpointError(dir, reason, { cause });
   };
   if (!existsSync(dir)) fail('directory does not exist');
+  const unfinished = unfinishedCheckpointReason(dir);
+  if (unfinished) fail(unfinished);
   await verifyChecksums(dir);
 
   let config: LlamaConfig;

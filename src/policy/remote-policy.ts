@@ -9,7 +9,10 @@
  *   serves;
  * - `loadPolicyFromSpec(spec)`: the one parser of `--policy` / `CORGI_POLICY` values;
  * - `loadVllmLoraAdapter` / `unloadVllmLoraAdapter`: vLLM's runtime LoRA endpoints, so promoting a
- *   version can put its adapter on the inference server (protocol in README, "Remote policies").
+ *   version can put its adapter on the inference server (protocol in README, "Remote policies");
+ * - `remotePromotionLoader(spec)`: what a server serving a remote spec does when a version is
+ *   promoted (promotion.ts's `PolicyLoader`): on vLLM, load the version's adapter and serve it by
+ *   name; on a plain OpenAI-compatible endpoint, refuse and say why.
  *
  * Token ids and behaviour log-probs. The trainer needs both per sampled token; a chat API returns
  * text. They are filled when the model reports them: `CorgiChatModel` puts them in each chunk's
@@ -24,7 +27,7 @@ import { AIMessage, type BaseMessage, HumanMessage, SystemMessage } from '@langc
 import type { RunnableConfig } from '@langchain/core/runnables';
 import { ChatOpenAI } from '@langchain/openai';
 import { selectBackend, selectedBackend } from './backend.ts';
-import { LocalPolicy } from './local-policy.ts';
+import { LocalPolicy, SERVING_SCHEDULER } from './local-policy.ts';
 import type { ChatMessage, ChatPolicy, FinishReason, GenerateOptions, SamplingOptions } from './types.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -251,9 +254,13 @@ function parseBaseURL(value: string, field: string): string {
 // ---------------------------------------------------------------------------------------------
 // `--policy` / `CORGI_POLICY` values.
 
-export type PolicySpec =
-  | { kind: 'local'; dir: string }
-  | { kind: 'openai'; baseURL: string; model: string; vllm: boolean };
+export type PolicySpec = { kind: 'local'; dir: string } | RemotePolicySpec;
+export type RemotePolicySpec = { kind: 'openai'; baseURL: string; model: string; vllm: boolean };
+
+/** True for an `openai:` / `vllm:` spec (also how a remote base model is recorded in `policy_versions`). */
+export function isRemotePolicySpec(value: string): boolean {
+  return /^(openai|vllm):/.test(value);
+}
 
 /**
  * Parses a policy spec: `openai:<baseURL>#<model>` (any OpenAI-compatible server),
@@ -312,7 +319,7 @@ export async function loadPolicyFromSpec(
     return createRemotePolicy({ baseURL: parsed.baseURL, model: parsed.model, vllm: parsed.vllm });
   }
   if (selectedBackend() === null) await selectBackend();
-  return LocalPolicy.load(parsed.dir);
+  return LocalPolicy.load(parsed.dir, SERVING_SCHEDULER);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -332,6 +339,7 @@ export class VllmAdapterError extends Error {
   override readonly name = 'VllmAdapterError';
   constructor(
     message: string,
+    /** The server's HTTP status; 0 when it could not be reached (or did not answer in time). */
     readonly status: number,
   ) {
     super(message);
@@ -385,13 +393,27 @@ async function postAdapterEndpoint(
   // vLLM serves these beside the OpenAI routes: <host>/v1/load_lora_adapter.
   const url = /\/v1$/.test(base) ? `${base}/${endpoint}` : `${base}/v1/${endpoint}`;
   const apiKey = request.apiKey ?? process.env.CORGI_POLICY_API_KEY ?? process.env.OPENAI_API_KEY;
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
-    body: JSON.stringify(body),
-    signal: request.signal,
-  });
-  const text = await response.text();
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
+      },
+      body: JSON.stringify(body),
+      signal: request.signal,
+    });
+    text = await response.text();
+  } catch (error) {
+    // fetch says "fetch failed" and keeps the reason (ECONNREFUSED, a timeout) in `cause`.
+    const cause = (error as Error).cause as Error | undefined;
+    throw new VllmAdapterError(
+      `cannot reach vLLM at ${url}: ${cause?.message ?? (error as Error).message}`,
+      0,
+    );
+  }
   // Success is plain text; errors are OpenAI-style {"message"} or {"error": {"message"}} JSON.
   let message = text;
   try {
@@ -399,4 +421,99 @@ async function postAdapterEndpoint(
     message = parsed?.error?.message ?? parsed?.message ?? text;
   } catch {}
   return { ok: response.ok, status: response.status, message };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Promotions on a server that serves a remote policy.
+
+/**
+ * Why a server serving a remote policy cannot serve a promoted version, for a reason that is not
+ * the checkpoint's fault (promotion.ts keeps the code and does not mark the candidate refused):
+ * `promotion_unsupported` when the endpoint cannot serve it at all (a plain OpenAI-compatible
+ * server, a directory without a LoRA adapter, another base model), `upstream_error` when vLLM
+ * refused the adapter or could not be reached.
+ */
+export class RemotePromotionError extends Error {
+  override readonly name = 'RemotePromotionError';
+  constructor(
+    readonly code: 'promotion_unsupported' | 'upstream_error',
+    message: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super(message, options);
+  }
+}
+
+export interface RemotePromotionLoaderOptions {
+  /** @default as `createRemotePolicy` and `loadVllmLoraAdapter` */
+  apiKey?: string;
+  /** How long vLLM may take to load an adapter. @default 120000 */
+  timeoutMs?: number;
+}
+
+/** PEFT's adapter files, what vLLM's `load_lora_adapter` reads from `lora_path`. */
+const ADAPTER_FILES = ['adapter_config.json', 'adapter_model.safetensors'];
+
+/**
+ * What a server serving `spec` loads when `version` (checkpoint `checkpoint`) is promoted, rolled
+ * back to, or live at start-up — promotion.ts's `PolicyLoader`, so promotions of a remote policy go
+ * through the same `PolicyFollower` and `PolicyRegistry` swap as a local one:
+ *
+ * - a recorded remote base (`checkpoint` is an `openai:`/`vllm:` spec naming `spec.model`): that
+ *   model again, no call (rollback to the base);
+ * - `vllm:` and a checkpoint directory holding a PEFT adapter: `POST <host>/v1/load_lora_adapter
+ *   {"lora_name": version, "lora_path": checkpoint}` ("already loaded" is fine: another server, or
+ *   a retry), then a remote policy whose `model` is `version` — vLLM serves a loaded adapter under
+ *   its `lora_name`. The adapter is never unloaded here: attempts in flight (on this server or on
+ *   another sharing the vLLM) may still use it, and a rollback returns to it;
+ * - anything else, and every directory on a plain `openai:` endpoint (no runtime loading):
+ *   `RemotePromotionError` `promotion_unsupported`, saying so.
+ *
+ * @throws RemotePromotionError
+ */
+export function remotePromotionLoader(
+  spec: RemotePolicySpec,
+  { apiKey, timeoutMs = 120_000 }: RemotePromotionLoaderOptions = {},
+): (checkpoint: string, version: string) => Promise<ChatPolicy> {
+  const served = `${spec.vllm ? 'vllm' : 'openai'}:${spec.baseURL}#${spec.model}`;
+  const remote = (model: string, version: string) =>
+    createRemotePolicy({ baseURL: spec.baseURL, model, version, vllm: spec.vllm, apiKey });
+  return async (checkpoint, version) => {
+    if (isRemotePolicySpec(checkpoint)) {
+      const recorded = parsePolicySpec(checkpoint, 'checkpoint');
+      if (recorded.kind === 'openai' && recorded.model === spec.model) return remote(spec.model, version);
+      throw new RemotePromotionError(
+        'promotion_unsupported',
+        `it is the remote model ${checkpoint}, not ${spec.model}, the model of ${served}`,
+      );
+    }
+    if (!spec.vllm) {
+      throw new RemotePromotionError(
+        'promotion_unsupported',
+        `${served} is a plain OpenAI-compatible endpoint, which cannot load a version at run time: ` +
+          `servers on it keep serving ${spec.model}. Serve from vLLM (vllm:<baseURL>#<model>, runtime LoRA ` +
+          'loading on) to follow promotions, or restart the endpoint and the servers on the new model',
+      );
+    }
+    const missing = ADAPTER_FILES.filter((name) => !existsSync(join(checkpoint, name)));
+    if (missing.length > 0) {
+      throw new RemotePromotionError(
+        'promotion_unsupported',
+        `${checkpoint} holds no LoRA adapter (${missing.join(', ')} missing), and vLLM (${served}) can ` +
+          'load only adapters at run time',
+      );
+    }
+    try {
+      await loadVllmLoraAdapter({
+        baseURL: spec.baseURL,
+        loraName: version,
+        loraPath: checkpoint,
+        apiKey,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error) {
+      throw new RemotePromotionError('upstream_error', (error as Error).message, { cause: error });
+    }
+    return remote(version, version);
+  };
 }

@@ -15,6 +15,7 @@ export interface SecurityFlags {
   rateLimit: string;
   rateLimitIp: string;
   sessionRateLimit: string;
+  socketRateLimit: string;
   trustProxy: string;
 }
 
@@ -49,6 +50,11 @@ export function addSecurityFlags(command: Command): Command {
       env.CORGI_SESSION_RATE_LIMIT ?? String(DEFAULT_RATE_LIMITS.sessionsPerMinute),
     )
     .option(
+      '--socket-rate-limit <perMinute>',
+      'socket.io connections per minute per client IP; 0 disables (env CORGI_SOCKET_RATE_LIMIT)',
+      env.CORGI_SOCKET_RATE_LIMIT ?? String(DEFAULT_RATE_LIMITS.socketConnectionsPerMinute),
+    )
+    .option(
       '--trust-proxy <hops>',
       'reverse-proxy hops whose X-Forwarded-For to trust for client addresses (env CORGI_TRUST_PROXY)',
       env.CORGI_TRUST_PROXY ?? '0',
@@ -69,6 +75,7 @@ export function securityOptionsFromFlags(flags: SecurityFlags, host: string): Se
     perKeyPerMinute: count('--rate-limit', flags.rateLimit),
     perIpPerMinute: count('--rate-limit-ip', flags.rateLimitIp),
     sessionsPerMinute: count('--session-rate-limit', flags.sessionRateLimit),
+    socketConnectionsPerMinute: count('--socket-rate-limit', flags.socketRateLimit),
   };
   const corsOrigins = flags.corsOrigin
     .split(',')

@@ -9,11 +9,13 @@ import { createAdapter } from '@socket.io/postgres-adapter';
 import pg from 'pg';
 import { Server } from 'socket.io';
 import type { Database } from '../db/database.ts';
+import { sweepOrphanedSessions } from '../db/sessions.ts';
 import type { PolicySource } from '../policy/types.ts';
 import type { PolicyFollower } from '../trainer/promotion.ts';
 import { createApp } from './app.ts';
 import { defaultAuthMode } from './auth.ts';
 import { createMetrics } from './metrics.ts';
+import { startPresence } from './presence.ts';
 import { createSecurity, type SecurityOptions } from './security.ts';
 import { SessionService } from './session-service.ts';
 import { attachSessionSockets, type CorgiIo } from './socket.ts';
@@ -50,6 +52,8 @@ export interface ServerOptions {
 export interface RunningServer {
   url: string;
   port: number;
+  /** This process's id, recorded on the sessions it runs (presence.ts). */
+  serverId: string;
   io: CorgiIo;
   sessions: SessionService;
   /** Cancels running sessions, closes sockets and the HTTP server (not the database). */
@@ -64,7 +68,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     auth: options.security?.auth ?? defaultAuthMode(host),
   });
   const metrics = createMetrics();
-  const sessions = new SessionService({ pool: options.db.pool, policy: options.policy, metrics });
+  // Present before any session is recorded under our id; then end the sessions that servers which
+  // died mid-session left `running` (never those of servers still alive on this database).
+  const presence = await startPresence(options.db);
+  await sweepOrphanedSessions(options.db.pool, { serverId: presence.id, embedded: options.db.embedded }).then(
+    (swept) => {
+      if (swept.length > 0)
+        console.error(
+          `[sessions] ${swept.length} session(s) left running by a stopped server marked interrupted`,
+        );
+    },
+    (error: Error) =>
+      console.error(`[sessions] could not sweep sessions of stopped servers: ${error.message}`),
+  );
+  const sessions = new SessionService({
+    pool: options.db.pool,
+    policy: options.policy,
+    metrics,
+    serverId: presence.id,
+  });
   const app = createApp({
     pool: options.db.pool,
     policy: options.policy,
@@ -116,11 +138,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(port, host, () => resolve());
+  }).catch(async (error) => {
+    await presence.close();
+    throw error;
   });
   const bound = (http.address() as AddressInfo).port;
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}`,
     port: bound,
+    serverId: presence.id,
     io,
     sessions,
     close: async () => {
@@ -129,6 +155,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       http.closeAllConnections?.();
       security.close();
       await adapterPool?.end();
+      await presence.close();
     },
   };
 }

@@ -34,6 +34,8 @@ export class SessionService {
       pool: pg.Pool;
       policy: PolicySource;
       metrics: ServerMetrics;
+      /** This server process's id, recorded on its sessions (presence.ts). */
+      serverId?: string;
       /** Retry interval for deferred writes. @default 2_000 */
       retryMs?: number;
     },
@@ -80,6 +82,7 @@ export class SessionService {
         constraints: request.constraints,
         maxAttempts: request.maxAttempts,
         sampling: request.sampling,
+        serverId: this.deps.serverId ?? null,
       });
     } catch (error) {
       // Only an unreachable store is a 503; anything else is a bug to log (a 500), not an outage.

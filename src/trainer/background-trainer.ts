@@ -104,21 +104,53 @@ export async function runTrainerRound(options: TrainerRoundOptions): Promise<Tra
   );
 }
 
+/** Rounds that failed in a row (no candidate registered), and when the last one did. */
+export interface RoundFailures {
+  count: number;
+  /** Milliseconds since the epoch. */
+  lastAt: number;
+}
+
 export interface TriggerOptions {
   /** New live sessions since the last round that start one. @default 50 */
   minSessions?: number;
   /** Minutes after the last round that start one anyway (if any session came in). @default 60 */
   periodMinutes?: number;
+  /**
+   * Failed rounds since the last one that ended (promoted or refused). A failed round registers
+   * nothing, so the trigger stays met; without a back-off it would be retried at every poll.
+   */
+  failures?: RoundFailures | null;
+  /** Wait after a first failure; doubles with each further one, up to `periodMinutes`. @default 60 */
+  backoffSeconds?: number;
+  /** Clock for the back-off (ms since the epoch). @default Date.now */
+  clock?: () => number;
+}
+
+/** How long to wait after `failures` before trying again: backoff·2^(n−1), at most the period. */
+export function retryDelayMs(
+  failures: number,
+  { backoffSeconds = 60, periodMinutes = 60 }: Pick<TriggerOptions, 'backoffSeconds' | 'periodMinutes'> = {},
+): number {
+  if (failures <= 0) return 0;
+  return Math.min(periodMinutes * 60_000, backoffSeconds * 1000 * 2 ** Math.min(failures - 1, 30));
 }
 
 /**
  * Whether a round is due: `minSessions` live sessions logged since the last version was
- * registered, or `periodMinutes` passed since then with at least one.
+ * registered, or `periodMinutes` passed since then with at least one; and, after failed rounds,
+ * once their back-off has passed (`retryAt` says when).
  */
 export async function roundDue(
   db: Pick<Database, 'pool'>,
-  { minSessions = 50, periodMinutes = 60 }: TriggerOptions = {},
-): Promise<{ due: boolean; newSessions: number; since: string | null }> {
+  {
+    minSessions = 50,
+    periodMinutes = 60,
+    failures = null,
+    backoffSeconds,
+    clock = Date.now,
+  }: TriggerOptions = {},
+): Promise<{ due: boolean; newSessions: number; since: string | null; retryAt: string | null }> {
   const { rows } = await db.pool.query<{ since: Date | null; sessions: string; now: Date }>(
     `WITH last AS (SELECT max(created_at) AS since FROM policy_versions)
      SELECT last.since, now() AS now,
@@ -126,13 +158,20 @@ export async function roundDue(
               WHERE s.source = 'live' AND (last.since IS NULL OR s.created_at > last.since)) AS sessions
        FROM last`,
   );
-  const { since, sessions, now } = rows[0]!;
+  const { since, sessions, now: dbNow } = rows[0]!;
   const newSessions = Number(sessions);
-  const minutes = since ? (now.getTime() - since.getTime()) / 60_000 : Number.POSITIVE_INFINITY;
+  const minutes = since ? (dbNow.getTime() - since.getTime()) / 60_000 : Number.POSITIVE_INFINITY;
+  const triggered = newSessions >= minSessions || (newSessions > 0 && minutes >= periodMinutes);
+  const retryAt =
+    failures && failures.count > 0
+      ? failures.lastAt + retryDelayMs(failures.count, { backoffSeconds, periodMinutes })
+      : null;
+  const waiting = retryAt !== null && clock() < retryAt;
   return {
-    due: newSessions >= minSessions || (newSessions > 0 && minutes >= periodMinutes),
+    due: triggered && !waiting,
     newSessions,
     since: since ? since.toISOString() : null,
+    retryAt: waiting ? new Date(retryAt).toISOString() : null,
   };
 }
 
@@ -144,12 +183,16 @@ export interface BackgroundTrainerOptions extends TrainerRoundOptions, TriggerOp
   log?: (line: string) => void;
 }
 
-/** Checks and runs rounds until `signal` aborts. A failed round is logged and retried next period. */
+/**
+ * Checks and runs rounds until `signal` aborts. A failed round is logged and retried after a
+ * back-off that doubles with each failure in a row (`retryDelayMs`), not at every poll.
+ */
 export async function runBackgroundTrainer(options: BackgroundTrainerOptions): Promise<void> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const pollMs = (options.pollSeconds ?? 30) * 1000;
+  const failures: RoundFailures = { count: 0, lastAt: 0 };
   while (!options.signal?.aborted) {
-    const check = await roundDue(options.db, options);
+    const check = await roundDue(options.db, { ...options, failures });
     if (check.due) {
       log(`[trainer] ${check.newSessions} new live sessions since ${check.since ?? 'the start'}: training`);
       try {
@@ -159,10 +202,16 @@ export async function runBackgroundTrainer(options: BackgroundTrainerOptions): P
             ? `[trainer] promoted ${round.version} (from ${round.parentVersion ?? 'the base model'})`
             : `[trainer] refused ${round.version}: ${round.reason}`,
         );
+        failures.count = 0;
         options.onRound?.(round);
       } catch (error) {
         if (options.signal?.aborted) break;
-        log(`[trainer] round failed: ${(error as Error).message}`);
+        failures.count++;
+        failures.lastAt = (options.clock ?? Date.now)();
+        const wait = retryDelayMs(failures.count, options);
+        log(
+          `[trainer] round failed (${failures.count} in a row): ${(error as Error).message}; next try in ${Math.round(wait / 1000)} s at the earliest`,
+        );
         options.onRound?.(error as Error);
       }
     }

@@ -140,6 +140,22 @@ function alignedTensor(
 }
 
 /**
+ * Per-token truncated importance weights min(c, π/μ) = min(c, exp(log π − log μ)) of an off-policy
+ * sample: `current` = log π under the policy being trained, `behaviour` = log μ as logged.
+ */
+export function truncatedImportanceWeights(
+  current: readonly number[],
+  behaviour: readonly number[],
+  cap: number,
+): number[] {
+  if (current.length !== behaviour.length)
+    throw new Error(
+      `importance weights: ${current.length} log-probs but ${behaviour.length} behaviour log-probs`,
+    );
+  return current.map((lp, j) => Math.min(cap, Math.exp(lp - behaviour[j]!)));
+}
+
+/**
  * Builds the tensors for one minibatch. `reference[b]` and `current[b]` are the completion
  * log-probs of sample b under the frozen reference and (for off-policy samples) under the policy
  * before this batch's updates. The caller disposes the result (`disposePrepared`).
@@ -161,7 +177,7 @@ export function prepareBatch(
       if (!s.offPolicy) return 0;
       const now = current[b];
       if (!now) throw new Error('prepareBatch: an off-policy sample needs its current log-probs');
-      return now.map((lp, j) => Math.min(options.importanceCap, Math.exp(lp - s.behaviourLogprobs[j]!)));
+      return truncatedImportanceWeights(now, s.behaviourLogprobs, options.importanceCap);
     }),
     onPolicy: alignedTensor(samples, T, (s) => (s.offPolicy ? 0 : 1)),
   };

@@ -49,7 +49,7 @@ import {
   sessionReward,
 } from './corgi-objective.ts';
 import { loadOptimizerState, serializeOptimizerState } from './optimizer-state.ts';
-import { type LoggedSession, loadLoggedSessions, loadProductionPrompts } from './production.ts';
+import { loadLoggedSessions, loadProductionPrompts, policyFamily, replaySamples } from './production.ts';
 import { MetricsLog, ProgressReporter } from './progress.ts';
 import { type RolloutPrompt, type RolloutSession, rollOut } from './rollouts.ts';
 
@@ -211,6 +211,8 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
       seed: config.seed,
     }).map(({ id, task, constraints, prompt }) => ({ id, task, constraints, ...(prompt ? { prompt } : {}) }));
   const production = hooks.db && config.production_fraction > 0 ? await loadProductionPrompts(hooks.db) : [];
+  // Logged sessions are replayed only if a policy of this one's family (same tokenizer) wrote them.
+  const family = policyFamily(startDir);
   if (production.length > 0) progress.line(`train: ${production.length} logged live prompts join the pool`);
 
   const startedAt = performance.now() / 1000 - state.elapsedSeconds;
@@ -257,15 +259,27 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
       if (hooks.signal?.aborted) continue; // saves and stops at the top of the loop
 
       const { samples, rewards, trainedSessions } = buildSamples(sessions, sampler, config);
-      const replayed =
-        hooks.db && config.replay_sessions > 0
-          ? await loadLoggedSessions(hooks.db, {
-              limit: config.replay_sessions,
-              offset: (step - 1) * config.replay_sessions,
-            })
-          : [];
       const meanReward = rewards.reduce((a, b) => a + b, 0) / Math.max(1, rewards.length);
-      samples.push(...replaySamples(replayed, sampler, config, meanReward));
+      let replayed = 0;
+      if (hooks.db && config.replay_sessions > 0) {
+        const logged = await loadLoggedSessions(hooks.db, {
+          limit: config.replay_sessions,
+          offset: (step - 1) * config.replay_sessions,
+          family,
+          vocabSize: model.config.vocab_size,
+        });
+        if (logged.skipped.length > 0)
+          progress.line(
+            `train: step ${step}: ${logged.skipped.length} logged attempts/sessions not replayed (${summarizeSkips(logged.skipped)})`,
+          );
+        const replay = replaySamples(logged.sessions, sampler, {
+          ratingWeight: config.rating_weight,
+          baseline: meanReward,
+          skipZeroAdvantage: config.skip_zero_advantage,
+        });
+        samples.push(...replay.samples);
+        replayed = replay.sessions;
+      }
 
       const trainStart = performance.now();
       const update = await optimise(samples, {
@@ -303,7 +317,7 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
         attempts: round(flat.reduce((a, s) => a + s.attempts.length, 0) / flat.length),
         sessions_trained: trainedSessions,
         sessions: flat.length,
-        replayed_sessions: replayed.length,
+        replayed_sessions: replayed,
         rollout_tokens_per_s: Math.round(generated / Math.max(1e-9, rolloutSeconds)),
         train_tokens_per_s: Math.round((pgTokens * config.epochs) / Math.max(1e-9, trainSeconds)),
         elapsed_s: round(elapsed(), 1),
@@ -431,35 +445,11 @@ function buildSamples(
   return { samples, rewards, trainedSessions };
 }
 
-/**
- * Logged live sessions as off-policy samples: their reward is the best score plus
- * `rating_weight` × the rating bonus, their advantage that reward minus the step's mean
- * on-policy reward (a logged session has no group of its own).
- */
-function replaySamples(
-  sessions: readonly LoggedSession[],
-  sampler: LocalPolicy,
-  config: CorgiConfig,
-  baseline: number,
-): AttemptSample[] {
-  const samples: AttemptSample[] = [];
-  for (const session of sessions) {
-    const advantage = session.reward(config.rating_weight) - baseline;
-    if (config.skip_zero_advantage && Math.abs(advantage) < 1e-9) continue;
-    for (const attempt of session.attempts) {
-      if (attempt.tokenIds.length === 0 || attempt.tokenIds.length !== attempt.logprobs.length) continue;
-      const promptIds = sampler.encodePrompt(attempt.messages, { maxTokens: session.maxTokens });
-      if (attempt.tokenIds.some((id) => id >= sampler.model.config.vocab_size)) continue; // another tokenizer's
-      samples.push({
-        promptIds,
-        completionIds: attempt.tokenIds,
-        behaviourLogprobs: attempt.logprobs,
-        advantage,
-        offPolicy: true,
-      });
-    }
-  }
-  return samples;
+/** "3 cancelled, 1 other_family" */
+function summarizeSkips(skipped: readonly { code: string }[]): string {
+  const counts = new Map<string, number>();
+  for (const { code } of skipped) counts.set(code, (counts.get(code) ?? 0) + 1);
+  return [...counts].map(([code, n]) => `${n} ${code}`).join(', ');
 }
 
 interface OptimiseContext {
@@ -472,6 +462,33 @@ interface OptimiseContext {
   step: number;
 }
 
+/**
+ * log π of every off-policy sample's targets under `model` as it is before the step's updates (null
+ * for on-policy samples): what the truncated importance weights min(c, π/μ) are fixed from.
+ */
+export function offPolicyLogprobs(
+  model: LocalPolicy['model'],
+  samples: readonly AttemptSample[],
+  config: Pick<CorgiConfig, 'minibatch_size' | 'temperature'>,
+): (number[] | null)[] {
+  const M = config.minibatch_size;
+  const current: (number[] | null)[] = samples.map(() => null);
+  for (let i = 0; i < samples.length; i += M) {
+    const chunk = samples.slice(i, i + M);
+    const off = chunk.map((s, j) => (s.offPolicy ? j : -1)).filter((j) => j >= 0);
+    if (off.length === 0) continue;
+    const scored = maskedLogProbs(
+      model,
+      off.map((j) => sampleSequence(chunk[j]!)),
+      { temperature: config.temperature },
+    );
+    off.forEach((j, n) => {
+      current[i + j] = scored[n]!;
+    });
+  }
+  return current;
+}
+
 /** Reference log-probs, then `epochs` passes of minibatch updates; returns the step's means. */
 async function optimise(
   samples: readonly AttemptSample[],
@@ -482,22 +499,11 @@ async function optimise(
   const M = config.minibatch_size;
   const scoring = { temperature: config.temperature };
   const referenceLogprobs: number[][] = [];
-  const currentLogprobs: (number[] | null)[] = samples.map(() => null);
   for (let i = 0; i < samples.length; i += M) {
     const chunk = samples.slice(i, i + M);
     referenceLogprobs.push(...maskedLogProbs(reference, chunk.map(sampleSequence), scoring));
-    const off = chunk.map((s, j) => (s.offPolicy ? j : -1)).filter((j) => j >= 0);
-    if (off.length > 0) {
-      const scored = maskedLogProbs(
-        model,
-        off.map((j) => sampleSequence(chunk[j]!)),
-        scoring,
-      );
-      off.forEach((j, n) => {
-        currentLogprobs[i + j] = scored[n]!;
-      });
-    }
   }
+  const currentLogprobs = offPolicyLogprobs(model, samples, config);
 
   const totals: ObjectiveStats = {
     tokens: 0,

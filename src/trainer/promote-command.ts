@@ -6,6 +6,10 @@
  * The embedded database lives inside the `corgi serve` process, so without `DATABASE_URL` these
  * commands go through that server's HTTP routes instead: `--server http://127.0.0.1:3000` (with
  * `CORGI_API_KEY` holding an admin key when the server requires one).
+ *
+ * Servers that serve from vLLM (`CORGI_POLICY=vllm:<baseURL>#<model>`) load adapters, not models:
+ * with `--policy` (default `CORGI_POLICY`) naming a remote spec, a promotion is checked the way
+ * those servers load it (vLLM's load-adapter endpoint) instead of by loading a TensorFlow.js model.
  */
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -16,7 +20,24 @@ import type { PolicyVersion } from '../db/policy-versions.ts';
 interface CommonOptions {
   server?: string;
   json?: boolean;
+  policy?: string;
 }
+
+/**
+ * How a promotion made here loads (so verifies) the version: like the servers that will serve it.
+ * A remote `--policy` spec: its vLLM loads the adapter (a plain OpenAI endpoint refuses, truthfully);
+ * otherwise the TensorFlow.js model.
+ */
+async function loaderFor(policy: string | undefined) {
+  const remote = await import('../policy/remote-policy.ts');
+  if (!policy || !remote.isRemotePolicySpec(policy)) return undefined;
+  const spec = remote.parsePolicySpec(policy, '--policy');
+  return spec.kind === 'openai' ? remote.remotePromotionLoader(spec) : undefined;
+}
+
+const POLICY_OPTION_HELP =
+  'what the servers serve (env CORGI_POLICY): with vllm:<baseURL>#<model>, the version is loaded into that vLLM ' +
+  '(its LoRA adapter) instead of being verified as a local model';
 
 /** What `promote` and `rollback` print with `--json` (the HTTP routes' fields). */
 interface PromotionSummary {
@@ -42,6 +63,7 @@ export function registerPromoteCommands(program: Command): void {
       '--server <url>',
       'promote through a running server (the embedded mode): POST <url>/v1/admin/promote',
     )
+    .option('--policy <spec>', POLICY_OPTION_HELP, process.env.CORGI_POLICY)
     .option('--json', 'print {"version", "previous", "changed", "promotedAt"}')
     .action(async (target: string, options: CommonOptions & { version?: string }) => {
       const isDir = existsSync(target) && statSync(target).isDirectory();
@@ -53,10 +75,12 @@ export function registerPromoteCommands(program: Command): void {
         summary = await callServer(options.server, '/v1/admin/promote', body);
       } else {
         const { promote } = await import('./promotion.ts');
+        const load = await loaderFor(options.policy);
         summary = await withPolicyDatabase('promote', async (db) => {
           const promotion = await promote(
             db,
             isDir || options.version ? { checkpoint: target, version: options.version } : target,
+            { load },
           );
           return { ...promotion, promotedAt: promotion.live.promotedAt };
         });
@@ -74,6 +98,7 @@ export function registerPromoteCommands(program: Command): void {
       '--server <url>',
       'roll back through a running server (the embedded mode): POST <url>/v1/admin/rollback',
     )
+    .option('--policy <spec>', POLICY_OPTION_HELP, process.env.CORGI_POLICY)
     .option('--json', 'print {"version", "previous", "changed", "promotedAt"}')
     .action(async (options: CommonOptions & { reason?: string }) => {
       let summary: PromotionSummary;
@@ -85,8 +110,9 @@ export function registerPromoteCommands(program: Command): void {
         );
       } else {
         const { rollback } = await import('./promotion.ts');
+        const load = await loaderFor(options.policy);
         summary = await withPolicyDatabase('rollback', async (db) => {
-          const promotion = await rollback(db, { reason: options.reason });
+          const promotion = await rollback(db, { reason: options.reason, load });
           return { ...promotion, promotedAt: promotion.live.promotedAt };
         });
       }

@@ -17,6 +17,10 @@
  * `promote` signals followers in the same process directly, and followers also poll the live row
  * (which catches a promotion made from a worker thread). The payload is only a hint: a follower
  * always reads the live row itself, so missed, repeated or out-of-order signals all converge.
+ *
+ * A server serving a remote policy follows promotions the same way with another loader
+ * (remote-policy.ts, `remotePromotionLoader`): on vLLM "loading" a version is asking vLLM to load its
+ * LoRA adapter, then serving that adapter by name; its base model is recorded under its spec.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
@@ -35,21 +39,35 @@ import {
   PolicyVersionError,
   registerCandidate,
 } from '../db/policy-versions.ts';
-import { CHECKSUM_FILE } from '../policy/checkpoint.ts';
-import { LocalPolicy } from '../policy/local-policy.ts';
+import { CHECKSUM_FILE, unfinishedCheckpointReason } from '../policy/checkpoint.ts';
+import { LocalPolicy, SERVING_SCHEDULER } from '../policy/local-policy.ts';
 import type { DisposablePolicy, PolicyRegistry } from '../policy/policy-registry.ts';
+import { isRemotePolicySpec, RemotePromotionError } from '../policy/remote-policy.ts';
 
 /** The NOTIFY channel of a schema's promotions (tests isolate themselves in schemas of their own). */
 export function policyChannel(schema: string): string {
   return schema === 'public' ? 'corgi_policy' : `corgi_policy_${schema}`;
 }
 
-/** Loads a checkpoint as the policy `version`; it must throw for anything it cannot serve. */
+/**
+ * Loads a checkpoint as the policy `version`; it must throw for anything it cannot serve. The path
+ * is a checkpoint directory, or the spec of a remote base model (`vllm:…#model`, recorded by a
+ * server serving it). A `RemotePromotionError` means this server cannot serve it for a reason that
+ * is not the checkpoint's (its inference server refused or is down): the error keeps its code and
+ * a candidate is not marked refused.
+ */
 export type PolicyLoader = (checkpointDir: string, version: string) => Promise<DisposablePolicy>;
 
 /** The default loader: the TensorFlow.js model, refusing corrupt or partial checkpoints. */
-export const loadLocalPolicy: PolicyLoader = (checkpointDir, version) =>
-  LocalPolicy.load(checkpointDir, { version });
+export const loadLocalPolicy: PolicyLoader = async (checkpointDir, version) => {
+  if (isRemotePolicySpec(checkpointDir)) {
+    throw new RemotePromotionError(
+      'promotion_unsupported',
+      `it is the remote model ${checkpointDir}, which a local policy cannot load`,
+    );
+  }
+  return LocalPolicy.load(checkpointDir, { ...SERVING_SCHEDULER, version });
+};
 
 /** Files that make up a checkpoint when it has no `checksums.sha256` (one from elsewhere). */
 const CHECKPOINT_FILE =
@@ -100,6 +118,9 @@ export async function registerCheckpoint(
       `checkpoint: no checkpoint directory at ${checkpointPath}`,
     );
   }
+  const unfinished = unfinishedCheckpointReason(checkpointPath);
+  if (unfinished)
+    throw new PolicyVersionError('invalid_checkpoint', `checkpoint: ${checkpointPath} is ${unfinished}`);
   return registerCandidate(db.pool, {
     version: version ?? basename(checkpointPath),
     checkpointPath,
@@ -226,8 +247,9 @@ export interface LivePolicyOptions {
    */
   fallback: () => Promise<DisposablePolicy>;
   /**
-   * The fallback's checkpoint directory, if it is one: when nothing has been promoted yet it is
-   * recorded as the first live version, so the first promotion has something to roll back to.
+   * The fallback's checkpoint directory, if it is one, or its `vllm:`/`openai:` spec for a remote
+   * model: when nothing has been promoted yet it is recorded as the first live version, so the
+   * first promotion has something to roll back to.
    */
   fallbackDir?: string;
   load?: PolicyLoader;
@@ -257,10 +279,12 @@ export async function loadLivePolicy(
   const policy = await fallback();
   if (!live && fallbackDir) {
     try {
+      // A remote model has no directory here: it is recorded under its spec, with no digest.
+      const remote = isRemotePolicySpec(fallbackDir);
       const row = await registerCandidate(db.pool, {
         version: policy.version,
-        checkpointPath: resolve(fallbackDir),
-        checksum: await checkpointDigest(resolve(fallbackDir)),
+        checkpointPath: remote ? fallbackDir : resolve(fallbackDir),
+        checksum: remote ? null : await checkpointDigest(resolve(fallbackDir)),
       });
       await activate(db, row.version, { expectedLive: null });
     } catch (error) {
@@ -323,6 +347,7 @@ export class PolicyFollower {
   private pollTimer: NodeJS.Timeout | null = null;
   private stopInProcess: (() => void) | null = null;
   private failed: { version: string; checksum: string | null; at: number } | null = null;
+  private lastFailure: { version: string; reason: string; at: string } | null = null;
   private closed = false;
 
   constructor(options: FollowPromotionsOptions) {
@@ -339,6 +364,14 @@ export class PolicyFollower {
     return this.registry.version;
   }
 
+  /**
+   * Why this process does not serve the live version, when its last attempt to load it failed (a
+   * corrupt checkpoint, an inference server that refused or is down); null once it serves it.
+   */
+  get failure(): { version: string; reason: string; at: string } | null {
+    return this.lastFailure;
+  }
+
   /** @internal `followPromotions` calls it. */
   async start(): Promise<void> {
     if (this.db.embedded) {
@@ -351,7 +384,11 @@ export class PolicyFollower {
       // Polling alone must not keep a process (a CLI, a test) alive.
       this.pollTimer.unref();
     }
-    await this.refresh();
+    // A live version that cannot be loaded here does not stop the server: it keeps serving what it
+    // has (loadLivePolicy's fallback), says why, and retries on the next signal or poll.
+    await this.refresh().catch((error) =>
+      this.log(`[policy] start: staying on ${this.registry.version}: ${(error as Error).message}`),
+    );
   }
 
   /**
@@ -366,14 +403,20 @@ export class PolicyFollower {
   promote(target: string | PromotionTarget): Promise<Promotion> {
     return this.enqueue(async () =>
       this.install(await promote(this.db, target, { load: this.load, keepPolicy: true })),
-    );
+    ).catch((error) => this.refused('promote', error));
   }
 
   /** `rollback`, then this process swaps to the policy it already loaded. */
   rollback(options: Pick<RollbackOptions, 'reason'> = {}): Promise<Promotion> {
     return this.enqueue(async () =>
       this.install(await rollback(this.db, { ...options, load: this.load, keepPolicy: true })),
-    );
+    ).catch((error) => this.refused('rollback', error));
+  }
+
+  /** Logs a refused promotion or rollback (the caller gets the error too) and rethrows it. */
+  private refused(what: string, error: unknown): never {
+    this.log(`[policy] ${what} refused, staying on ${this.registry.version}: ${(error as Error).message}`);
+    throw error;
   }
 
   /** Stops listening and polling; waits for a load in progress. The registry is left as it is. */
@@ -397,15 +440,21 @@ export class PolicyFollower {
   /** A signal or a poll: sync in the queue, report failures (nobody awaits this). */
   private onSignal(source: 'notify' | 'in-process' | 'poll' | 'reconnect'): void {
     if (this.closed) return;
-    this.enqueue(() => this.sync(source !== 'poll')).catch((error) =>
-      this.log(`[policy] ${source}: staying on ${this.registry.version}: ${(error as Error).message}`),
-    );
+    const before = this.lastFailure;
+    this.enqueue(() => this.sync(source !== 'poll')).catch((error) => {
+      // A poll retrying a load that keeps failing the same way has nothing new to say.
+      if (source === 'poll' && before && before.reason === this.lastFailure?.reason) return;
+      this.log(`[policy] ${source}: staying on ${this.registry.version}: ${(error as Error).message}`);
+    });
   }
 
   private async sync(retryFailed: boolean): Promise<string> {
     if (this.closed) return this.registry.version;
     const live = await getLivePolicyVersion(this.db.pool);
-    if (!live || live.version === this.registry.version) return this.registry.version;
+    if (!live || live.version === this.registry.version) {
+      this.lastFailure = null;
+      return this.registry.version;
+    }
     const failed = this.failed;
     if (
       !retryFailed &&
@@ -420,9 +469,12 @@ export class PolicyFollower {
       policy = await loadVerified(this.db, live, this.load, 'version');
     } catch (error) {
       this.failed = { version: live.version, checksum: live.checksum, at: Date.now() };
+      const at = new Date().toISOString();
+      this.lastFailure = { version: live.version, reason: (error as Error).message, at };
       throw error;
     }
     this.failed = null;
+    this.lastFailure = null;
     if (this.closed) {
       await policy.dispose?.();
       return this.registry.version;
@@ -438,6 +490,7 @@ export class PolicyFollower {
     if (policy && this.registry.version !== promotion.version) {
       const before = this.registry.version;
       await this.registry.swap(policy);
+      this.lastFailure = null;
       this.log(`[policy] now serving ${promotion.version} (was ${before})`);
     } else {
       await policy?.dispose?.();
@@ -567,8 +620,14 @@ async function loadVerified(
       { cause },
     );
   };
-  if (!isDirectory(row.checkpointPath)) return refuse(`no checkpoint directory at ${row.checkpointPath}`);
-  if (row.checksum) {
+  // A remote base model (recorded under its spec) has no directory to check: its loader decides.
+  const remote = isRemotePolicySpec(row.checkpointPath);
+  if (!remote && !isDirectory(row.checkpointPath))
+    return refuse(`no checkpoint directory at ${row.checkpointPath}`);
+  // A killed writer's leftover (checkpoint.ts): refused whatever its files say, and whatever the loader.
+  const unfinished = remote ? null : unfinishedCheckpointReason(row.checkpointPath);
+  if (unfinished) return refuse(`${row.checkpointPath} is ${unfinished}`);
+  if (!remote && row.checksum) {
     const now = await checkpointDigest(row.checkpointPath);
     if (now !== row.checksum) {
       return refuse(
@@ -579,6 +638,14 @@ async function loadVerified(
   try {
     return await load(row.checkpointPath, row.version);
   } catch (error) {
+    // This server's inference server, not the checkpoint, is at fault: the candidate stays as it is.
+    if (error instanceof RemotePromotionError) {
+      throw new PolicyVersionError(
+        error.code,
+        `${field}: "${row.version}" cannot be served: ${error.message}`,
+        { cause: error },
+      );
+    }
     return refuse((error as Error).message, error);
   }
 }

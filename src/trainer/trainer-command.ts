@@ -4,7 +4,15 @@
  * is due, trains, gates and promotes; servers pick promotions up by NOTIFY. `--once` runs one round
  * now and exits. Training flags are `corgi train`'s (the config's), minus where the checkpoint
  * comes from and goes to, which the round decides.
+ *
+ * `corgi serve` on the embedded database runs `corgi trainer --once` as a low-priority child process
+ * for each round (trainer-worker.ts), with DATABASE_URL pointing at the embedded database's socket
+ * and these variables: CORGI_DATABASE_EMBEDDED=1 (the URL is PGlite behind pglite-socket: one
+ * connection, no migrations, the embedded lock and promotion rules) and CORGI_TRAINER_NICE=<n>
+ * (every thread of this process gets that nice value).
  */
+import { readdirSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { z } from 'zod';
@@ -91,12 +99,22 @@ async function runTrainer(options: TrainerCommandOptions, train: Partial<CorgiCo
     import('./background-trainer.ts'),
     import('./eval-gate.ts'),
   ]);
+  if (process.env.CORGI_TRAINER_NICE) reniceThisProcess(Number(process.env.CORGI_TRAINER_NICE));
   await selectBackend();
-  const db = await openDatabase();
+  // The embedded database of the `corgi serve` that started this process, through its socket.
+  const embedded = process.env.CORGI_DATABASE_EMBEDDED === '1';
+  const opened = await openDatabase(embedded ? { poolSize: 1, migrate: false } : {});
+  const db = embedded ? { ...opened, embedded: true } : opened;
   const controller = new AbortController();
   const stop = () => controller.abort(new Error('interrupted'));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // Started by `corgi serve` (an IPC channel): stop when it goes away. The channel alone must not
+  // keep this process alive.
+  if (process.channel) {
+    process.channel.unref();
+    process.once('disconnect', stop);
+  }
   const round = {
     db,
     checkpointDir: options.checkpointDir,
@@ -123,6 +141,33 @@ async function runTrainer(options: TrainerCommandOptions, train: Partial<CorgiCo
   } finally {
     process.removeListener('SIGINT', stop);
     process.removeListener('SIGTERM', stop);
+    process.removeListener('disconnect', stop);
     await db.close();
   }
+}
+
+/**
+ * Gives every thread of this process the nice value `nice`. On Linux a nice value belongs to a
+ * thread, and `os.setPriority(pid)` changes only the thread whose id is the pid (the main one):
+ * V8's and libuv's threads, started before, would keep the parent's priority. Threads started later
+ * inherit their creator's. Logs what the kernel then reports.
+ */
+function reniceThisProcess(nice: number): void {
+  const tasks = (() => {
+    try {
+      return readdirSync('/proc/self/task').map(Number);
+    } catch {
+      return [0]; // not Linux: the process
+    }
+  })();
+  let niced = 0;
+  for (const tid of tasks) {
+    try {
+      setPriority(tid, nice);
+      niced++;
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+  process.stderr.write(`[trainer] nice ${getPriority(0)} on ${niced} of ${tasks.length} threads\n`);
 }

@@ -133,3 +133,25 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', aborted, { once: true });
   });
 }
+
+/**
+ * Releases the trainer lock of `db`'s schema whoever took it. Only for the embedded database, where
+ * every connection is PGlite's one session (so this unlocks the lock another connection took) and
+ * only the process that owns the database starts trainers: `corgi serve` calls it after its trainer
+ * process exited without releasing it (killed, crashed), which would otherwise hold it until restart.
+ * Resolves with whether a lock was held.
+ */
+export async function releaseEmbeddedTrainerLock(
+  db: Pick<Database, 'pool' | 'schema' | 'embedded'>,
+): Promise<boolean> {
+  if (!db.embedded) throw new Error('releaseEmbeddedTrainerLock: only for the embedded database');
+  const keys = [LOCK_NAMESPACE, schemaKey(db.schema)];
+  const { rows } = await db.pool.query(
+    `SELECT count(*)::int AS held FROM pg_locks
+      WHERE locktype = 'advisory' AND classid = $1::int::oid AND objid = $2::int::oid AND objsubid = 2 AND granted`,
+    keys,
+  );
+  if (rows[0].held === 0) return false;
+  await db.pool.query('SELECT pg_advisory_unlock($1, $2)', keys);
+  return true;
+}

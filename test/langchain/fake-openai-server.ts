@@ -50,7 +50,14 @@ export const fakeLogprob = (index: number) => -0.1 * (index + 1);
 
 export async function startFakeOpenAIServer(
   reply: (body: ChatRequestBody) => FakeReply,
-  { baseModel = 'base-model' }: { baseModel?: string } = {},
+  {
+    baseModel = 'base-model',
+    maxLoraRank = 64,
+  }: {
+    baseModel?: string;
+    /** vLLM's `--max-lora-rank`: an adapter of a higher rank is refused, as vLLM refuses it. */
+    maxLoraRank?: number;
+  } = {},
 ): Promise<FakeOpenAIServer> {
   const requests: FakeOpenAIServer['requests'] = [];
   const adapters: FakeOpenAIServer['adapters'] = new Map();
@@ -75,10 +82,11 @@ export async function startFakeOpenAIServer(
       ) {
         return fail(404, `No adapter found for ${path}`);
       }
-      adapters.set(name, {
-        path,
-        config: JSON.parse(readFileSync(join(path, 'adapter_config.json'), 'utf8')),
-      });
+      const config = JSON.parse(readFileSync(join(path, 'adapter_config.json'), 'utf8'));
+      if (config.r > maxLoraRank) {
+        return fail(400, `LoRA rank ${config.r} is greater than max_lora_rank ${maxLoraRank}.`);
+      }
+      adapters.set(name, { path, config });
       res.writeHead(200, { 'content-type': 'text/plain' });
       return res.end(`Success: LoRA adapter '${name}' added successfully.`);
     }

@@ -3,11 +3,9 @@
  * sampling, vLLM token ids and log-probs, errors, cancellation, a whole feedback session, the
  * `openai:` spec in `corgi serve`, and vLLM's runtime LoRA endpoints with an adapter our LoRA code wrote.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConstraints } from '../../src/checkers/registry.ts';
 import { attachLora, saveLoraAdapter } from '../../src/policy/lora.ts';
@@ -28,6 +26,7 @@ import {
 import { runSession, type SessionPart } from '../../src/session/session-runner.ts';
 import { useBackend } from '../policy/helpers.ts';
 import { tinyModel } from '../policy/tiny-policy.ts';
+import { corgiEnv, type ServeProcess, startServe, stopGently } from '../support/processes.ts';
 import {
   type ChatRequestBody,
   type FakeOpenAIServer,
@@ -37,7 +36,6 @@ import {
   startFakeOpenAIServer,
 } from './fake-openai-server.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/corgi.js', import.meta.url));
 const USER = [{ role: 'user' as const, content: 'Write about a dog.' }];
 
 /** What the next chat request gets; tests set it. */
@@ -248,40 +246,21 @@ describe('vLLM runtime LoRA adapters', () => {
 
 describe('corgi serve with CORGI_POLICY=openai:...', () => {
   const root = mkdtempSync(join(tmpdir(), 'corgi-serve-remote-'));
-  let child: ChildProcess;
-  let stderr = '';
+  let serve: ServeProcess | undefined;
   afterAll(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await stopGently(serve);
     rmSync(root, { recursive: true, force: true });
   });
 
   it('serves sessions from the endpoint and logs them under the remote model’s name', async () => {
     nextReply = () => ({ pieces: ['No ', 'commas ', 'here.'] });
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      CORGI_DATA_DIR: join(root, 'data'),
+    const env = corgiEnv(join(root, 'data'), {
       CORGI_POLICY: `openai:${server.baseURL}#base-model`,
       CORGI_BACKEND: 'cpu',
-    };
-    delete env.DATABASE_URL;
-    child = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { env });
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`serve did not start:\n${stderr}`)), 60_000);
-      child.stderr!.on('data', (chunk) => {
-        stderr += chunk;
-        const match = /CORGI Live on (http:\/\/\S+)/.exec(stderr);
-        if (match) {
-          clearTimeout(timer);
-          resolve(match[1]);
-        }
-      });
-      child.once('exit', (code) => reject(new Error(`serve exited with ${code}:\n${stderr}`)));
     });
-    expect(stderr).toMatch(/policy base-model/);
+    serve = await startServe([], env, { timeoutMs: 60_000 });
+    const { url } = serve;
+    expect(serve.stderr()).toMatch(/policy base-model/);
     const response = await fetch(`${url}/v1/sessions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -1,15 +1,21 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BIN = fileURLToPath(new URL('../../bin/corgi.js', import.meta.url));
+export const CORGI_BIN = fileURLToPath(new URL('../../bin/corgi.js', import.meta.url));
 
-/** Runs the real `corgi` bin with `args`, feeding `input` on stdin; resolves with its exit code and output. */
-export function runCorgi(
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node args` (this Node), feeding `input` on stdin; resolves with its exit code and output. */
+export function runNode(
   args: string[],
   options: { input?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(process.execPath, args, {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: options.env ?? process.env,
     });
@@ -25,4 +31,12 @@ export function runCorgi(
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(options.input ?? '');
   });
+}
+
+/** Runs the real `corgi` bin with `args`, feeding `input` on stdin; resolves with its exit code and output. */
+export function runCorgi(
+  args: string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunResult> {
+  return runNode([CORGI_BIN, ...args], options);
 }

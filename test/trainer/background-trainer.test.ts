@@ -5,9 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
 import { getLivePolicyVersion, getPolicyVersion } from '../../src/db/policy-versions.ts';
 import { createSession } from '../../src/db/sessions.ts';
-import { roundDue, runTrainerRound } from '../../src/trainer/background-trainer.ts';
+import { retryDelayMs, roundDue, runTrainerRound } from '../../src/trainer/background-trainer.ts';
 import { ProgressReporter } from '../../src/trainer/progress.ts';
 import type { RolloutPrompt } from '../../src/trainer/rollouts.ts';
+import {
+  startServeTrainer,
+  startTrainerWorker,
+  type TrainerFlags,
+  type WorkerRound,
+} from '../../src/trainer/trainer-worker.ts';
 import { useBackend } from '../policy/helpers.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
 import { openTestDatabase } from '../support/database.ts';
@@ -93,4 +99,109 @@ describe('the background trainer', () => {
     // The logged live sessions' prompts joined the pool (half of each step's prompts).
     expect(await roundDue(db, { minSessions: 1 })).toMatchObject({ due: false, newSessions: 0 });
   }, 180_000);
+});
+
+describe('failed rounds', () => {
+  it('back off: a failed round is retried after backoff·2^(n−1), at most the period, not at every poll', async () => {
+    expect([0, 1, 2, 3, 10].map((n) => retryDelayMs(n, { backoffSeconds: 60, periodMinutes: 60 }))).toEqual([
+      0, 60_000, 120_000, 240_000, 3_600_000,
+    ]);
+    await createSession(db.pool, {
+      source: 'live',
+      prompt: 'Write about the park.',
+      constraints: TOY[1]!.constraints,
+      maxAttempts: 2,
+    });
+    const t0 = Date.parse('2026-11-24T10:00:00Z');
+    const trigger = { minSessions: 1, backoffSeconds: 60 };
+    expect(await roundDue(db, trigger)).toMatchObject({ due: true, retryAt: null });
+    const failures = { count: 2, lastAt: t0 };
+    expect(await roundDue(db, { ...trigger, failures, clock: () => t0 + 119_000 })).toMatchObject({
+      due: false,
+      newSessions: 1,
+      retryAt: '2026-11-24T10:02:00.000Z',
+    });
+    expect(await roundDue(db, { ...trigger, failures, clock: () => t0 + 120_000 })).toMatchObject({
+      due: true,
+      retryAt: null,
+    });
+  });
+
+  it('the trainer process of `corgi serve` that fails is not started again before its back-off', async () => {
+    const rounds: WorkerRound[] = [];
+    const lines: string[] = [];
+    const worker = startTrainerWorker({
+      db,
+      policyDir: base,
+      checkpointDir: join(root, 'worker-checkpoints'),
+      minSessions: 1,
+      pollSeconds: 0.1,
+      backoffSeconds: 3600,
+      args: ['--no-such-flag'],
+      log: (line) => lines.push(line),
+      onRound: (round) => rounds.push(round),
+    });
+    try {
+      const deadline = Date.now() + 120_000;
+      while (rounds.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(rounds).toHaveLength(1);
+      expect(rounds[0]).toMatchObject({ promoted: false, version: null });
+      expect(rounds[0]!.error).toMatch(/exit code 1: .*no-such-flag/);
+      expect(lines.join('\n')).toMatch(/round failed \(1 in a row\).*next try in 3600 s/);
+      // Many polls later: still one round.
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect(rounds).toHaveLength(1);
+      expect(lines.filter((line) => /round started/.test(line))).toHaveLength(1);
+    } finally {
+      await worker.close();
+    }
+  }, 180_000);
+});
+
+describe("corgi serve's trainer switch", () => {
+  const flags = (trainer?: boolean): TrainerFlags => ({
+    ...(trainer === undefined ? {} : { trainer }),
+    trainerMinSessions: 50,
+    trainerPeriodMinutes: 60,
+    trainerPollSeconds: 30,
+    trainerNice: 19,
+    trainerArgs: '',
+  });
+  const decide = async (options: { embedded: boolean; trainer?: boolean; env?: string; policy?: string }) => {
+    const lines: string[] = [];
+    const saved = process.env.CORGI_TRAINER;
+    if (options.env === undefined) delete process.env.CORGI_TRAINER;
+    else process.env.CORGI_TRAINER = options.env;
+    try {
+      const worker = startServeTrainer(
+        { ...db, embedded: options.embedded },
+        options.policy ?? base,
+        flags(options.trainer),
+        (line) => lines.push(line),
+      );
+      await worker?.close();
+      return { on: worker !== null, log: lines.join('\n') };
+    } finally {
+      if (saved === undefined) delete process.env.CORGI_TRAINER;
+      else process.env.CORGI_TRAINER = saved;
+    }
+  };
+
+  it('is on by default with the embedded database, off with DATABASE_URL unless --trainer', async () => {
+    expect(await decide({ embedded: true })).toMatchObject({ on: true, log: /background trainer on/ });
+    expect(await decide({ embedded: false })).toMatchObject({ on: false });
+    expect(await decide({ embedded: false, trainer: true })).toMatchObject({ on: true });
+  });
+
+  it('is off with --no-trainer or CORGI_TRAINER=off, and for a remote policy', async () => {
+    expect(await decide({ embedded: true, trainer: false })).toMatchObject({ on: false, log: /off/ });
+    expect(await decide({ embedded: true, env: 'off' })).toMatchObject({ on: false });
+    expect(await decide({ embedded: false, env: 'on' })).toMatchObject({ on: true });
+    expect(
+      await decide({ embedded: true, trainer: true, policy: 'openai:http://127.0.0.1:1/v1#m' }),
+    ).toMatchObject({
+      on: false,
+      log: /remote model/,
+    });
+  });
 });

@@ -81,7 +81,7 @@ describe('runPretrain on a tiny config', () => {
   beforeAll(async () => {
     await useBackend('wasm');
     summary = await runPretrain({ ...tiny, out: straight }, { progress: quiet(), backend: 'wasm' });
-  }, 60_000);
+  }, 240_000);
 
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -180,7 +180,7 @@ describe('runPretrain on a tiny config', () => {
     for (const [name, values] of a) expect(bytes(b.get(name)!).equals(bytes(values)), name).toBe(true);
     expect(deterministicLog(out)).toEqual(deterministicLog(straight));
     expect(resumed.val_ppl).toBe(summary.val_ppl);
-  }, 60_000);
+  }, 240_000);
 
   it('refuses to overwrite a finished model unless asked', async () => {
     await expect(runPretrain({ ...tiny, out: straight })).rejects.toSatisfy(

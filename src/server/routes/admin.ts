@@ -6,10 +6,14 @@
  *   checkpoint directory on this server's file system, registered under `version`, by default the
  *   directory's name) → `{version, previous, changed, serving}`.
  * - `POST /v1/admin/rollback` `{reason?}` → the same shape, back to the previously live version.
- * - `GET /v1/admin/policy-versions?limit=50` → `{live, serving, versions}`, newest first.
+ * - `GET /v1/admin/policy-versions?limit=50` → `{live, serving, failure, versions}`, newest first
+ *   (`failure`: why this server does not serve the live version, when its load failed).
  *
  * The checkpoint is loaded and verified here before anything changes, then swapped into this
  * server at once; other servers hear of it through the database (see src/trainer/promotion.ts).
+ * On a server serving `vllm:`, loading is vLLM loading the version's LoRA adapter (a refusal or an
+ * unreachable vLLM is `upstream_error`, 502); on a plain `openai:` endpoint it cannot happen
+ * (`promotion_unsupported`, 409). Either way nothing changes and this server keeps its version.
  * Every route sits behind `requireAdmin` (an admin API key, or an anonymous caller on loopback).
  */
 import { type RequestHandler, Router } from 'express';
@@ -62,6 +66,8 @@ const STATUS: Record<PolicyVersionError['code'], number> = {
   invalid_checkpoint: 422,
   nothing_to_roll_back: 409,
   invalid_state: 409,
+  promotion_unsupported: 409,
+  upstream_error: 502,
 };
 
 export interface AdminRouteDeps {
@@ -123,6 +129,8 @@ export function adminRoutes(deps: AdminRouteDeps) {
     res.json({
       live: versions.find((v) => v.status === 'promoted')?.version ?? null,
       serving: deps.promotions?.version ?? null,
+      /** Why this server does not serve `live` (its last load of it failed), else null. */
+      failure: deps.promotions?.failure ?? null,
       versions: versions.map(publicVersion),
     });
   });
