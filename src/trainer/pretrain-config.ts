@@ -127,11 +127,11 @@ const sftFields = {
   sft_examples: z
     .int()
     .min(0)
-    .default(3000)
+    .default(10000)
     .describe('Train-split task instances (all tasks, balanced; buildSftExamples); 0 skips SFT'),
   sft_epochs: z.number().positive().default(1).describe('Passes over the SFT examples'),
   sft_batch_size: z.int().min(1).default(8).describe('Packed rows per SFT step'),
-  sft_learning_rate: z.number().positive().default(5e-4).describe('Peak SFT learning rate'),
+  sft_learning_rate: z.number().positive().default(1e-3).describe('Peak SFT learning rate'),
   sft_min_learning_rate: z.number().min(0).default(5e-5).describe('SFT cosine decay floor'),
   sft_warmup_steps: z.int().min(0).default(10).describe('SFT linear warm-up steps'),
   sft_eval_examples: z
