@@ -5,7 +5,7 @@
  * and `corgi eval` do the work; this script runs them in order, skips outputs that exist (rerun it
  * after an interruption: training resumes from its work checkpoint) and renders README's table.
  *
- *   node bin/run-ts.js scripts/experiment.ts [--dir runs/experiment] [--seed 0] [--pg-tokens 120000]
+ *   node bin/run-ts.js scripts/experiment.ts [--dir runs/experiment] [--seed 0] [--pg-tokens 50000]
  *       [--stage cases|train|eval|table|all] [--shared ../shared/data/corgi]
  *
  * The two training runs go side by side (one core each). Evals use greedy decoding, so they are
@@ -20,7 +20,7 @@ const { values: o } = parseArgs({
   options: {
     dir: { type: 'string', default: 'runs/experiment' },
     seed: { type: 'string', default: '0' },
-    'pg-tokens': { type: 'string', default: '120000' },
+    'pg-tokens': { type: 'string', default: '50000' },
     stage: { type: 'string', default: 'all' },
     shared: { type: 'string', default: '../shared/data/corgi' },
     base: { type: 'string', default: 'models/base' },
@@ -154,36 +154,50 @@ async function evaluate(): Promise<void> {
   }
 }
 
-interface Report {
+interface Scores {
   n: number;
   success_at: number[];
-  by_task: Record<string, { n: number; success_at: number[] }>;
+  mean_best_score: number;
+}
+interface Report extends Scores {
+  by_task: Record<string, Scores>;
 }
 
 function table(): string {
   const pct = (x: number) => (100 * x).toFixed(1);
   const lines = [
-    '| cases | model | n | success@1 | success@2 | success@3 | success@4 |',
-    '|---|---|---:|---:|---:|---:|---:|',
+    '| cases | model | n | success@1 | success@2 | success@3 | success@4 | mean best score |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
   ];
   for (const set of CASE_SETS) {
     for (const m of MODELS) {
       const file = join(dir, `eval/${m.name}.${set.name}.json`);
       if (!existsSync(file)) continue;
       const report = JSON.parse(readFileSync(file, 'utf8')) as Report;
-      lines.push(`| ${set.label} | ${m.name} | ${report.n} | ${report.success_at.map(pct).join(' | ')} |`);
+      lines.push(
+        `| ${set.label} | ${m.name} | ${report.n} | ${report.success_at.map(pct).join(' | ')} | ${report.mean_best_score.toFixed(3)} |`,
+      );
     }
   }
-  lines.push('', '| task | model | n | success@1 | success@4 |', '|---|---|---:|---:|---:|');
+  lines.push(
+    '',
+    '| task | model | n | success@1 | success@4 | mean best score |',
+    '|---|---|---:|---:|---:|---:|',
+  );
+  // Per task on our own splits, the models side by side.
   for (const set of CASE_SETS.slice(0, 2)) {
-    for (const m of MODELS) {
-      const file = join(dir, `eval/${m.name}.${set.name}.json`);
-      if (!existsSync(file)) continue;
-      const report = JSON.parse(readFileSync(file, 'utf8')) as Report;
-      for (const [task, s] of Object.entries(report.by_task))
+    const reports = MODELS.map((m) => ({ model: m.name, file: join(dir, `eval/${m.name}.${set.name}.json`) }))
+      .filter(({ file }) => existsSync(file))
+      .map(({ model, file }) => ({ model, report: JSON.parse(readFileSync(file, 'utf8')) as Report }));
+    const tasks = [...new Set(reports.flatMap(({ report }) => Object.keys(report.by_task)))];
+    for (const task of tasks) {
+      for (const { model, report } of reports) {
+        const s = report.by_task[task];
+        if (!s) continue;
         lines.push(
-          `| ${task} | ${m.name} | ${s.n} | ${pct(s.success_at[0]!)} | ${pct(s.success_at.at(-1)!)} |`,
+          `| ${task} | ${model} | ${s.n} | ${pct(s.success_at[0]!)} | ${pct(s.success_at.at(-1)!)} | ${s.mean_best_score.toFixed(3)} |`,
         );
+      }
     }
   }
   return lines.join('\n');
