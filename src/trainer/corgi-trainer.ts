@@ -16,6 +16,7 @@
  * Seeded end to end on one thread: the same config gives the same checkpoint, and `--resume`
  * continues from the last work checkpoint exactly.
  */
+
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
@@ -48,6 +49,7 @@ import {
   sampleSequence,
   sessionReward,
 } from './corgi-objective.ts';
+import { TrainingInterruptedError } from './interrupted.ts';
 import { loadOptimizerState, serializeOptimizerState } from './optimizer-state.ts';
 import { loadLoggedSessions, loadProductionPrompts, policyFamily, replaySamples } from './production.ts';
 import { MetricsLog, ProgressReporter } from './progress.ts';
@@ -123,15 +125,6 @@ const WORK_STATE = 'corgi_train_state.json';
 const OPTIMIZER_FILE = 'optimizer.safetensors';
 /** Files copied from the start checkpoint into every checkpoint this run writes. */
 const CARRIED_FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
-
-export class TrainingInterruptedError extends Error {
-  constructor(
-    readonly step: number,
-    readonly workDir: string,
-  ) {
-    super(`training interrupted after step ${step}; resume with --resume (work checkpoint in ${workDir})`);
-  }
-}
 
 /** Runs a CORGI training run; see the file comment. */
 export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}): Promise<TrainSummary> {
@@ -241,7 +234,7 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
     while (!done()) {
       if (hooks.signal?.aborted) {
         await saveWork();
-        throw new TrainingInterruptedError(state.step, work);
+        throw new TrainingInterruptedError('rl', state.step, work);
       }
       const step = state.step + 1;
       const prompts = drawPrompts(pool, production, config, step);

@@ -10,7 +10,8 @@
 import type { Command } from 'commander';
 import type { z } from 'zod';
 import { addConfigOptions, readConfigFlags } from './config-flags.ts';
-import { runPretrain, TrainingInterruptedError } from './pretrain.ts';
+import { TrainingInterruptedError } from './interrupted.ts';
+import { runPretrain } from './pretrain.ts';
 import { PRETRAIN_CONFIG_GROUPS, PretrainConfigError, type PretrainConfigInput } from './pretrain-config.ts';
 
 const GROUP_TITLES: Record<string, string> = {

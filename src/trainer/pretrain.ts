@@ -49,6 +49,7 @@
  * | `sft_val_loss`   | (phase `final`) assistant-token loss on validation examples after SFT;           |
  * |                  | `sft_val_loss_before` before it                                                  |
  */
+
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -65,6 +66,7 @@ import { DataParallelTrainer, type StepStats, trainStep } from '../policy/train.
 import { buildTokenizerConfig } from '../policy/train-tokenizer.ts';
 import { createRng } from '../tasks/random.ts';
 import { buildSftExamples } from '../tasks/sft.ts';
+import { TrainingInterruptedError } from './interrupted.ts';
 import {
   type Batch,
   type DataCursor,
@@ -162,28 +164,6 @@ export interface PretrainSummary {
   threads: number;
   out: string;
   resumed: boolean;
-}
-
-const MARKER = Symbol.for('corgi.TrainingInterruptedError');
-
-/** The run stopped on request after writing a checkpoint; `--resume` continues it. */
-export class TrainingInterruptedError extends Error {
-  readonly [MARKER] = true;
-  override readonly name = 'TrainingInterruptedError';
-
-  constructor(
-    readonly phase: PretrainPhase,
-    readonly step: number,
-    readonly checkpointDir: string,
-  ) {
-    super(
-      `interrupted in ${phase} after step ${step}; checkpoint in ${checkpointDir} (resume with --resume)`,
-    );
-  }
-
-  static isInstance(error: unknown): error is TrainingInterruptedError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

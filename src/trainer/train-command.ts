@@ -34,11 +34,13 @@ export function registerTrainCommand(program: Command): Command {
 async function runTrain(input: CorgiConfigInput): Promise<number> {
   const parsed = corgiConfigSchema.safeParse(input);
   if (!parsed.success) return refuse(parsed.error);
-  const [{ selectBackend }, { trainCorgi, TrainingInterruptedError }, { openDatabase }] = await Promise.all([
-    import('../policy/backend.ts'),
-    import('./corgi-trainer.ts'),
-    import('../db/database.ts'),
-  ]);
+  const [{ selectBackend }, { trainCorgi }, { TrainingInterruptedError }, { openDatabase }] =
+    await Promise.all([
+      import('../policy/backend.ts'),
+      import('./corgi-trainer.ts'),
+      import('./interrupted.ts'),
+      import('../db/database.ts'),
+    ]);
   await selectBackend();
   const db = process.env.DATABASE_URL ? await openDatabase() : undefined;
   const controller = new AbortController();
@@ -58,7 +60,7 @@ async function runTrain(input: CorgiConfigInput): Promise<number> {
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     return 0;
   } catch (error) {
-    if (error instanceof TrainingInterruptedError) {
+    if (TrainingInterruptedError.isInstance(error)) {
       process.stderr.write(`train: ${error.message}\n`);
       return 130;
     }

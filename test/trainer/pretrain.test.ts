@@ -7,13 +7,9 @@ import { loadCheckpoint, verifyChecksums } from '../../src/policy/checkpoint.ts'
 import { greedyGenerate } from '../../src/policy/model.ts';
 import { parseSafetensors } from '../../src/policy/safetensors.ts';
 import { Tokenizer } from '../../src/policy/tokenizer.ts';
+import { TrainingInterruptedError } from '../../src/trainer/interrupted.ts';
 import { evaluationBatches, packSequences, pretrainRowSource } from '../../src/trainer/lm-data.ts';
-import {
-  type PretrainSummary,
-  planPretrainSteps,
-  runPretrain,
-  TrainingInterruptedError,
-} from '../../src/trainer/pretrain.ts';
+import { type PretrainSummary, planPretrainSteps, runPretrain } from '../../src/trainer/pretrain.ts';
 import { registerPretrainCommand } from '../../src/trainer/pretrain-command.ts';
 import {
   PRETRAIN_CONFIG_GROUPS,
