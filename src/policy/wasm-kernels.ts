@@ -15,8 +15,8 @@
  *      decoding step neither re-transposes nor re-packs the weights; the copy dies with its source;
  *    - runs batched products with at least VIEW_MIN_MACS multiply-adds per matrix as one XNNPACK call
  *      per matrix over aliases ("views") of the operands' memory: 64 × (64×32 · 32×64) went from
- *      8.4 ms to 1.7 ms. Smaller batched products (one decoding step's attention) stay in the loop,
- *      which then costs less than the per-call overhead.
+ *      8.4 ms to 1.7 ms. Smaller batched products, and those with fewer than VIEW_MIN_SIDE rows or
+ *      columns (one decoding step's attention), stay in the loop, which then costs less.
  * 2. `crossEntropy` and `tokenLogProbs`: `logSoftmax` cost 27 ms on 1024×2048 and the gradient of
  *    `max` ran a broadcasting `Equal` (258 ms per step); here the forward is one softmax and the
  *    gradient is softmax − onehot.
@@ -40,6 +40,12 @@ import '@tensorflow/tfjs';
 
 /** Batched products with fewer multiply-adds per matrix than this stay in the wasm loop. */
 export const VIEW_MIN_MACS = 16_384;
+/**
+ * ... and so do those whose product has fewer rows or columns than this: XNNPACK's kernels tile
+ * several rows at once, so a decoding step's attention (2 query rows per K/V head) ran 64 × (2×48 ·
+ * 48×256) in 8.4 ms over views against 1.7 ms in the loop; from 8 rows on the views win (4.6 vs 6.5 ms).
+ */
+export const VIEW_MIN_SIDE = 8;
 
 // ---------------------------------------------------------------------------------------------
 // The wasm backend's internals we rely on (tfjs-backend-wasm 4.22; checked at patch time).
@@ -249,7 +255,8 @@ function batchMatMul(args: BatchMatMulArgs): tf.TensorInfo {
   } else if (batchA !== batchB) {
     return stock(a, b, transposeA, transposeB);
   }
-  if (batch > 1 && m * k * n < VIEW_MIN_MACS) return stock(a, b, transposeA, transposeB);
+  if (batch > 1 && (m * k * n < VIEW_MIN_MACS || Math.min(m, n) < VIEW_MIN_SIDE))
+    return stock(a, b, transposeA, transposeB);
 
   const state = stateOf(backend);
   // Operands as stored: A is [batch, rows, k] (or [batch, k, m] when transposeA), B likewise.

@@ -5,6 +5,7 @@ import {
   embeddingLookup,
   tokenLogProbs,
   VIEW_MIN_MACS,
+  VIEW_MIN_SIDE,
   wasmKernelsPatched,
 } from '../../src/policy/wasm-kernels.ts';
 import { maxAbsDiff, useBackend } from './helpers.ts';
@@ -59,6 +60,14 @@ for (const [tA, tB] of [
     name: `4-D 2·3×(32×32·32×32), ${flags}`,
     a: [2, 3, 32, 32],
     b: [2, 3, 32, 32],
+    transposeA: tA,
+    transposeB: tB,
+  });
+  // Enough multiply-adds but only 2 rows: a decoding step's attention shape, kept in the loop.
+  cases.push({
+    name: `3-D 4×(2×48·48×200), ${flags}`,
+    a: tA ? [4, 48, 2] : [4, 2, 48],
+    b: tB ? [4, 200, 48] : [4, 48, 200],
     transposeA: tA,
     transposeB: tB,
   });
@@ -118,6 +127,8 @@ describe('the patched wasm BatchMatMul', () => {
     expect(wasmKernelsPatched()).toBe(true);
     expect(32 * 32 * 32).toBeGreaterThanOrEqual(VIEW_MIN_MACS); // the 4-D cases take the views path
     expect(4 * 3 * 2).toBeLessThan(VIEW_MIN_MACS); // the small 3-D cases stay in the wasm loop
+    expect(2 * 48 * 200).toBeGreaterThanOrEqual(VIEW_MIN_MACS); // so does 2×48·48×200: 2 < VIEW_MIN_SIDE rows
+    expect(2).toBeLessThan(VIEW_MIN_SIDE);
   });
 
   it.each(cases)('matches cpu on values and gradients: $name', async (c) => {
