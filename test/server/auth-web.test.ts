@@ -80,7 +80,8 @@ describe('the writing page on a server that requires keys', () => {
     // After the reload: the key is stored, stripped from the URL, and used by fetch and socket.io.
     await expect.poll(() => page.getAttribute('#connection', 'data-state'), { timeout: 15_000 }).toBe('up');
     await expect.poll(() => page.locator('#checker-select option').count()).toBeGreaterThan(1);
-    expect(await page.textContent('#policy-version')).toBe('policy scripted-keyed');
+    // The page fetches /v1/policy on its own schedule: wait for it, as the browser test does.
+    await expect.poll(() => page.textContent('#policy-version')).toBe('policy scripted-keyed');
     expect(new URL(page.url()).searchParams.has('key')).toBe(false);
     expect(await page.evaluate(() => localStorage.getItem('corgi.apiKey'))).toBe(key);
     expect(dialogs).toHaveLength(1);
