@@ -11,6 +11,7 @@
 import type { Command } from 'commander';
 import { type ApiKey, createApiKey, listApiKeys, revokeApiKey } from './db/api-keys.ts';
 import { type Database, openDatabase } from './db/database.ts';
+import { callAdminRoute } from './server/admin-client.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -21,29 +22,6 @@ async function withDatabase<T>(work: (db: Database) => Promise<T>): Promise<T> {
   } finally {
     await db.close();
   }
-}
-
-/** Calls `/v1/admin/keys...` on a running server; its `{error: {message}}` becomes the thrown message. */
-async function callServer<T>(server: string, method: string, path: string, body?: unknown): Promise<T> {
-  const key = process.env.CORGI_API_KEY;
-  let response: Response;
-  try {
-    response = await fetch(new URL(path, server), {
-      method,
-      headers: {
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(key ? { authorization: `Bearer ${key}` } : {}),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (error) {
-    throw new Error(`--server: cannot reach ${server} (${(error as Error).message})`);
-  }
-  const payload = (await response.json().catch(() => null)) as { error?: { message?: string } } | null;
-  if (!response.ok) {
-    throw new Error(payload?.error?.message ?? `--server: ${server} answered HTTP ${response.status}`);
-  }
-  return payload as T;
 }
 
 const SERVER_HELP =
@@ -67,7 +45,7 @@ export function registerKeysCommand(program: Command): void {
       if (options.name.trim() === '') throw new Error('--name: must not be empty');
       const request = { name: options.name, admin: options.admin ?? false };
       const created = options.server
-        ? await callServer<{ id: string; key: string }>(options.server, 'POST', '/v1/admin/keys', request)
+        ? await callAdminRoute<{ id: string; key: string }>(options.server, 'POST', '/v1/admin/keys', request)
         : await withDatabase((db) => createApiKey(db.pool, request));
       if (options.json) return print(created);
       process.stdout.write(
@@ -83,7 +61,7 @@ export function registerKeysCommand(program: Command): void {
     .option('--server <url>', SERVER_HELP)
     .action(async (options: { json?: boolean; server?: string }) => {
       const all = options.server
-        ? (await callServer<{ keys: ApiKey[] }>(options.server, 'GET', '/v1/admin/keys')).keys
+        ? (await callAdminRoute<{ keys: ApiKey[] }>(options.server, 'GET', '/v1/admin/keys')).keys
         : await withDatabase((db) => listApiKeys(db.pool));
       if (options.json) return print(all);
       if (all.length === 0) {
@@ -107,7 +85,7 @@ export function registerKeysCommand(program: Command): void {
     .action(async (id: string, options: { json?: boolean; server?: string }) => {
       if (!UUID.test(id)) throw new Error(`id: expected a key id (UUID), got "${id}"`);
       if (options.server) {
-        await callServer(options.server, 'DELETE', `/v1/admin/keys/${id}`);
+        await callAdminRoute(options.server, 'DELETE', `/v1/admin/keys/${id}`);
       } else if (!(await withDatabase((db) => revokeApiKey(db.pool, id)))) {
         throw new Error(`id: no live key ${id}`);
       }

@@ -16,6 +16,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Database } from '../db/database.ts';
 import type { PolicyVersion } from '../db/policy-versions.ts';
+import { callAdminRoute } from '../server/admin-client.ts';
 
 interface CommonOptions {
   server?: string;
@@ -182,32 +183,9 @@ async function withPolicyDatabase<T>(command: string, work: (db: Database) => Pr
   }
 }
 
-/** Calls an admin route of a running server; its `{error: {code, message}}` becomes the thrown message. */
-async function callServer<T = PromotionSummary>(server: string, path: string, body?: unknown): Promise<T> {
-  const key = process.env.CORGI_API_KEY;
-  let response: Response;
-  try {
-    response = await fetch(new URL(path, server), {
-      method: body === undefined ? 'GET' : 'POST',
-      headers: {
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(key ? { authorization: `Bearer ${key}` } : {}),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (error) {
-    throw new Error(`--server: cannot reach ${server} (${(error as Error).message})`);
-  }
-  const payload = (await response.json().catch(() => null)) as
-    | (T & { error?: { code: string; message: string } })
-    | null;
-  if (!response.ok || !payload) {
-    throw new Error(
-      payload?.error ? payload.error.message : `--server: ${server} answered HTTP ${response.status}`,
-    );
-  }
-  return payload;
-}
+/** An admin route of a running server: GET without a body, POST with one. */
+const callServer = <T = PromotionSummary>(server: string, path: string, body?: unknown): Promise<T> =>
+  callAdminRoute<T>(server, body === undefined ? 'GET' : 'POST', path, body);
 
 function printSummary(summary: PromotionSummary, json?: boolean): void {
   if (json) {
