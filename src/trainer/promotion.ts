@@ -183,17 +183,31 @@ export async function promote(
     return { version: live.version, previous: live.version, changed: false, live };
   }
   const policy = await loadVerified(db, resolved.row ?? resolved.unregistered!, load, resolved.field);
-  try {
+  return activateLoaded(policy, keepPolicy, async () => {
     const row =
       resolved.row ??
       (await registerCandidate(db.pool, {
         ...resolved.unregistered!,
         parentVersion: resolved.parentVersion,
       }));
-    const activation = await activate(db, row.version, { expectedLive: live?.version ?? null });
-    if (keepPolicy && activation.changed) return { ...toPromotion(activation), policy };
+    return activate(db, row.version, { expectedLive: live?.version ?? null });
+  });
+}
+
+/**
+ * Runs `activation` with the version's policy already loaded, then hands the policy back when the
+ * caller keeps it and the live row changed; otherwise (and on failure) disposes it.
+ */
+async function activateLoaded(
+  policy: DisposablePolicy,
+  keepPolicy: boolean,
+  activation: () => Promise<Activation>,
+): Promise<Promotion> {
+  try {
+    const activated = await activation();
+    if (keepPolicy && activated.changed) return { ...toPromotion(activated), policy };
     await policy.dispose?.();
-    return toPromotion(activation);
+    return toPromotion(activated);
   } catch (error) {
     await policy.dispose?.();
     throw error;
@@ -225,19 +239,13 @@ export async function rollback(
     );
   }
   const policy = await loadVerified(db, previous, load, 'rollback');
-  try {
-    const activation = await activate(db, previous.version, {
+  return activateLoaded(policy, keepPolicy, () =>
+    activate(db, previous.version, {
       expectedLive: live.version,
       demoteTo: 'refused',
       reason: reason ?? `rolled back to ${previous.version} at ${new Date().toISOString()}`,
-    });
-    if (keepPolicy && activation.changed) return { ...toPromotion(activation), policy };
-    await policy.dispose?.();
-    return toPromotion(activation);
-  } catch (error) {
-    await policy.dispose?.();
-    throw error;
-  }
+    }),
+  );
 }
 
 export interface LivePolicyOptions {
