@@ -80,7 +80,7 @@ async function activate(name: BackendName, options: SelectBackendOptions): Promi
         wasm.setWasmPaths(`${join(wasmPackageDir(), 'dist')}/`);
         wasmPathsSet = true;
       }
-      if (options.patchKernels ?? true) patchWasmKernels();
+      if (options.patchKernels ?? true) await patchWasmKernels();
       else unpatchWasmKernels();
       await setOrThrow('wasm');
       return;

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   crossEntropy,
   embeddingLookup,
+  setSimdMatMul,
   tokenLogProbs,
   VIEW_MIN_MACS,
   VIEW_MIN_SIDE,
@@ -125,20 +126,27 @@ describe('the patched wasm BatchMatMul', () => {
   it('is registered when the wasm backend is selected', async () => {
     await useBackend('wasm');
     expect(wasmKernelsPatched()).toBe(true);
+    // Batched products run the SIMD kernel; with it off (CORGI_SIMD_MATMUL=0) they take these routes:
     expect(32 * 32 * 32).toBeGreaterThanOrEqual(VIEW_MIN_MACS); // the 4-D cases take the views path
     expect(4 * 3 * 2).toBeLessThan(VIEW_MIN_MACS); // the small 3-D cases stay in the wasm loop
     expect(2 * 48 * 200).toBeGreaterThanOrEqual(VIEW_MIN_MACS); // so does 2×48·48×200: 2 < VIEW_MIN_SIDE rows
     expect(2).toBeLessThan(VIEW_MIN_SIDE);
   });
 
-  it.each(cases)('matches cpu on values and gradients: $name', async (c) => {
+  const withSimd = [true, false].flatMap((simd) => cases.map((c) => ({ ...c, simd })));
+  it.each(withSimd)('matches cpu on values and gradients: $name (SIMD kernel: $simd)', async (c) => {
     await useBackend('cpu');
     const want = matMulWithGrads(c);
     await useBackend('wasm');
-    const got = matMulWithGrads(c);
-    expect(maxAbsDiff(got.y, want.y)).toBeLessThan(1e-4);
-    expect(maxAbsDiff(got.da, want.da)).toBeLessThan(1e-4);
-    expect(maxAbsDiff(got.db, want.db)).toBeLessThan(1e-4);
+    const previous = setSimdMatMul(c.simd);
+    try {
+      const got = matMulWithGrads(c);
+      expect(maxAbsDiff(got.y, want.y)).toBeLessThan(1e-4);
+      expect(maxAbsDiff(got.da, want.da)).toBeLessThan(1e-4);
+      expect(maxAbsDiff(got.db, want.db)).toBeLessThan(1e-4);
+    } finally {
+      setSimdMatMul(previous);
+    }
   });
 
   it.each(broadcastCases)('matches cpu on a broadcast product: $name', async (c) => {
@@ -191,6 +199,113 @@ describe('the patched wasm BatchMatMul', () => {
     }
     tf.dispose([w, x]);
     expect(backend.numDataIds()).toBe(before); // the cached copy went with w
+  });
+});
+
+describe('the SIMD batched matmul kernel', () => {
+  /** tf.matMul of deterministic operands on the current backend → values (and the output shape). */
+  const product = (c: Case) =>
+    tf.tidy(() => {
+      const size = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
+      const a = tf.tensor(values(size(c.a), 31), c.a);
+      const b = tf.tensor(values(size(c.b), 32), c.b);
+      const y = tf.matMul(a, b, c.transposeA, c.transposeB);
+      return { shape: y.shape, y: y.dataSync() as Float32Array };
+    });
+
+  /** The stock computations: the cpu backend, and the wasm backend's own loop (SIMD kernel off). */
+  async function references(c: Case) {
+    await useBackend('cpu');
+    const cpu = product(c);
+    await useBackend('wasm');
+    const previous = setSimdMatMul(false);
+    try {
+      return { cpu, loop: product(c) };
+    } finally {
+      setSimdMatMul(previous);
+    }
+  }
+
+  /** Largest |x − y| / max(1, |y|). */
+  const maxRelDiff = (x: Float32Array, y: Float32Array) => {
+    expect(x.length).toBe(y.length);
+    let max = 0;
+    for (let i = 0; i < x.length; i++)
+      max = Math.max(max, Math.abs(x[i]! - y[i]!) / Math.max(1, Math.abs(y[i]!)));
+    return max;
+  };
+
+  const shaped = (
+    name: string,
+    a: number[],
+    b: number[],
+    transposeA: boolean,
+    transposeB: boolean,
+  ): Case => ({
+    name,
+    a,
+    b,
+    transposeA,
+    transposeB,
+  });
+  // Sizes that hit every block of both loops: rows in pairs and an odd one, 16- and 4-column vector
+  // blocks and scalar columns (n = 37 = 2·16 + 4 + 1), k not a multiple of 4 (scalar tail of `nt`).
+  const simdCases: Case[] = [
+    // One decoding step's attention at batch 2 (KV = 2 heads, G·T = 2 query rows, hd = 48, 131 keys).
+    shaped('QKᵀ [2,2,2,48]·[2,2,131,48]ᵀ', [2, 2, 2, 48], [2, 2, 131, 48], false, true),
+    shaped('P·V [2,2,2,131]·[2,2,131,48]', [2, 2, 2, 131], [2, 2, 131, 48], false, false),
+    ...(
+      [
+        [false, false],
+        [false, true],
+        [true, false],
+        [true, true],
+      ] as const
+    ).flatMap(([tA, tB]) => {
+      const flags = `transposeA=${tA} transposeB=${tB}`;
+      const A = (batch: number[], m: number, k: number) => [...batch, ...(tA ? [k, m] : [m, k])];
+      const B = (batch: number[], k: number, n: number) => [...batch, ...(tB ? [n, k] : [k, n])];
+      return [
+        shaped(`3×(5×19·19×37), ${flags}`, A([3], 5, 19), B([3], 19, 37), tA, tB),
+        shaped(`2×(1×1·1×1), ${flags}`, A([2], 1, 1), B([2], 1, 1), tA, tB),
+        shaped(`2×3×(7×6·6×5), ${flags}`, A([2, 3], 7, 6), B([2, 3], 6, 5), tA, tB),
+        shaped(`4×(2×64·64×3), ${flags}`, A([4], 2, 64), B([4], 64, 3), tA, tB),
+        // One matrix broadcast against a batch, on either side (batch stride 0 in the kernel).
+        shaped(`(3×9)·4×(9×6), ${flags}`, A([], 3, 9), B([4], 9, 6), tA, tB),
+        shaped(`1×(3×9)·4×(9×6), ${flags}`, A([1], 3, 9), B([4], 9, 6), tA, tB),
+        shaped(`2×2×(3×9)·(9×6), ${flags}`, A([2, 2], 3, 9), B([], 9, 6), tA, tB),
+      ];
+    }),
+  ];
+
+  it.each(simdCases)('matches the cpu backend and the stock loop: $name', async (c) => {
+    const want = await references(c);
+    const got = product(c);
+    expect(got.shape).toEqual(want.cpu.shape);
+    expect(maxRelDiff(got.y, want.cpu.y)).toBeLessThan(1e-5);
+    expect(maxRelDiff(got.y, want.loop.y)).toBeLessThan(1e-5);
+  });
+
+  it('runs instead of the stock loop (its sums are ordered differently, so some bits differ)', async () => {
+    // Guards against the cases above passing because the kernel was never reached.
+    const c = simdCases[0]!;
+    const want = await references(c);
+    const got = product(c);
+    expect(got.y).not.toEqual(want.loop.y);
+  });
+
+  it('keeps working on the backend memory after it grows', async () => {
+    const c = simdCases[1]!;
+    const want = await references(c);
+    const before = product(c); // the kernel is instantiated on the memory by now
+    const backend = tf.backend() as unknown as { wasm: { asm: { memory: WebAssembly.Memory } } };
+    const bytes = backend.wasm.asm.memory.buffer.byteLength;
+    const big = tf.zeros([bytes / 4 + 1024]); // more than the memory holds: it must grow
+    expect(backend.wasm.asm.memory.buffer.byteLength).toBeGreaterThan(bytes);
+    const after = product(c);
+    big.dispose();
+    expect(maxRelDiff(before.y, want.cpu.y)).toBeLessThan(1e-5);
+    expect(maxRelDiff(after.y, want.cpu.y)).toBeLessThan(1e-5);
   });
 });
 
