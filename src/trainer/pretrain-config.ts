@@ -127,8 +127,16 @@ const sftFields = {
   sft_examples: z
     .int()
     .min(0)
-    .default(10000)
-    .describe('Train-split task instances (all tasks, balanced; buildSftExamples); 0 skips SFT'),
+    .default(20000)
+    .describe(
+      'Train-split SFT examples (tasks balanced, plus the repeat share; buildSftExamples); 0 skips SFT',
+    ),
+  sft_copy_share: z
+    .number()
+    .min(0)
+    .max(0.9)
+    .default(0.25)
+    .describe('Share of the SFT examples that are "Repeat this sentence" copying examples (tasks/sft.ts)'),
   sft_epochs: z.number().positive().default(1).describe('Passes over the SFT examples'),
   sft_batch_size: z.int().min(1).default(8).describe('Packed rows per SFT step'),
   sft_learning_rate: z.number().positive().default(1e-3).describe('Peak SFT learning rate'),

@@ -459,10 +459,16 @@ export async function runPretrain(
     seed: config.seed,
   });
   const validationRows = evaluationRows(encode(validationDocs), T, bos, eos);
+  // Validation holds task examples only, so sft_val_loss stays the constraint tasks' loss.
   const chat = (split: 'train' | 'validation', size: number): MaskedSequence[] =>
     size === 0
       ? []
-      : buildSftExamples({ split, size, seed: config.seed }).map((example) => {
+      : buildSftExamples({
+          split,
+          size,
+          seed: config.seed,
+          copyShare: split === 'train' ? config.sft_copy_share : 0,
+        }).map((example) => {
           const { ids, assistantMask } = tokenizer.applyChatTemplate(example.messages);
           return { ids, mask: assistantMask };
         });

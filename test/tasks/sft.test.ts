@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { checkAll, parseConstraints } from '../../src/checkers/registry.ts';
 import { renderInstruction } from '../../src/session/render.ts';
 import { buildTaskPool } from '../../src/tasks/pools.ts';
-import { buildSftExamples } from '../../src/tasks/sft.ts';
+import { buildSftExamples, REPEAT_EXAMPLE } from '../../src/tasks/sft.ts';
 import { ALL_TASKS, SOURCE_TASKS } from '../../src/tasks/types.ts';
 
 describe('buildSftExamples', () => {
@@ -33,5 +33,24 @@ describe('buildSftExamples', () => {
     expect(JSON.stringify(buildSftExamples(options))).toBe(JSON.stringify(examples));
     const sources = buildSftExamples({ ...options, tasks: SOURCE_TASKS });
     expect(new Set(sources.map((e) => e.task))).toEqual(new Set(SOURCE_TASKS));
+  });
+
+  it('mixes in repeat (copying) examples at copyShare, seeded, never in the default', () => {
+    expect(examples.some((e) => e.task === REPEAT_EXAMPLE)).toBe(false);
+    const mixed = buildSftExamples({ ...options, copyShare: 0.3 });
+    expect(mixed).toHaveLength(70);
+    const repeats = mixed.filter((e) => e.task === REPEAT_EXAMPLE);
+    expect(repeats).toHaveLength(21);
+    for (const example of repeats) {
+      const [user, assistant] = example.messages;
+      expect(user.content).toBe(`Repeat this sentence: ${assistant.content}`);
+      expect(assistant.content.split(' ').length).toBeGreaterThan(1);
+    }
+    expect(new Set(repeats.map((e) => e.id)).size).toBe(21);
+    // the task examples are the pool of the remaining 49, and the mix is shuffled
+    for (const task of ALL_TASKS) expect(mixed.filter((e) => e.task === task)).toHaveLength(7);
+    expect(mixed.slice(0, 21).every((e) => e.task === REPEAT_EXAMPLE)).toBe(false);
+    expect(JSON.stringify(buildSftExamples({ ...options, copyShare: 0.3 }))).toBe(JSON.stringify(mixed));
+    expect(() => buildSftExamples({ ...options, copyShare: 1 })).toThrow(/copyShare must be in \[0, 1\)/);
   });
 });
