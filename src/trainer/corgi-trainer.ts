@@ -119,6 +119,8 @@ interface WorkState {
   optimizerSteps: number;
   logBytes: number;
   elapsedSeconds: number;
+  /** The run's first step, kept here so a resumed run's summary still reports step 1. */
+  first?: StepMetrics;
 }
 
 const WORK_STATE = 'corgi_train_state.json';
@@ -213,7 +215,6 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
   const done = () =>
     config.budget === 'steps' ? state.step >= config.steps : state.pgTokens >= config.pg_tokens;
   const total = () => (config.budget === 'steps' ? config.steps : config.pg_tokens);
-  let first: StepMetrics | null = null;
   let last: StepMetrics | null = null;
 
   const saveWork = async () => {
@@ -315,7 +316,7 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
         train_tokens_per_s: Math.round((pgTokens * config.epochs) / Math.max(1e-9, trainSeconds)),
         elapsed_s: round(elapsed(), 1),
       };
-      first ??= metrics;
+      state.first ??= metrics;
       last = metrics;
       log.write(metrics as unknown as Record<string, unknown>);
       if (hooks.db) {
@@ -347,7 +348,7 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
       minutes: round(elapsed() / 60, 2),
       backend: selectedBackend(),
       config,
-      first,
+      first: state.first ?? null,
       last,
     };
     const corgiJson = {

@@ -123,7 +123,12 @@ describe('trainCorgi', () => {
         },
       ),
     ).rejects.toThrow(/interrupted after step 2/);
-    await trainCorgi({ ...config, out: resumed, resume: true }, { prompts: TOY, progress: quiet });
+    const summary = await trainCorgi(
+      { ...config, out: resumed, resume: true },
+      { prompts: TOY, progress: quiet },
+    );
+    expect(summary.first?.step).toBe(1); // the run's first step, not the resumed session's
+    expect(summary.last?.step).toBe(4);
     const adapter = (dir: string) => readFileSync(join(dir, 'adapter_model.safetensors'));
     expect(adapter(resumed).equals(adapter(straight))).toBe(true);
   }, 120_000);
