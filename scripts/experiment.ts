@@ -5,7 +5,7 @@
  * and `corgi eval` do the work; this script runs them in order, skips outputs that exist (rerun it
  * after an interruption: training resumes from its work checkpoint) and renders README's table.
  *
- *   node bin/run-ts.js scripts/experiment.ts [--dir runs/experiment] [--seed 0] [--pg-tokens 50000]
+ *   node bin/run-ts.js scripts/experiment.ts [--dir runs/experiment] [--seed 0] [--pg-tokens 100000]
  *       [--stage cases|train|eval|table|all] [--shared ../shared/data/corgi]
  *
  * The two training runs go side by side (one core each). Evals use greedy decoding, so they are
@@ -20,7 +20,7 @@ const { values: o } = parseArgs({
   options: {
     dir: { type: 'string', default: 'runs/experiment' },
     seed: { type: 'string', default: '0' },
-    'pg-tokens': { type: 'string', default: '50000' },
+    'pg-tokens': { type: 'string', default: '100000' },
     stage: { type: 'string', default: 'all' },
     shared: { type: 'string', default: '../shared/data/corgi' },
     base: { type: 'string', default: 'models/base' },
