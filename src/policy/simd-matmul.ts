@@ -120,25 +120,23 @@ ${range(R)
   .join('\n')}`;
 }
 
+/**
+ * A loop over column blocks of `width` from the current $j while a whole block fits in $n, then $j
+ * left at the first column it did not cover (the next, narrower loop starts there).
+ */
+function columnLoop(width: number, body: string): string {
+  return `
+(block $d${width} (loop $l${width}
+  (br_if $d${width} (i32.gt_s (i32.add (local.get $j) (i32.const ${width})) (local.get $n)))
+  ${body}
+  (local.set $j (i32.add (local.get $j) (i32.const ${width})))
+  (br $l${width})))`;
+}
+
 /** `nn` rows $i..$i+R: every column block. $pa = A's row $i. */
 function nnRows(R: number): string {
   return `
-(local.set $j (i32.const 0))
-(block $d16 (loop $l16
-  (br_if $d16 (i32.gt_s (i32.add (local.get $j) (i32.const 16)) (local.get $n)))
-  ${nnBlock(R, 4)}
-  (local.set $j (i32.add (local.get $j) (i32.const 16)))
-  (br $l16)))
-(block $d4 (loop $l4
-  (br_if $d4 (i32.gt_s (i32.add (local.get $j) (i32.const 4)) (local.get $n)))
-  ${nnBlock(R, 1)}
-  (local.set $j (i32.add (local.get $j) (i32.const 4)))
-  (br $l4)))
-(block $d1 (loop $l1
-  (br_if $d1 (i32.ge_s (local.get $j) (local.get $n)))
-  ${nnScalar(R)}
-  (local.set $j (i32.add (local.get $j) (i32.const 1)))
-  (br $l1)))`;
+(local.set $j (i32.const 0))${columnLoop(16, nnBlock(R, 4))}${columnLoop(4, nnBlock(R, 1))}${columnLoop(1, nnScalar(R))}`;
 }
 
 /** Sum of each of c0..c3's lanes as one vector [Σc0, Σc1, Σc2, Σc3] (two shuffle-and-add rounds). */
@@ -260,17 +258,7 @@ ${finish}`;
 /** `nt` rows $i..$i+R: every column block. */
 function ntRows(R: number): string {
   return `
-(local.set $j (i32.const 0))
-(block $d4 (loop $l4
-  (br_if $d4 (i32.gt_s (i32.add (local.get $j) (i32.const 4)) (local.get $n)))
-  ${ntBlock(R, 4)}
-  (local.set $j (i32.add (local.get $j) (i32.const 4)))
-  (br $l4)))
-(block $d1 (loop $l1
-  (br_if $d1 (i32.ge_s (local.get $j) (local.get $n)))
-  ${ntBlock(R, 1)}
-  (local.set $j (i32.add (local.get $j) (i32.const 1)))
-  (br $l1)))`;
+(local.set $j (i32.const 0))${columnLoop(4, ntBlock(R, 4))}${columnLoop(1, ntBlock(R, 1))}`;
 }
 
 const locals = (names: string[], type: string) => names.map((x) => `(local $${x} ${type})`).join(' ');
