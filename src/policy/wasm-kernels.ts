@@ -8,9 +8,9 @@
  *    against XNNPACK's ~20. The gradient of every matmul uses the flags, and attention is batched, so
  *    backprop lived in the slow loop. The replacement:
  *    - folds `[batch, m, k] · [k, n]` into one `[batch·m, k] · [k, n]` product;
- *    - removes the transpose flags of single-matrix products with explicit transposes, choosing between `A·Bᵀ` and `(B·Aᵀ)ᵀ` (and
- *      the like) by the number of elements to move, since the transpose kernel is not free
- *      (1024×2048 took 17 ms);
+ *    - removes the transpose flags of single-matrix products with explicit transposes, choosing
+ *      between `A·Bᵀ` and `(B·Aᵀ)ᵀ` (and the like) by the number of elements to move, since the
+ *      transpose kernel is not free (1024×2048 took 17 ms);
  *    - remembers the transpose of an operand it sees a second time (weights during generation), so a
  *      decoding step neither re-transposes nor re-packs the weights; the copy dies with its source;
  *    - runs every other batched product (attention, both ways; a matrix broadcast against a batch)

@@ -13,7 +13,9 @@
  * score 0.000 on 20 test concepts cases, 0.018 on the experiment's 50). Continuing SFT on the
  * constraint tasks alone changed nothing in 150 steps; with repeat examples mixed in, the loss fell
  * sharply after ~240 steps (4.07 → 3.57, the phase change of in-context copying) and requested
- * concepts began to appear (scratch probes, not kept; the rebuilt base's numbers are in README).
+ * concepts began to appear (scratch probes, not kept). The base rebuilt with copyShare 0.25 revises
+ * its answers after feedback but still rarely writes the requested words (README, "Building the base
+ * model"): more copy-dense training is the open lever.
  */
 import type { BrownSplit } from '../data/brown.ts';
 import type { ChatMessage } from '../policy/types.ts';
