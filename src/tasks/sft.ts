@@ -22,7 +22,7 @@ import type { ChatMessage } from '../policy/types.ts';
 import { renderTaskInstruction } from './generate.ts';
 import { buildTaskPool } from './pools.ts';
 import { createRng } from './random.ts';
-import { taskSentences } from './sentences.ts';
+import { contentWords, taskSentences } from './sentences.ts';
 import { ALL_TASKS, type TaskName } from './types.ts';
 
 /** The label of the copying examples (not a task of the pools). */
@@ -46,6 +46,11 @@ export interface SftOptions {
   tasks?: readonly TaskName[];
   /** Share of the `size` examples that are repeat (copying) examples, in [0, 1). @default 0 */
   copyShare?: number;
+  /**
+   * Share of the `size` examples that repeat a list of 3–10 unrelated content words; with
+   * `copyShare`, below 1. @default 0
+   */
+  wordCopyShare?: number;
 }
 
 /**
@@ -61,15 +66,22 @@ export function buildSftExamples({
   seed,
   tasks = ALL_TASKS,
   copyShare = 0,
+  wordCopyShare = 0,
 }: SftOptions): SftExample[] {
   if (!(copyShare >= 0 && copyShare < 1)) {
     throw new RangeError(`copyShare must be in [0, 1), got ${copyShare}`);
   }
+  if (!(wordCopyShare >= 0 && copyShare + wordCopyShare < 1)) {
+    throw new RangeError(
+      `wordCopyShare must be at least 0 and below 1 - copyShare (${1 - copyShare}), got ${wordCopyShare}`,
+    );
+  }
   const repeats = Math.round(size * copyShare);
+  const wordRepeats = Math.round(size * wordCopyShare);
   const taskExamples: SftExample[] = buildTaskPool({
     tasks: [...tasks],
     split,
-    size: size - repeats,
+    size: size - repeats - wordRepeats,
     seed,
   }).map((instance) => ({
     id: instance.id,
@@ -79,10 +91,12 @@ export function buildSftExamples({
       { role: 'assistant', content: instance.reference },
     ],
   }));
-  if (repeats === 0) return taskExamples;
+  if (repeats === 0 && wordRepeats === 0) return taskExamples;
   return createRng(seed, 'sft/mix', split).shuffle([
     ...taskExamples,
-    ...repeatExamples(split, repeats, seed),
+    ...(repeats > 0 ? repeatExamples(split, repeats, seed) : []),
+    // Drawn after the sentence repeats, from their own stream: adding them leaves the rest as it was.
+    ...(wordRepeats > 0 ? repeatWordExamples(split, wordRepeats, seed) : []),
   ]);
 }
 
@@ -104,4 +118,33 @@ function repeatExamples(split: BrownSplit, count: number, seed: number): SftExam
         { role: 'assistant', content: sentence.text },
       ],
     }));
+}
+
+/** Words per word-list repeat example. */
+const WORD_LIST_LENGTH = { min: 3, max: 10 } as const;
+
+/**
+ * `count` "Repeat these words" examples: 3–10 content words of the split drawn independently, so
+ * the next word cannot be guessed from the ones before, only copied. The copying circuit
+ * (induction heads) forms on such unpredictable sequences within a few hundred steps, where
+ * repeating whole sentences, which the language model can half predict, did not form it.
+ */
+function repeatWordExamples(split: BrownSplit, count: number, seed: number): SftExample[] {
+  const vocabulary = new Set<string>();
+  for (const sentence of taskSentences(split)) {
+    for (const { word } of contentWords(sentence)) vocabulary.add(word);
+  }
+  const words = [...vocabulary];
+  const rng = createRng(seed, 'sft/repeat-words', split);
+  return Array.from({ length: count }, (_, i) => {
+    const list = rng.sample(words, rng.int(WORD_LIST_LENGTH.min, WORD_LIST_LENGTH.max)).join(' ');
+    return {
+      id: `${REPEAT_EXAMPLE}-words/${split}/${i}`,
+      task: REPEAT_EXAMPLE,
+      messages: [
+        { role: 'user', content: `Repeat these words: ${list}` },
+        { role: 'assistant', content: list },
+      ],
+    };
+  });
 }

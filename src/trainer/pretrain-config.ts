@@ -98,6 +98,15 @@ const modelFields = {
 
 /** Next-token pretraining on the Brown train split. */
 const pretrainFields = {
+  init_from: z
+    .string()
+    .min(1)
+    .nullable()
+    .default(null)
+    .describe(
+      'Continue from this checkpoint (a `corgi pretrain` output) instead of pretraining: its tokenizer and ' +
+        'weights are kept, pretraining is skipped and only SFT runs. The model fields must match its config.json.',
+    ),
   pretrain_tokens: nullableInt(1).describe(
     'Pretraining budget in input tokens (steps × batch × window); null: set from minutes. ' +
       'The summary reports the value a run used, so passing it back reproduces the run.',
@@ -137,6 +146,14 @@ const sftFields = {
     .max(0.9)
     .default(0.25)
     .describe('Share of the SFT examples that are "Repeat this sentence" copying examples (tasks/sft.ts)'),
+  sft_word_copy_share: z
+    .number()
+    .min(0)
+    .max(0.9)
+    .default(0)
+    .describe(
+      'Share of the SFT examples that repeat a list of unrelated words ("Repeat these words"), which forms the copying circuit',
+    ),
   sft_epochs: z.number().positive().default(1).describe('Passes over the SFT examples'),
   sft_batch_size: z.int().min(1).default(8).describe('Packed rows per SFT step'),
   sft_learning_rate: z.number().positive().default(1e-3).describe('Peak SFT learning rate'),
@@ -220,7 +237,16 @@ export const pretrainConfigSchema = z
         `pretrain_tokens (${c.pretrain_tokens}) is less than one step of pretrain_batch_size × max_position_embeddings (${tokensPerStep})`,
       );
     }
-    if (c.pretrain_tokens === null && c.warmup_steps < c.budget_probe_steps) {
+    if (c.sft_copy_share + c.sft_word_copy_share >= 1) {
+      issue(
+        'sft_word_copy_share',
+        'sft_copy_share + sft_word_copy_share must be below 1 (some task examples remain)',
+      );
+    }
+    if (c.init_from !== null && c.sft_examples === 0) {
+      issue('sft_examples', 'with init_from only SFT runs, so sft_examples must be at least 1');
+    }
+    if (c.init_from === null && c.pretrain_tokens === null && c.warmup_steps < c.budget_probe_steps) {
       // The probe's steps must not depend on the total it is about to fix: keep them inside warm-up.
       issue(
         'warmup_steps',

@@ -13,6 +13,12 @@
  * log length) is all a resumed run needs to continue bit for bit. Ctrl-C (the `signal`) finishes the
  * current step and writes one.
  *
+ * Continuing: with `init_from` a finished checkpoint is the start instead. Its tokenizer is copied
+ * (the weights were trained on its ids), steps 1–2 are skipped (`val_ppl` is then the checkpoint's
+ * own perplexity), and SFT runs with the config's mix. The shipped base is built this way in two
+ * commands (README, "Building the base model"): copying needs many copy-dense steps, and a second
+ * SFT stage adds them without redoing the 22 minutes of pretraining.
+ *
  * Budget: `pretrain_tokens` fixes the number of pretraining steps. Without it, `minutes` does: the
  * first `budget_probe_steps` steps (inside warm-up, so they do not depend on the total) are timed,
  * one SFT step and one evaluation batch are timed without updating anything, and the total is set
@@ -391,7 +397,8 @@ export async function runPretrain(
       format: 1,
       version: `base-${config.seed}`,
       config,
-      phase: 'pretrain',
+      // A continued checkpoint is already pretrained: straight to SFT.
+      phase: config.init_from === null ? 'pretrain' : 'sft',
       pretrain: freshPhase(),
       sft: freshPhase(),
       results: {},
@@ -400,6 +407,7 @@ export async function runPretrain(
       resumed: false,
     };
   }
+  if (config.init_from !== null && !resumedPhase) await checkContinuedCheckpoint(config);
   await mkdir(work, { recursive: true });
   const clock = new PhaseClock(state.seconds);
   const log = MetricsLog.open(join(work, 'train_log.jsonl'), resumedPhase ? state.logBytes : null);
@@ -424,6 +432,22 @@ export async function runPretrain(
   );
   const tokenizerPath = join(work, 'tokenizer.json');
   const tokenizerConfigPath = join(work, 'tokenizer_config.json');
+  if (config.init_from !== null && !existsSync(tokenizerConfigPath)) {
+    // The continued checkpoint's tokenizer: its ids are what the weights were trained on.
+    for (const [from, to] of [
+      ['tokenizer.json', tokenizerPath],
+      ['tokenizer_config.json', tokenizerConfigPath], // last: its presence marks the pair complete
+    ]) {
+      const source = join(resolve(config.init_from), from);
+      if (!existsSync(source)) {
+        throw new PretrainConfigError(
+          'init_from',
+          `${config.init_from} has no ${from} (not a corgi pretrain output)`,
+        );
+      }
+      await writeFileAtomic(to, await readFile(source, 'utf8'));
+    }
+  }
   if (!existsSync(tokenizerPath) || !existsSync(tokenizerConfigPath)) {
     clock.switchTo('tokenizer');
     progress.line(`tokenizer: BPE to ${config.vocab_size} ids on ${trainDocs.length} train documents`);
@@ -468,6 +492,7 @@ export async function runPretrain(
           size,
           seed: config.seed,
           copyShare: split === 'train' ? config.sft_copy_share : 0,
+          wordCopyShare: split === 'train' ? config.sft_word_copy_share : 0,
         }).map((example) => {
           const { ids, assistantMask } = tokenizer.applyChatTemplate(example.messages);
           return { ids, mask: assistantMask };
@@ -513,6 +538,8 @@ export async function runPretrain(
   let model: LlamaModel;
   if (resumedPhase) {
     model = await loadCheckpoint(checkpointDir);
+  } else if (config.init_from !== null) {
+    model = await loadCheckpoint(resolve(config.init_from));
   } else {
     model = LlamaModel.init(modelConfig, { seed: config.seed, std: config.initializer_range });
     scaleResidualProjections(model);
@@ -591,6 +618,10 @@ export async function runPretrain(
     }
 
     // --- 5) SFT. ----------------------------------------------------------------------------
+    if (state.phase === 'sft' && state.results.val_loss === undefined) {
+      // Continuing a checkpoint: its perplexity as it came, the figure pretraining would report.
+      state.results.val_loss = heldOutLoss(validationRows);
+    }
     if (state.phase === 'sft') {
       optimizer = await loadPhaseOptimizer(
         'sft',
@@ -979,6 +1010,43 @@ export async function runPretrain(
     };
   }
 }
+
+/**
+ * Refuses an `init_from` checkpoint that is missing or whose shape differs from the config's model
+ * fields (they are the run's record of the architecture, and SFT rows are cut to its window), before
+ * any work file is written.
+ */
+async function checkContinuedCheckpoint(config: PretrainConfig): Promise<void> {
+  const dir = resolve(config.init_from!);
+  let has: LlamaConfig;
+  try {
+    has = parseLlamaConfig(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')));
+  } catch (error) {
+    throw new PretrainConfigError('init_from', `${dir}/config.json: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const want = parseLlamaConfig(buildModelConfigInput(config, has.vocab_size));
+  for (const field of CONTINUED_SHAPE_FIELDS) {
+    if (has[field] !== want[field]) {
+      throw new PretrainConfigError(
+        field,
+        `${dir} has ${field} ${JSON.stringify(has[field])} but the config says ${JSON.stringify(want[field])}; pass the checkpoint's value`,
+      );
+    }
+  }
+}
+
+/** LlamaConfig fields an `init_from` checkpoint must share with the config (same names as its flags). */
+const CONTINUED_SHAPE_FIELDS = [
+  'hidden_size',
+  'intermediate_size',
+  'num_hidden_layers',
+  'num_attention_heads',
+  'num_key_value_heads',
+  'max_position_embeddings',
+  'rope_theta',
+] as const satisfies readonly (keyof LlamaConfig)[];
 
 /** Step statistics summed since the last log line (the `logging_steps` window). */
 interface LogWindowSums {

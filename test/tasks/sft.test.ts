@@ -53,4 +53,36 @@ describe('buildSftExamples', () => {
     expect(JSON.stringify(buildSftExamples({ ...options, copyShare: 0.3 }))).toBe(JSON.stringify(mixed));
     expect(() => buildSftExamples({ ...options, copyShare: 1 })).toThrow(/copyShare must be in \[0, 1\)/);
   });
+
+  it('mixes in word-list repeats at wordCopyShare: unrelated content words, copied verbatim', () => {
+    const mixed = buildSftExamples({ ...options, copyShare: 0.2, wordCopyShare: 0.3 });
+    expect(mixed).toHaveLength(70);
+    const wordLists = mixed.filter((e) => e.id.startsWith(`${REPEAT_EXAMPLE}-words/`));
+    const sentences = mixed.filter((e) => e.task === REPEAT_EXAMPLE && !wordLists.includes(e));
+    expect(wordLists).toHaveLength(21);
+    expect(sentences).toHaveLength(14);
+    for (const example of wordLists) {
+      expect(example.task).toBe(REPEAT_EXAMPLE);
+      const [user, assistant] = example.messages;
+      expect(user.content).toBe(`Repeat these words: ${assistant.content}`);
+      const words = assistant.content.split(' ');
+      expect(words.length).toBeGreaterThanOrEqual(3);
+      expect(words.length).toBeLessThanOrEqual(10);
+      for (const word of words) expect(word).toMatch(/^[a-z]{3,}$/);
+    }
+    // Lists differ from one another: drawn, not repeated.
+    expect(new Set(wordLists.map((e) => e.messages[1].content)).size).toBe(21);
+    for (const task of ALL_TASKS) expect(mixed.filter((e) => e.task === task)).toHaveLength(5);
+    // Adding word lists leaves the sentence repeats of the same seed as they were.
+    const sentencesAlone = buildSftExamples({ ...options, copyShare: 0.2 }).filter(
+      (e) => e.task === REPEAT_EXAMPLE,
+    );
+    expect(sentences.map((e) => e.id).sort()).toEqual(sentencesAlone.map((e) => e.id).sort());
+    expect(JSON.stringify(buildSftExamples({ ...options, copyShare: 0.2, wordCopyShare: 0.3 }))).toBe(
+      JSON.stringify(mixed),
+    );
+    expect(() => buildSftExamples({ ...options, copyShare: 0.5, wordCopyShare: 0.5 })).toThrow(
+      /wordCopyShare must be/,
+    );
+  });
 });

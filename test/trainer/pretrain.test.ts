@@ -178,6 +178,35 @@ describe('runPretrain on a tiny config', () => {
     expect(resumed.val_ppl).toBe(summary.val_ppl);
   }, 240_000);
 
+  it('continues a finished checkpoint with SFT only (init_from): same tokenizer, pretraining skipped', async () => {
+    const continued = join(root, 'continued');
+    // The same seed: the same validation documents, so the perplexities compare.
+    const more = { ...tiny, out: continued, init_from: straight, sft_examples: 24 };
+    const second = await runPretrain(more, { progress: quiet(), backend: 'wasm' });
+    expect(second.pretrain.steps).toBe(0);
+    expect(second.sft.steps).toBeGreaterThan(0);
+    expect(second.config.init_from).toBe(straight);
+    // The continued model starts where the first ended: its perplexity before SFT is the first's after.
+    expect(second.val_ppl).toBeCloseTo(summary.val_ppl_after_sft!, 2);
+    expect(readFileSync(join(continued, 'tokenizer.json'), 'utf8')).toBe(
+      readFileSync(join(straight, 'tokenizer.json'), 'utf8'),
+    );
+    const [before, after] = [weightsOf(straight), weightsOf(continued)];
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    const embedding = 'model.embed_tokens.weight';
+    expect(after.get(embedding)).not.toEqual(before.get(embedding)); // SFT moved the weights
+    const pretrainLines = logLines(continued).filter((l) => l.phase === 'pretrain' && 'loss' in l);
+    expect(pretrainLines).toEqual([]);
+
+    // A checkpoint of another shape is refused by the field that differs.
+    await expect(
+      runPretrain({ ...more, out: join(root, 'wrong'), hidden_size: 64, intermediate_size: 128 }),
+    ).rejects.toSatisfy((e) => PretrainConfigError.isInstance(e) && e.field === 'hidden_size');
+    await expect(
+      runPretrain({ ...more, out: join(root, 'missing'), init_from: join(root, 'nowhere') }),
+    ).rejects.toSatisfy((e) => PretrainConfigError.isInstance(e) && e.field === 'init_from');
+  });
+
   it('refuses to overwrite a finished model unless asked', async () => {
     await expect(runPretrain({ ...tiny, out: straight })).rejects.toSatisfy(
       (e) => PretrainConfigError.isInstance(e) && e.field === 'out',
@@ -272,6 +301,8 @@ describe('PretrainConfig', () => {
       [{ min_learning_rate: 1 }, 'min_learning_rate'],
       [{ warmup_steps: 2 }, 'warmup_steps'], // a minutes budget probes inside warm-up
       [{ pretrain_tokens: 100 }, 'pretrain_tokens'],
+      [{ init_from: 'models/base', sft_examples: 0 }, 'sft_examples'], // nothing would train
+      [{ sft_copy_share: 0.5, sft_word_copy_share: 0.5 }, 'sft_word_copy_share'], // no task examples left
       [{ hidden_sise: 8 } as PretrainConfigInput, '(root)'],
     ];
     for (const [input, field] of bad) {
