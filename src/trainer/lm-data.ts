@@ -10,6 +10,10 @@
  *   and its `<|end|>`). As TRL's `packing=True`, attention is not blocked between the examples of
  *   one row; each starts with its own BOS.
  *
+ * - copying: synthetic rows `<|begin_of_text|> x <|end_of_text|> x` of uniformly random tokens x,
+ *   where the second x can only be predicted by finding each token's earlier occurrence and copying
+ *   its successor (the induction-head circuit).
+ *
  * Every order comes from `createRng(seed, name, epoch)`, so a position in the data is just
  * `{epoch, row}` (a `DataCursor`): resuming needs nothing else.
  */
@@ -209,6 +213,74 @@ export function sftRowSource(
   return new RowSource((epoch) =>
     packSequences(sequences, createRng(seed, 'sft/examples', epoch).shuffle(indices), contextLength, pad),
   );
+}
+
+export interface CopyRowsOptions {
+  /** Random tokens per half; rows hold 2·length + 2 tokens. */
+  length: number;
+  /** Ids are drawn uniformly from [firstId, vocabSize): no special tokens. */
+  firstId: number;
+  vocabSize: number;
+  bos: number;
+  eos: number;
+  seed: number;
+  /** Rows per epoch. @default 1024 */
+  rowsPerEpoch?: number;
+}
+
+/**
+ * Copying rows: `bos x₁…x_L eos x₁…x_L`, a fresh seeded draw per epoch, with the copy as the only
+ * targets: the second half is perfectly predictable by copying and by nothing else, and the first
+ * is noise the model should not be taught to predict. Even so, the phase moves a model far from
+ * text: 400 steps on the shipped base raised its held-out SFT loss from 4.69 to 9.28 (README,
+ * "Building the base model").
+ */
+export function copyRowSource({
+  length,
+  firstId,
+  vocabSize,
+  bos,
+  eos,
+  seed,
+  rowsPerEpoch = 1024,
+}: CopyRowsOptions): RowSource {
+  if (!(firstId >= 0 && firstId < vocabSize - 1)) {
+    throw new RangeError(`copy rows need ids in [${firstId}, ${vocabSize}); the range is empty`);
+  }
+  const L = 2 * length + 2;
+  return new RowSource((epoch) => {
+    const rng = createRng(seed, 'copy/rows', epoch);
+    const tokens = new Int32Array(rowsPerEpoch * L);
+    const mask = new Uint8Array(rowsPerEpoch * L);
+    for (let r = 0; r < rowsPerEpoch; r++) {
+      const at = r * L;
+      tokens[at] = bos;
+      for (let t = 0; t < length; t++) tokens[at + 1 + t] = rng.int(firstId, vocabSize - 1);
+      tokens[at + 1 + length] = eos;
+      tokens.copyWithin(at + 2 + length, at + 1, at + 1 + length);
+      mask.fill(1, at + 2 + length, at + L);
+    }
+    return { count: rowsPerEpoch, length: L, tokens, mask };
+  });
+}
+
+/**
+ * Greedy accuracy on the copied half of a batch of copying rows: the share of x₂…x_L in the second
+ * half (x₁ follows the separator, not an earlier token) whose argmax prediction (`predicted`, one
+ * id per target of the batch) is right.
+ */
+export function copyAccuracy(predicted: Int32Array, batch: Batch, length: number): number {
+  let right = 0;
+  let counted = 0;
+  for (let r = 0; r < batch.rows; r++) {
+    // Row tokens: bos x₁…x_L eos x₁…x_L; target t is token t+1, so x₂…x_L of the copy are t = L+2 … 2L.
+    for (let t = length + 2; t <= 2 * length; t++) {
+      const i = r * batch.cols + t;
+      counted += 1;
+      if (predicted[i] === batch.targets[i]) right += 1;
+    }
+  }
+  return counted === 0 ? 0 : right / counted;
 }
 
 /** Batches of `size` rows over `rows` in order (the last one may be smaller), for evaluation. */

@@ -131,6 +131,31 @@ const pretrainFields = {
     ),
 };
 
+/** Synthetic copying between pretraining and SFT (off by default). */
+const copyFields = {
+  copy_steps: z
+    .int()
+    .min(0)
+    .default(0)
+    .describe(
+      'Steps on random token sequences repeated once (<bos> x <eos> x) before SFT: they form the copying ' +
+        'circuit (induction heads) that writing a requested word needs; 0 skips the phase',
+    ),
+  copy_during_sft: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Follow every SFT step with one copying step (same optimizer and rate), so SFT keeps the circuit',
+    ),
+  copy_length: z.int().min(2).default(20).describe('Random tokens per half of a copying row'),
+  copy_batch_size: z.int().min(1).default(8).describe('Copying rows per step'),
+  copy_learning_rate: z
+    .number()
+    .positive()
+    .default(1e-3)
+    .describe('Constant learning rate of the copying phase (after sft_warmup_steps of warm-up)'),
+};
+
 /** Supervised fine-tuning on single-turn instruction → reference examples of every task. */
 const sftFields = {
   sft_examples: z
@@ -191,6 +216,7 @@ export const PRETRAIN_CONFIG_GROUPS = {
   data: dataFields,
   model: modelFields,
   pretraining: pretrainFields,
+  copying: copyFields,
   sft: sftFields,
   logging: loggingFields,
 } as const;
@@ -205,6 +231,7 @@ export const pretrainConfigSchema = z
     ...dataFields,
     ...modelFields,
     ...pretrainFields,
+    ...copyFields,
     ...sftFields,
     ...loggingFields,
   })
@@ -243,8 +270,14 @@ export const pretrainConfigSchema = z
         'sft_copy_share + sft_word_copy_share must be below 1 (some task examples remain)',
       );
     }
-    if (c.init_from !== null && c.sft_examples === 0) {
-      issue('sft_examples', 'with init_from only SFT runs, so sft_examples must be at least 1');
+    if (c.copy_steps > 0 && 2 * c.copy_length + 1 > c.max_position_embeddings) {
+      issue(
+        'copy_length',
+        `copying rows of 2 × ${c.copy_length} + 1 inputs exceed the ${c.max_position_embeddings}-token window`,
+      );
+    }
+    if (c.init_from !== null && c.sft_examples === 0 && c.copy_steps === 0) {
+      issue('sft_examples', 'with init_from nothing would train: set sft_examples or copy_steps');
     }
     if (c.init_from === null && c.pretrain_tokens === null && c.warmup_steps < c.budget_probe_steps) {
       // The probe's steps must not depend on the total it is about to fix: keep them inside warm-up.

@@ -3,6 +3,7 @@
  *
  *   1) tokenizer   byte-level BPE on the Brown train split        → tokenizer.json, tokenizer_config.json
  *   2) pretrain    next-token LM on the train split's documents   → held-out perplexity on validation
+ *   -) copy        (copy_steps > 0) random ids repeated once, loss on the copy → greedy copy accuracy
  *   3) sft         single-turn instruction → reference examples of every task, loss on assistant tokens
  *   4) export      HF-layout checkpoint written atomically to <out>/ with the log and a summary
  *
@@ -15,9 +16,11 @@
  *
  * Continuing: with `init_from` a finished checkpoint is the start instead. Its tokenizer is copied
  * (the weights were trained on its ids), steps 1–2 are skipped (`val_ppl` is then the checkpoint's
- * own perplexity), and SFT runs with the config's mix. The shipped base is built this way in two
- * commands (README, "Building the base model"): copying needs many copy-dense steps, and a second
- * SFT stage adds them without redoing the 22 minutes of pretraining.
+ * own perplexity), then the copying phase (if any) and SFT with the config's mix: a way to try SFT
+ * recipes without redoing the 22 minutes of pretraining (README, "Copying levers").
+ *
+ * Copying (`copy_steps`, off by default): synthetic rows of random ids repeated once, loss on the
+ * copy, at a constant rate; `copy_during_sft` adds one such step after every SFT step.
  *
  * Budget: `pretrain_tokens` fixes the number of pretraining steps. Without it, `minutes` does: the
  * first `budget_probe_steps` steps (inside warm-up, so they do not depend on the total) are timed,
@@ -75,6 +78,8 @@ import { buildSftExamples } from '../tasks/sft.ts';
 import { TrainingInterruptedError } from './interrupted.ts';
 import {
   type Batch,
+  copyAccuracy,
+  copyRowSource,
   type DataCursor,
   evaluationBatches,
   evaluationRows,
@@ -100,11 +105,14 @@ import { MetricsLog, ProgressReporter } from './progress.ts';
 // ---------------------------------------------------------------------------------------------
 // Public types.
 
-export type PretrainPhase = 'pretrain' | 'sft' | 'export';
+/** The phases that take optimizer steps. */
+type TrainingPhase = 'pretrain' | 'copy' | 'sft';
+
+export type PretrainPhase = 'pretrain' | 'copy' | 'sft' | 'export';
 
 /** What `onStepEnd` receives after every optimizer step. */
 export interface StepEndEvent {
-  phase: 'pretrain' | 'sft';
+  phase: TrainingPhase;
   /** Steps done in this phase (1 after the first). */
   step: number;
   /** The phase's total, or null while a minutes budget is still being measured. */
@@ -132,14 +140,21 @@ export interface PretrainSummary {
   /** The run's config with `pretrain_tokens` resolved: pass it back to reproduce the run. */
   config: PretrainConfig;
   model_config: Record<string, unknown>;
-  /** Optimizer steps, pretraining + SFT. */
+  /** Optimizer steps, pretraining + copying + SFT. */
   steps: number;
-  /** Input tokens trained on, pretraining + SFT. */
+  /** Input tokens trained on, pretraining + copying + SFT. */
   tokens: number;
   /** Wall-clock minutes of the whole pipeline (all sessions of a resumed run). */
   minutes: number;
   /** The same, by part: data preparation and export are `other`. */
-  minutes_by_part: { tokenizer: number; pretrain: number; sft: number; eval: number; other: number };
+  minutes_by_part: {
+    tokenizer: number;
+    pretrain: number;
+    copy: number;
+    sft: number;
+    eval: number;
+    other: number;
+  };
   params: number;
   size_mb: number;
   /** Perplexity of the pretrained model on the whole Brown validation split. */
@@ -156,6 +171,14 @@ export interface PretrainSummary {
     tokens_per_s: number;
     minutes: number;
     final_loss: number;
+  };
+  /** The synthetic copying phase (`copy_steps`); `accuracy` is its greedy copy accuracy at the end. */
+  copy: {
+    steps: number;
+    tokens: number;
+    minutes: number;
+    final_loss: number | null;
+    accuracy: number | null;
   };
   sft: {
     examples: number;
@@ -195,15 +218,17 @@ interface TrainerState {
   config: PretrainConfig;
   phase: PretrainPhase;
   pretrain: PhaseState;
+  copy: PhaseState;
   sft: PhaseState;
   results: {
     val_loss?: number;
+    copy_accuracy?: number;
     sft_val_loss_before?: number;
     sft_val_loss?: number;
     val_loss_after_sft?: number;
   };
   /** Wall-clock seconds per part of the pipeline, all sessions. */
-  seconds: { tokenizer: number; pretrain: number; sft: number; eval: number; other: number };
+  seconds: { tokenizer: number; pretrain: number; copy: number; sft: number; eval: number; other: number };
   /** Bytes of train_log.jsonl at this checkpoint: a resumed run cuts the log back to it. */
   logBytes: number;
   resumed: boolean;
@@ -346,6 +371,8 @@ const CHECKPOINT = 'checkpoint';
 const WORKER_RESTART_STEPS = 40;
 const WORKER_RESTART_SECONDS = 1.5;
 const STATE_FILE = 'trainer_state.json';
+/** Copying rows of this epoch are never trained on (a run would need ~10⁹ steps to reach it). */
+const HELD_OUT_COPY_EPOCH = 1_000_000;
 const OPTIMIZER_FILE = 'optimizer.safetensors';
 
 /**
@@ -389,7 +416,14 @@ export async function runPretrain(
   if (firstConfig.resume && canResume) {
     const saved = JSON.parse(await readFile(join(checkpointDir, STATE_FILE), 'utf8')) as TrainerState;
     config = resumeConfig(input, saved.config);
-    state = { ...saved, config, resumed: true };
+    // Work checkpoints written before the copying phase existed lack its state.
+    state = {
+      ...saved,
+      copy: saved.copy ?? freshPhase(),
+      seconds: { ...saved.seconds, copy: saved.seconds.copy ?? 0 },
+      config,
+      resumed: true,
+    };
     resumedPhase = saved.phase;
   } else {
     config = firstConfig;
@@ -398,11 +432,12 @@ export async function runPretrain(
       version: `base-${config.seed}`,
       config,
       // A continued checkpoint is already pretrained: straight to SFT.
-      phase: config.init_from === null ? 'pretrain' : 'sft',
+      phase: config.init_from === null ? 'pretrain' : config.copy_steps > 0 ? 'copy' : 'sft',
       pretrain: freshPhase(),
+      copy: freshPhase(),
       sft: freshPhase(),
       results: {},
-      seconds: { tokenizer: 0, pretrain: 0, sft: 0, eval: 0, other: 0 },
+      seconds: { tokenizer: 0, pretrain: 0, copy: 0, sft: 0, eval: 0, other: 0 },
       logBytes: 0,
       resumed: false,
     };
@@ -523,6 +558,16 @@ export async function runPretrain(
       Math.round((sftRows.rowsOf(0).count * config.sft_epochs) / config.sft_batch_size),
     );
   }
+  // Copying rows draw ordinary ids only: a special token inside them would teach it a new meaning.
+  const copyRows = copyRowSource({
+    length: config.copy_length,
+    firstId: 1 + Math.max(bos, endOfTurn, tokenizer.padId, ...tokenizer.stopIds),
+    vocabSize: tokenizer.vocabSize,
+    bos,
+    eos,
+    seed: config.seed,
+  });
+  state.copy.totalSteps ??= config.copy_steps;
   if (state.pretrain.totalSteps === null && config.pretrain_tokens !== null) {
     state.pretrain.totalSteps = Math.floor(config.pretrain_tokens / (config.pretrain_batch_size * T));
   }
@@ -613,11 +658,36 @@ export async function runPretrain(
       );
       optimizer.dispose();
       optimizer = null;
+      state.phase = config.copy_steps > 0 ? 'copy' : sftSequences.length > 0 ? 'sft' : 'export';
+      await saveWorkCheckpoint();
+    }
+
+    // --- 5) Copying: random sequences repeated once, to form the induction heads. ---------------
+    if (state.phase === 'copy' && state.results.val_loss === undefined) {
+      // Continuing a checkpoint: its perplexity as it came, the figure pretraining would report.
+      state.results.val_loss = heldOutLoss(validationRows);
+    }
+    if (state.phase === 'copy') {
+      optimizer = await loadPhaseOptimizer(
+        'copy',
+        new AdamW(model.params, {
+          lr: config.copy_learning_rate,
+          weightDecay: 0,
+          maxGradNorm: config.max_grad_norm,
+        }),
+      );
+      await runCopyPhase();
+      state.results.copy_accuracy = measureCopyAccuracy();
+      progress.line(
+        `copy: greedy copy accuracy ${(100 * state.results.copy_accuracy).toFixed(1)}% on held-out rows`,
+      );
+      optimizer.dispose();
+      optimizer = null;
       state.phase = sftSequences.length > 0 ? 'sft' : 'export';
       await saveWorkCheckpoint();
     }
 
-    // --- 5) SFT. ----------------------------------------------------------------------------
+    // --- 6) SFT. ----------------------------------------------------------------------------
     if (state.phase === 'sft' && state.results.val_loss === undefined) {
       // Continuing a checkpoint: its perplexity as it came, the figure pretraining would report.
       state.results.val_loss = heldOutLoss(validationRows);
@@ -644,7 +714,7 @@ export async function runPretrain(
       await saveWorkCheckpoint();
     }
 
-    // --- 6) Export: the HF-layout checkpoint, atomically, with the log and the summary. -------
+    // --- 7) Export: the HF-layout checkpoint, atomically, with the log and the summary. -------
     clock.switchTo('other');
     const summary = buildSummary(backend);
     log.write({
@@ -834,6 +904,45 @@ export async function runPretrain(
     await saveWorkCheckpoint(); // the budget is now part of the run
   }
 
+  /** Copying steps at a constant rate after a short warm-up (the circuit forms suddenly; decay would stall it). */
+  async function runCopyPhase(): Promise<void> {
+    const s = state.copy;
+    const B = config.copy_batch_size;
+    const opt = optimizer!;
+    while (s.step < s.totalSteps!) {
+      clock.switchTo('copy');
+      const t0 = performance.now();
+      opt.lr = config.copy_learning_rate * Math.min(1, (s.step + 1) / (config.sft_warmup_steps + 1));
+      const { batch, next } = copyRows.takeBatch(s.cursor, B);
+      const stats = maskedTrainStep(model, opt, batch); // loss on the copied half only
+      if (!Number.isFinite(stats.loss)) {
+        throw new Error(`copying loss is ${stats.loss} at step ${s.step + 1}; lower copy_learning_rate`);
+      }
+      finishStep('copy', s, {
+        stats,
+        batch,
+        next,
+        seconds: (performance.now() - t0) / 1000,
+        tokens: batch.rows * batch.cols,
+        learningRate: opt.lr,
+        rows: copyRows,
+      });
+      if (interrupted()) await stopHere('copy', s.step);
+      if (s.step % config.save_steps === 0 && s.step !== s.totalSteps) await saveWorkCheckpoint();
+    }
+  }
+
+  /** Greedy copy accuracy on copying rows the phase never trains on (an epoch far past its last). */
+  function measureCopyAccuracy(): number {
+    clock.switchTo('eval');
+    const { batch } = copyRows.takeBatch({ epoch: HELD_OUT_COPY_EPOCH, row: 0 }, 32);
+    const predicted = tf.tidy(() => {
+      const { inputs } = batchTensors(batch);
+      return tf.argMax(model.forward(inputs), -1).dataSync() as Int32Array;
+    });
+    return copyAccuracy(predicted, batch, config.copy_length);
+  }
+
   async function runSftPhase(): Promise<void> {
     const s = state.sft;
     const B = config.sft_batch_size;
@@ -851,6 +960,15 @@ export async function runPretrain(
       // 2) the next B packed rows; 3) the step, loss on assistant tokens only
       const { batch, next } = sftRows.takeBatch(s.cursor, B);
       const stats = maskedTrainStep(model, opt, batch);
+      if (config.copy_during_sft) {
+        // Meant to keep the copying circuit through SFT; measured, it did not carry over to chat
+        // prompts (README, "Building the base model").
+        const copy = copyRows.takeBatch(state.copy.cursor, config.copy_batch_size);
+        const copyStats = maskedTrainStep(model, opt, copy.batch);
+        state.copy.cursor = copy.next;
+        state.copy.tokens += copy.batch.rows * copy.batch.cols;
+        state.copy.lastLoss = copyStats.loss;
+      }
       if (!Number.isFinite(stats.loss)) {
         throw new Error(`SFT loss is ${stats.loss} at step ${s.step + 1}; lower sft_learning_rate`);
       }
@@ -884,7 +1002,7 @@ export async function runPretrain(
 
   /** After an optimisation step of either phase: advance the state, log every logging_steps, report progress. */
   function finishStep(
-    phase: 'pretrain' | 'sft',
+    phase: TrainingPhase,
     s: PhaseState,
     step: {
       stats: StepStats;
@@ -927,7 +1045,7 @@ export async function runPretrain(
     });
   }
 
-  function reportProgress(phase: 'pretrain' | 'sft', s: PhaseState, loss: number): void {
+  function reportProgress(phase: TrainingPhase, s: PhaseState, loss: number): void {
     const tokensPerSecond = s.tokens / Math.max(1e-9, s.stepSeconds);
     const secondsPerStep = s.stepSeconds / Math.max(1, s.step);
     progress.update({
@@ -964,12 +1082,13 @@ export async function runPretrain(
       seed: config.seed,
       config: { ...config, pretrain_tokens: p.step * config.pretrain_batch_size * T },
       model_config: toConfigJson(model.config),
-      steps: p.step + f.step,
-      tokens: p.tokens + f.tokens,
+      steps: p.step + state.copy.step + f.step,
+      tokens: p.tokens + state.copy.tokens + f.tokens,
       minutes,
       minutes_by_part: {
         tokenizer: round(state.seconds.tokenizer / 60, 2),
         pretrain: round(state.seconds.pretrain / 60, 2),
+        copy: round(state.seconds.copy / 60, 2),
         sft: round(state.seconds.sft / 60, 2),
         eval: round(state.seconds.eval / 60, 2),
         other: round(state.seconds.other / 60, 2),
@@ -993,6 +1112,13 @@ export async function runPretrain(
         tokens_per_s: Math.round(p.tokens / Math.max(1e-9, p.stepSeconds)),
         minutes: round(state.seconds.pretrain / 60, 2),
         final_loss: round(p.lastLoss ?? Number.NaN),
+      },
+      copy: {
+        steps: state.copy.step,
+        tokens: state.copy.tokens,
+        minutes: round(state.seconds.copy / 60, 2),
+        final_loss: state.copy.lastLoss === null ? null : round(state.copy.lastLoss),
+        accuracy: r.copy_accuracy === undefined ? null : round(r.copy_accuracy),
       },
       sft: {
         examples: sftSequences.length,

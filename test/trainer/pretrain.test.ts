@@ -8,7 +8,13 @@ import { greedyGenerate } from '../../src/policy/model.ts';
 import { parseSafetensors } from '../../src/policy/safetensors.ts';
 import { Tokenizer } from '../../src/policy/tokenizer.ts';
 import { TrainingInterruptedError } from '../../src/trainer/interrupted.ts';
-import { evaluationBatches, packSequences, pretrainRowSource } from '../../src/trainer/lm-data.ts';
+import {
+  copyAccuracy,
+  copyRowSource,
+  evaluationBatches,
+  packSequences,
+  pretrainRowSource,
+} from '../../src/trainer/lm-data.ts';
 import { type PretrainSummary, planPretrainSteps, runPretrain } from '../../src/trainer/pretrain.ts';
 import { registerPretrainCommand } from '../../src/trainer/pretrain-command.ts';
 import {
@@ -178,6 +184,54 @@ describe('runPretrain on a tiny config', () => {
     expect(resumed.val_ppl).toBe(summary.val_ppl);
   }, 240_000);
 
+  it('continues a finished checkpoint with copying steps then SFT, and resumes mid-copying bit for bit', async () => {
+    const config = {
+      ...tiny,
+      init_from: straight,
+      sft_examples: 24,
+      copy_steps: 30,
+      copy_length: 8,
+      save_steps: 10,
+    };
+    const whole = await runPretrain(
+      { ...config, out: join(root, 'copy-whole') },
+      { progress: quiet(), backend: 'wasm' },
+    );
+    expect(whole.pretrain.steps).toBe(0);
+    expect(whole.copy.steps).toBe(30);
+    expect(whole.copy.accuracy).toBeGreaterThanOrEqual(0);
+    expect(whole.copy.accuracy).toBeLessThanOrEqual(1);
+    expect(whole.steps).toBe(30 + whole.sft.steps);
+    const copyLines = logLines(join(root, 'copy-whole')).filter((l) => l.phase === 'copy');
+    expect(copyLines.map((l) => l.step)).toEqual([10, 20, 30]);
+    expect(copyLines[0]!.loss as number).toBeGreaterThan(copyLines[2]!.loss as number); // it trains
+
+    const out = join(root, 'copy-resumed');
+    const controller = new AbortController();
+    const stopped = runPretrain(
+      { ...config, out },
+      {
+        signal: controller.signal,
+        onStepEnd: (e) => {
+          if (e.phase === 'copy' && e.step === 13) controller.abort();
+        },
+        progress: quiet(),
+        backend: 'wasm',
+      },
+    );
+    await expect(stopped).rejects.toSatisfy(
+      (e) => TrainingInterruptedError.isInstance(e) && e.phase === 'copy' && e.step === 13,
+    );
+    const resumed = await runPretrain(
+      { ...config, out, resume: true },
+      { progress: quiet(), backend: 'wasm' },
+    );
+    expect(resumed.copy).toEqual({ ...whole.copy, minutes: resumed.copy.minutes });
+    const [a, b] = [weightsOf(join(root, 'copy-whole')), weightsOf(out)];
+    const bytes = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    for (const [name, values] of a) expect(bytes(b.get(name)!).equals(bytes(values)), name).toBe(true);
+  }, 120_000);
+
   it('continues a finished checkpoint with SFT only (init_from): same tokenizer, pretraining skipped', async () => {
     const continued = join(root, 'continued');
     // The same seed: the same validation documents, so the perplexities compare.
@@ -265,6 +319,40 @@ describe('pretraining data', () => {
   });
 });
 
+describe('copying rows', () => {
+  const options = { length: 6, firstId: 10, vocabSize: 40, bos: 0, eos: 1, seed: 3, rowsPerEpoch: 16 };
+
+  it('repeat a random half after the separator, with ordinary ids only, seeded per epoch', () => {
+    const rows = copyRowSource(options).rowsOf(0);
+    expect(rows.length).toBe(14);
+    for (let r = 0; r < rows.count; r++) {
+      const row = [...rows.tokens.subarray(r * 14, (r + 1) * 14)];
+      expect(row[0]).toBe(0);
+      expect(row[7]).toBe(1);
+      expect(row.slice(8)).toEqual(row.slice(1, 7));
+      // Only the copy is a target: predicting the random half would teach uniform noise.
+      expect([...rows.mask!.subarray(r * 14, (r + 1) * 14)]).toEqual([
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1,
+      ]);
+      for (const id of row.slice(1, 7)) expect(id >= 10 && id < 40).toBe(true);
+    }
+    expect(copyRowSource(options).rowsOf(0).tokens).toEqual(rows.tokens);
+    expect(copyRowSource(options).rowsOf(1).tokens).not.toEqual(rows.tokens);
+    expect(copyRowSource({ ...options, seed: 4 }).rowsOf(0).tokens).not.toEqual(rows.tokens);
+  });
+
+  it('score greedy copying on x₂…x_L of the second half only', () => {
+    const { batch } = copyRowSource(options).takeBatch({ epoch: 0, row: 0 }, 4);
+    expect(copyAccuracy(batch.targets, batch, 6)).toBe(1); // perfect predictions
+    const wrong = Int32Array.from(batch.targets);
+    // Spoiling the first half and the copy's first token changes nothing: they are not scored.
+    for (let r = 0; r < 4; r++) for (let t = 0; t <= 7; t++) wrong[r * batch.cols + t] = 2;
+    expect(copyAccuracy(wrong, batch, 6)).toBe(1);
+    for (let r = 0; r < 4; r++) wrong[r * batch.cols + 8] = 2; // x₂ of each copy
+    expect(copyAccuracy(wrong, batch, 6)).toBeCloseTo(4 / 5, 10);
+  });
+});
+
 describe('the minutes budget', () => {
   it('fits the steps, their evaluations and checkpoints into the time left after the reserve', () => {
     const steps = planPretrainSteps({
@@ -303,6 +391,7 @@ describe('PretrainConfig', () => {
       [{ pretrain_tokens: 100 }, 'pretrain_tokens'],
       [{ init_from: 'models/base', sft_examples: 0 }, 'sft_examples'], // nothing would train
       [{ sft_copy_share: 0.5, sft_word_copy_share: 0.5 }, 'sft_word_copy_share'], // no task examples left
+      [{ copy_steps: 10, copy_length: 200 }, 'copy_length'], // longer than the window
       [{ hidden_sise: 8 } as PretrainConfigInput, '(root)'],
     ];
     for (const [input, field] of bad) {
