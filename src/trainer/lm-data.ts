@@ -233,7 +233,7 @@ export interface CopyRowsOptions {
  * targets: the second half is perfectly predictable by copying and by nothing else, and the first
  * is noise the model should not be taught to predict. Even so, the phase moves a model far from
  * text: 400 steps on the shipped base raised its held-out SFT loss from 4.69 to 9.28 (README,
- * "Building the base model").
+ * "Copying levers").
  */
 export function copyRowSource({
   length,

@@ -105,7 +105,7 @@ const pretrainFields = {
     .default(null)
     .describe(
       'Continue from this checkpoint (a `corgi pretrain` output) instead of pretraining: its tokenizer and ' +
-        'weights are kept, pretraining is skipped and only SFT runs. The model fields must match its config.json.',
+        'weights are kept, pretraining is skipped and only copying (if any) and SFT run. The model fields must match its config.json.',
     ),
   pretrain_tokens: nullableInt(1).describe(
     'Pretraining budget in input tokens (steps × batch × window); null: set from minutes. ' +
@@ -145,7 +145,7 @@ const copyFields = {
     .boolean()
     .default(false)
     .describe(
-      'Follow every SFT step with one copying step (same optimizer and rate), so SFT keeps the circuit',
+      'Follow every SFT step with one copying step (same optimizer and rate), meant to keep the circuit through SFT',
     ),
   copy_length: z.int().min(2).default(20).describe('Random tokens per half of a copying row'),
   copy_batch_size: z.int().min(1).default(8).describe('Copying rows per step'),
@@ -177,7 +177,7 @@ const sftFields = {
     .max(0.9)
     .default(0)
     .describe(
-      'Share of the SFT examples that repeat a list of unrelated words ("Repeat these words"), which forms the copying circuit',
+      'Share of the SFT examples that repeat a list of unrelated words ("Repeat these words"), which only copying predicts',
     ),
   sft_epochs: z.number().positive().default(1).describe('Passes over the SFT examples'),
   sft_batch_size: z.int().min(1).default(8).describe('Packed rows per SFT step'),

@@ -431,7 +431,7 @@ export async function runPretrain(
       format: 1,
       version: `base-${config.seed}`,
       config,
-      // A continued checkpoint is already pretrained: straight to SFT.
+      // A continued checkpoint is already pretrained: straight to copying, or to SFT.
       phase: config.init_from === null ? 'pretrain' : config.copy_steps > 0 ? 'copy' : 'sft',
       pretrain: freshPhase(),
       copy: freshPhase(),
@@ -662,11 +662,12 @@ export async function runPretrain(
       await saveWorkCheckpoint();
     }
 
-    // --- 5) Copying: random sequences repeated once, to form the induction heads. ---------------
-    if (state.phase === 'copy' && state.results.val_loss === undefined) {
-      // Continuing a checkpoint: its perplexity as it came, the figure pretraining would report.
+    if (state.results.val_loss === undefined) {
+      // Continuing a checkpoint (init_from): its perplexity as it came, the figure pretraining reports.
       state.results.val_loss = heldOutLoss(validationRows);
     }
+
+    // --- 5) Copying: random sequences repeated once, to form the induction heads. ---------------
     if (state.phase === 'copy') {
       optimizer = await loadPhaseOptimizer(
         'copy',
@@ -688,10 +689,6 @@ export async function runPretrain(
     }
 
     // --- 6) SFT. ----------------------------------------------------------------------------
-    if (state.phase === 'sft' && state.results.val_loss === undefined) {
-      // Continuing a checkpoint: its perplexity as it came, the figure pretraining would report.
-      state.results.val_loss = heldOutLoss(validationRows);
-    }
     if (state.phase === 'sft') {
       optimizer = await loadPhaseOptimizer(
         'sft',
@@ -912,7 +909,13 @@ export async function runPretrain(
     while (s.step < s.totalSteps!) {
       clock.switchTo('copy');
       const t0 = performance.now();
-      opt.lr = config.copy_learning_rate * Math.min(1, (s.step + 1) / (config.sft_warmup_steps + 1));
+      // The shared schedule with its floor at the peak: warm-up, then constant.
+      opt.lr = learningRateAt(s.step, {
+        peak: config.copy_learning_rate,
+        floor: config.copy_learning_rate,
+        warmup: config.sft_warmup_steps,
+        total: s.totalSteps,
+      });
       const { batch, next } = copyRows.takeBatch(s.cursor, B);
       const stats = maskedTrainStep(model, opt, batch); // loss on the copied half only
       if (!Number.isFinite(stats.loss)) {
@@ -962,7 +965,7 @@ export async function runPretrain(
       const stats = maskedTrainStep(model, opt, batch);
       if (config.copy_during_sft) {
         // Meant to keep the copying circuit through SFT; measured, it did not carry over to chat
-        // prompts (README, "Building the base model").
+        // prompts (README, "Copying levers").
         const copy = copyRows.takeBatch(state.copy.cursor, config.copy_batch_size);
         const copyStats = maskedTrainStep(model, opt, copy.batch);
         state.copy.cursor = copy.next;
