@@ -105,12 +105,21 @@ const pretrainFields = {
     .default(null)
     .describe(
       'Continue from this checkpoint (a `corgi pretrain` output) instead of pretraining: its tokenizer and ' +
-        'weights are kept, pretraining is skipped and only copying (if any) and SFT run. The model fields must match its config.json.',
+        'weights are kept; pretraining runs only with an explicit pretrain_tokens (continued pretraining), then copying (if any) and SFT. The model fields must match its config.json.',
     ),
   pretrain_tokens: nullableInt(1).describe(
     'Pretraining budget in input tokens (steps × batch × window); null: set from minutes. ' +
       'The summary reports the value a run used, so passing it back reproduces the run.',
   ),
+  pretrain_repeat_share: z
+    .number()
+    .min(0)
+    .max(0.9)
+    .default(0)
+    .describe(
+      'Share of the pretraining windows rewritten as repeated passages of their own text ' +
+        '(<bos> p <eos> p …, 8–64 tokens each, loss on all): in-context copying learned on real text',
+    ),
   pretrain_batch_size: z.int().min(2).default(8).describe('Windows per step (split between the threads)'),
   learning_rate: z.number().positive().default(1e-3).describe('Peak pretraining learning rate (AdamW)'),
   min_learning_rate: z
@@ -138,8 +147,14 @@ const copyFields = {
     .min(0)
     .default(0)
     .describe(
-      'Steps on random token sequences repeated once (<bos> x <eos> x) before SFT: they form the copying ' +
-        'circuit (induction heads) that writing a requested word needs; 0 skips the phase',
+      'Steps on copying rows (<bos> x <eos> x, loss on the copy) before SFT, for the copying circuit ' +
+        '(induction heads) that writing a requested word needs; 0 skips the phase',
+    ),
+  copy_during_pretrain: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Follow every pretraining step with one copying step (same optimizer and rate): the circuit forms while the text keeps the language model',
     ),
   copy_during_sft: z
     .boolean()
@@ -147,7 +162,18 @@ const copyFields = {
     .describe(
       'Follow every SFT step with one copying step (same optimizer and rate), meant to keep the circuit through SFT',
     ),
-  copy_length: z.int().min(2).default(20).describe('Random tokens per half of a copying row'),
+  copy_text: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Copy spans of the Brown train documents, 4 to copy_length tokens, instead of random ids of exactly ' +
+        'copy_length (a fixed length teaches a positional shortcut, not copying)',
+    ),
+  copy_length: z
+    .int()
+    .min(2)
+    .default(20)
+    .describe('Tokens per half of a copying row (the most, with copy_text)'),
   copy_batch_size: z.int().min(1).default(8).describe('Copying rows per step'),
   copy_learning_rate: z
     .number()
@@ -276,8 +302,11 @@ export const pretrainConfigSchema = z
         `copying rows of 2 × ${c.copy_length} + 1 inputs exceed the ${c.max_position_embeddings}-token window`,
       );
     }
-    if (c.init_from !== null && c.sft_examples === 0 && c.copy_steps === 0) {
-      issue('sft_examples', 'with init_from nothing would train: set sft_examples or copy_steps');
+    if (c.init_from !== null && c.sft_examples === 0 && c.copy_steps === 0 && c.pretrain_tokens === null) {
+      issue(
+        'sft_examples',
+        'with init_from nothing would train: set pretrain_tokens, copy_steps or sft_examples',
+      );
     }
     if (c.init_from === null && c.pretrain_tokens === null && c.warmup_steps < c.budget_probe_steps) {
       // The probe's steps must not depend on the total it is about to fix: keep them inside warm-up.

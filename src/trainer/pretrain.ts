@@ -15,12 +15,16 @@
  * current step and writes one.
  *
  * Continuing: with `init_from` a finished checkpoint is the start instead. Its tokenizer is copied
- * (the weights were trained on its ids), steps 1–2 are skipped (`val_ppl` is then the checkpoint's
- * own perplexity), then the copying phase (if any) and SFT with the config's mix: a way to try SFT
- * recipes without redoing the 22 minutes of pretraining (README, "Copying levers").
+ * (the weights were trained on its ids) and step 1 is skipped; step 2 runs only with an explicit
+ * `pretrain_tokens` (continued pretraining, e.g. with a new data mix; otherwise `val_ppl` is the
+ * checkpoint's own perplexity), then the copying phase (if any) and SFT with the config's mix: a way
+ * to try recipes without redoing the 22 minutes of pretraining (README, "Copying levers").
  *
- * Copying (`copy_steps`, off by default): synthetic rows of random ids repeated once, loss on the
- * copy, at a constant rate; `copy_during_sft` adds one such step after every SFT step.
+ * Copying (off by default): rows `<bos> x <eos> x`, loss on the copy, of random ids or (`copy_text`)
+ * of spans of Brown text of varied length. `copy_steps` is a phase of them at a constant rate;
+ * `copy_during_pretrain` / `copy_during_sft` add one such step after every pretraining / SFT step.
+ * Pretraining windows can also be rewritten as repeated passages (`pretrain_repeat_share`). What
+ * each did is measured in README, "Copying levers".
  *
  * Budget: `pretrain_tokens` fixes the number of pretraining steps. Without it, `minutes` does: the
  * first `budget_probe_steps` steps (inside warm-up, so they do not depend on the total) are timed,
@@ -431,8 +435,14 @@ export async function runPretrain(
       format: 1,
       version: `base-${config.seed}`,
       config,
-      // A continued checkpoint is already pretrained: straight to copying, or to SFT.
-      phase: config.init_from === null ? 'pretrain' : config.copy_steps > 0 ? 'copy' : 'sft',
+      // A continued checkpoint is already pretrained: more pretraining only if a token budget asks
+      // for it, otherwise straight to copying, or to SFT.
+      phase:
+        config.init_from === null || config.pretrain_tokens !== null
+          ? 'pretrain'
+          : config.copy_steps > 0
+            ? 'copy'
+            : 'sft',
       pretrain: freshPhase(),
       copy: freshPhase(),
       sft: freshPhase(),
@@ -510,12 +520,14 @@ export async function runPretrain(
   const T = config.max_position_embeddings;
   const bos = tokenizer.bosId;
   const eos = tokenizer.eosId;
+  const trainTokens = encode(trainDocs);
   const pretrainRows = pretrainRowSource({
-    documents: encode(trainDocs),
+    documents: trainTokens,
     contextLength: T,
     bos,
     eos,
     seed: config.seed,
+    repeatShare: config.pretrain_repeat_share,
   });
   const validationRows = evaluationRows(encode(validationDocs), T, bos, eos);
   // Validation holds task examples only, so sft_val_loss stays the constraint tasks' loss.
@@ -565,7 +577,9 @@ export async function runPretrain(
     vocabSize: tokenizer.vocabSize,
     bos,
     eos,
+    pad: tokenizer.padId,
     seed: config.seed,
+    text: config.copy_text ? trainTokens : undefined,
   });
   state.copy.totalSteps ??= config.copy_steps;
   if (state.pretrain.totalSteps === null && config.pretrain_tokens !== null) {
@@ -788,8 +802,10 @@ export async function runPretrain(
         });
         // 2) the next B windows in this epoch's seeded order
         const { batch, next } = pretrainRows.takeBatch(s.cursor, B);
-        // 3) forward, backward and AdamW update (split over two threads with threads = 2)
+        // 3) forward, backward and AdamW update (split over two threads with threads = 2); the
+        // worker takes the weights anew each step, so an interleaved copying step is seen by both
         const stats = await step(batch);
+        if (config.copy_during_pretrain) interleavedCopyStep(opt);
         if (!Number.isFinite(stats.loss)) {
           throw new Error(`pretraining loss is ${stats.loss} at step ${s.step + 1}; lower learning_rate`);
         }
@@ -935,6 +951,18 @@ export async function runPretrain(
     }
   }
 
+  /**
+   * One copying step with another phase's optimizer and rate (`copy_during_pretrain`,
+   * `copy_during_sft`): it keeps the copying rows' cursor, so a resumed run draws the same rows.
+   */
+  function interleavedCopyStep(opt: AdamW): void {
+    const copy = copyRows.takeBatch(state.copy.cursor, config.copy_batch_size);
+    const copyStats = maskedTrainStep(model, opt, copy.batch);
+    state.copy.cursor = copy.next;
+    state.copy.tokens += copy.batch.rows * copy.batch.cols;
+    state.copy.lastLoss = copyStats.loss;
+  }
+
   /** Greedy copy accuracy on copying rows the phase never trains on (an epoch far past its last). */
   function measureCopyAccuracy(): number {
     clock.switchTo('eval');
@@ -943,7 +971,7 @@ export async function runPretrain(
       const { inputs } = batchTensors(batch);
       return tf.argMax(model.forward(inputs), -1).dataSync() as Int32Array;
     });
-    return copyAccuracy(predicted, batch, config.copy_length);
+    return copyAccuracy(predicted, batch, eos);
   }
 
   async function runSftPhase(): Promise<void> {
@@ -963,15 +991,7 @@ export async function runPretrain(
       // 2) the next B packed rows; 3) the step, loss on assistant tokens only
       const { batch, next } = sftRows.takeBatch(s.cursor, B);
       const stats = maskedTrainStep(model, opt, batch);
-      if (config.copy_during_sft) {
-        // Meant to keep the copying circuit through SFT; measured, it did not carry over to chat
-        // prompts (README, "Copying levers").
-        const copy = copyRows.takeBatch(state.copy.cursor, config.copy_batch_size);
-        const copyStats = maskedTrainStep(model, opt, copy.batch);
-        state.copy.cursor = copy.next;
-        state.copy.tokens += copy.batch.rows * copy.batch.cols;
-        state.copy.lastLoss = copyStats.loss;
-      }
+      if (config.copy_during_sft) interleavedCopyStep(opt);
       if (!Number.isFinite(stats.loss)) {
         throw new Error(`SFT loss is ${stats.loss} at step ${s.step + 1}; lower sft_learning_rate`);
       }

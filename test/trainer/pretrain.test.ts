@@ -14,6 +14,7 @@ import {
   evaluationBatches,
   packSequences,
   pretrainRowSource,
+  REPEAT_PASSAGE_TOKENS,
 } from '../../src/trainer/lm-data.ts';
 import { type PretrainSummary, planPretrainSteps, runPretrain } from '../../src/trainer/pretrain.ts';
 import { registerPretrainCommand } from '../../src/trainer/pretrain-command.ts';
@@ -188,6 +189,7 @@ describe('runPretrain on a tiny config', () => {
     const config = {
       ...tiny,
       init_from: straight,
+      pretrain_tokens: null, // no more pretraining: copying, then SFT
       sft_examples: 24,
       copy_steps: 30,
       copy_length: 8,
@@ -235,7 +237,7 @@ describe('runPretrain on a tiny config', () => {
   it('continues a finished checkpoint with SFT only (init_from): same tokenizer, pretraining skipped', async () => {
     const continued = join(root, 'continued');
     // The same seed: the same validation documents, so the perplexities compare.
-    const more = { ...tiny, out: continued, init_from: straight, sft_examples: 24 };
+    const more = { ...tiny, out: continued, init_from: straight, pretrain_tokens: null, sft_examples: 24 };
     const second = await runPretrain(more, { progress: quiet(), backend: 'wasm' });
     expect(second.pretrain.steps).toBe(0);
     expect(second.sft.steps).toBeGreaterThan(0);
@@ -259,6 +261,46 @@ describe('runPretrain on a tiny config', () => {
     await expect(
       runPretrain({ ...more, out: join(root, 'missing'), init_from: join(root, 'nowhere') }),
     ).rejects.toSatisfy((e) => PretrainConfigError.isInstance(e) && e.field === 'init_from');
+  });
+
+  it('continues pretraining a finished checkpoint when given a token budget, on repeated passages', async () => {
+    const out = join(root, 'continued-pretraining');
+    const more = {
+      ...tiny,
+      out,
+      init_from: straight,
+      pretrain_tokens: 30 * 8 * 96, // 30 steps
+      pretrain_repeat_share: 0.5,
+      sft_examples: 0,
+    };
+    const continued = await runPretrain(more, { progress: quiet(), backend: 'wasm' });
+    expect(continued.pretrain.steps).toBe(30);
+    expect(continued.sft.steps).toBe(0);
+    expect(continued.config.pretrain_repeat_share).toBe(0.5);
+    // Pretraining ran on the loaded weights: the first logged loss is the finished model's, not a fresh init's.
+    const [first] = logLines(out).filter((l) => l.phase === 'pretrain' && 'loss' in l);
+    expect(first!.loss as number).toBeLessThan(Math.log(384) - 0.5);
+    expect(continued.val_ppl).not.toBeCloseTo(summary.val_ppl_after_sft!, 2);
+    expect(continued.copy.tokens).toBe(0);
+
+    // The same with a copying step of real text after every pretraining step: the copies train too.
+    const interleaved = await runPretrain(
+      {
+        ...more,
+        out: join(root, 'continued-copying'),
+        copy_during_pretrain: true,
+        copy_text: true,
+        copy_length: 12,
+        copy_batch_size: 4,
+      },
+      { progress: quiet(), backend: 'wasm' },
+    );
+    expect(interleaved.pretrain.steps).toBe(30);
+    expect(interleaved.copy.tokens).toBe(30 * 4 * (2 * 12 + 1));
+    expect(interleaved.val_ppl).not.toBe(continued.val_ppl);
+    expect(readFileSync(join(out, 'tokenizer.json'), 'utf8')).toBe(
+      readFileSync(join(straight, 'tokenizer.json'), 'utf8'),
+    );
   });
 
   it('refuses to overwrite a finished model unless asked', async () => {
@@ -319,8 +361,72 @@ describe('pretraining data', () => {
   });
 });
 
+describe('repeated-passage pretraining windows', () => {
+  // One long document of distinct ids (100, 101, …), so every token says where in the text it came from.
+  const documents = [Int32Array.from({ length: 3000 }, (_, i) => 100 + i)];
+  const source = (repeatShare: number) =>
+    pretrainRowSource({ documents, contextLength: 128, bos: 0, eos: 1, seed: 7, repeatShare });
+
+  /** Splits a repeated row into its `<bos> p <eos> p` units, checking the shape as it goes. */
+  function units(row: number[]): number[][] {
+    const passages: number[][] = [];
+    let at = 0;
+    while (at < row.length) {
+      expect(row[at]).toBe(0);
+      const eosAt = row.indexOf(1, at + 1);
+      const passage = row.slice(at + 1, eosAt === -1 ? row.length : eosAt);
+      passages.push(passage);
+      if (eosAt === -1) break;
+      const copy = row.slice(eosAt + 1, eosAt + 1 + passage.length);
+      expect(copy).toEqual(passage.slice(0, copy.length)); // the last unit may be cut by the row's end
+      at = eosAt + 1 + passage.length;
+    }
+    return passages;
+  }
+
+  it('rewrites about the share of windows as passages of their own text, each repeated once', () => {
+    const plain = source(0).rowsOf(0);
+    const repeated = source(0.5).rowsOf(0);
+    expect(repeated.count).toBe(plain.count);
+    let rewritten = 0;
+    for (let r = 0; r < plain.count; r++) {
+      const row = [...repeated.tokens.subarray(r * 129, (r + 1) * 129)];
+      const original = [...plain.tokens.subarray(r * 129, (r + 1) * 129)];
+      if (row.join() === original.join()) continue;
+      rewritten += 1;
+      const passages = units(row);
+      expect(passages.length).toBeGreaterThan(1);
+      // Consecutive passages of the window's own text, in order, of the configured lengths.
+      expect(passages.flat()).toEqual(original.slice(0, passages.flat().length));
+      for (const p of passages.slice(0, -1)) {
+        expect(p.length).toBeGreaterThanOrEqual(REPEAT_PASSAGE_TOKENS.min);
+        expect(p.length).toBeLessThanOrEqual(REPEAT_PASSAGE_TOKENS.max);
+      }
+    }
+    expect(rewritten / plain.count).toBeGreaterThan(0.3);
+    expect(rewritten / plain.count).toBeLessThan(0.7);
+  });
+
+  it('leaves the plain windows exactly as they were with share 0, and is seeded per epoch', () => {
+    const plain = source(0).rowsOf(1);
+    expect([...source(0).rowsOf(1).tokens]).toEqual([...plain.tokens]);
+    expect([...source(0.5).rowsOf(1).tokens]).toEqual([...source(0.5).rowsOf(1).tokens]);
+    expect([...source(0.5).rowsOf(1).tokens]).not.toEqual([...source(0.5).rowsOf(2).tokens]);
+    expect(() => source(1)).toThrow(/repeatShare/);
+  });
+});
+
 describe('copying rows', () => {
-  const options = { length: 6, firstId: 10, vocabSize: 40, bos: 0, eos: 1, seed: 3, rowsPerEpoch: 16 };
+  const options = {
+    length: 6,
+    firstId: 10,
+    vocabSize: 40,
+    bos: 0,
+    eos: 1,
+    pad: 2,
+    seed: 3,
+    rowsPerEpoch: 16,
+  };
 
   it('repeat a random half after the separator, with ordinary ids only, seeded per epoch', () => {
     const rows = copyRowSource(options).rowsOf(0);
@@ -341,15 +447,41 @@ describe('copying rows', () => {
     expect(copyRowSource({ ...options, seed: 4 }).rowsOf(0).tokens).not.toEqual(rows.tokens);
   });
 
+  it('with text, repeat spans of the documents of varied length, the copy the only target', () => {
+    const text = [Int32Array.from({ length: 50 }, (_, i) => 100 + i), Int32Array.from([7, 8, 9])];
+    const rows = copyRowSource({ ...options, length: 10, text }).rowsOf(0);
+    expect(rows.length).toBe(22);
+    const lengths = new Set<number>();
+    for (let r = 0; r < rows.count; r++) {
+      const row = [...rows.tokens.subarray(r * 22, (r + 1) * 22)];
+      const n = row.indexOf(1) - 1;
+      lengths.add(n);
+      expect(n).toBeGreaterThanOrEqual(4);
+      expect(n).toBeLessThanOrEqual(10);
+      const span = row.slice(1, 1 + n);
+      // A contiguous span of the long document (the 3-token one is too short to draw from).
+      expect(span).toEqual(Array.from({ length: n }, (_, i) => span[0]! + i));
+      expect(span[0]! >= 100 && span.at(-1)! < 150).toBe(true);
+      expect(row.slice(n + 2, 2 * n + 2)).toEqual(span);
+      expect(row.slice(2 * n + 2).every((id) => id === 2)).toBe(true); // padding after the copy
+      const mask = [...rows.mask!.subarray(r * 22, (r + 1) * 22)];
+      // Targets: the copy only (token t is predicted from t-1); never the padding.
+      expect(mask).toEqual(row.map((_, t) => (t >= n + 2 && t <= 2 * n + 1 ? 1 : 0)));
+    }
+    expect(lengths.size).toBeGreaterThan(3); // the offset to look back varies
+    const { batch } = copyRowSource({ ...options, length: 10, text }).takeBatch({ epoch: 0, row: 0 }, 4);
+    expect(copyAccuracy(batch.targets, batch, 1)).toBe(1);
+  });
+
   it('score greedy copying on x₂…x_L of the second half only', () => {
     const { batch } = copyRowSource(options).takeBatch({ epoch: 0, row: 0 }, 4);
-    expect(copyAccuracy(batch.targets, batch, 6)).toBe(1); // perfect predictions
+    expect(copyAccuracy(batch.targets, batch, 1)).toBe(1); // perfect predictions
     const wrong = Int32Array.from(batch.targets);
     // Spoiling the first half and the copy's first token changes nothing: they are not scored.
     for (let r = 0; r < 4; r++) for (let t = 0; t <= 7; t++) wrong[r * batch.cols + t] = 2;
-    expect(copyAccuracy(wrong, batch, 6)).toBe(1);
+    expect(copyAccuracy(wrong, batch, 1)).toBe(1);
     for (let r = 0; r < 4; r++) wrong[r * batch.cols + 8] = 2; // x₂ of each copy
-    expect(copyAccuracy(wrong, batch, 6)).toBeCloseTo(4 / 5, 10);
+    expect(copyAccuracy(wrong, batch, 1)).toBeCloseTo(4 / 5, 10);
   });
 });
 
