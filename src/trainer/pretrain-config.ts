@@ -296,10 +296,17 @@ export const pretrainConfigSchema = z
         'sft_copy_share + sft_word_copy_share must be below 1 (some task examples remain)',
       );
     }
-    if (c.copy_steps > 0 && 2 * c.copy_length + 1 > c.max_position_embeddings) {
+    const copies = c.copy_steps > 0 || c.copy_during_pretrain || c.copy_during_sft;
+    if (copies && 2 * c.copy_length + 1 > c.max_position_embeddings) {
       issue(
         'copy_length',
         `copying rows of 2 × ${c.copy_length} + 1 inputs exceed the ${c.max_position_embeddings}-token window`,
+      );
+    }
+    if (c.copy_during_pretrain && c.init_from !== null && c.pretrain_tokens === null) {
+      issue(
+        'copy_during_pretrain',
+        'with init_from there is no pretraining to interleave with unless pretrain_tokens is set',
       );
     }
     if (c.init_from !== null && c.sft_examples === 0 && c.copy_steps === 0 && c.pretrain_tokens === null) {

@@ -524,6 +524,8 @@ describe('PretrainConfig', () => {
       [{ init_from: 'models/base', sft_examples: 0 }, 'sft_examples'], // nothing would train
       [{ sft_copy_share: 0.5, sft_word_copy_share: 0.5 }, 'sft_word_copy_share'], // no task examples left
       [{ copy_steps: 10, copy_length: 200 }, 'copy_length'], // longer than the window
+      [{ copy_during_sft: true, copy_length: 200 }, 'copy_length'],
+      [{ init_from: 'models/base', copy_during_pretrain: true }, 'copy_during_pretrain'], // no pretraining
       [{ hidden_sise: 8 } as PretrainConfigInput, '(root)'],
     ];
     for (const [input, field] of bad) {
