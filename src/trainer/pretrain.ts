@@ -90,6 +90,7 @@ import {
   type MaskedSequence,
   packSequences,
   pretrainRowSource,
+  type RowSource,
   type Rows,
   sftRowSource,
   spreadRows,
@@ -919,36 +920,18 @@ export async function runPretrain(
 
   /** Copying steps at a constant rate after a short warm-up (the circuit forms suddenly; decay would stall it). */
   async function runCopyPhase(): Promise<void> {
-    const s = state.copy;
-    const B = config.copy_batch_size;
-    const opt = optimizer!;
-    while (s.step < s.totalSteps!) {
-      clock.switchTo('copy');
-      const t0 = performance.now();
+    await runMaskedPhase({
+      phase: 'copy',
+      rows: copyRows,
+      batchSize: config.copy_batch_size,
       // The shared schedule with its floor at the peak: warm-up, then constant.
-      opt.lr = learningRateAt(s.step, {
+      schedule: {
         peak: config.copy_learning_rate,
         floor: config.copy_learning_rate,
         warmup: config.sft_warmup_steps,
-        total: s.totalSteps,
-      });
-      const { batch, next } = copyRows.takeBatch(s.cursor, B);
-      const stats = maskedTrainStep(model, opt, batch); // loss on the copied half only
-      if (!Number.isFinite(stats.loss)) {
-        throw new Error(`copying loss is ${stats.loss} at step ${s.step + 1}; lower copy_learning_rate`);
-      }
-      finishStep('copy', s, {
-        stats,
-        batch,
-        next,
-        seconds: (performance.now() - t0) / 1000,
-        tokens: batch.rows * batch.cols,
-        learningRate: opt.lr,
-        rows: copyRows,
-      });
-      if (interrupted()) await stopHere('copy', s.step);
-      if (s.step % config.save_steps === 0 && s.step !== s.totalSteps) await saveWorkCheckpoint();
-    }
+      },
+      rateField: 'copy_learning_rate',
+    });
   }
 
   /**
@@ -975,42 +958,77 @@ export async function runPretrain(
   }
 
   async function runSftPhase(): Promise<void> {
-    const s = state.sft;
-    const B = config.sft_batch_size;
-    const opt = optimizer!;
-    while (s.step < s.totalSteps!) {
-      clock.switchTo('sft');
-      const t0 = performance.now();
-      // 1) learning rate: short warm-up, cosine to the floor
-      opt.lr = learningRateAt(s.step, {
+    await runMaskedPhase({
+      phase: 'sft',
+      rows: sftRows,
+      batchSize: config.sft_batch_size,
+      // Short warm-up, cosine to the floor.
+      schedule: {
         peak: config.sft_learning_rate,
         floor: config.sft_min_learning_rate,
         warmup: config.sft_warmup_steps,
-        total: s.totalSteps,
-      });
-      // 2) the next B packed rows; 3) the step, loss on assistant tokens only
-      const { batch, next } = sftRows.takeBatch(s.cursor, B);
+      },
+      rateField: 'sft_learning_rate',
+      interleaveCopying: config.copy_during_sft,
+      heldOutRows: sftValidationRows,
+    });
+  }
+
+  /**
+   * The loop of the phases trained on masked rows (copying, SFT): learning rate → batch → step (loss
+   * on the masked targets only) → log → held-out loss → checkpoint.
+   */
+  async function runMaskedPhase({
+    phase,
+    rows,
+    batchSize,
+    schedule,
+    rateField,
+    interleaveCopying = false,
+    heldOutRows,
+  }: {
+    phase: 'copy' | 'sft';
+    rows: RowSource;
+    batchSize: number;
+    schedule: { peak: number; floor: number; warmup: number };
+    /** The config field to name when the loss diverges. */
+    rateField: string;
+    /** Follow every step with one copying step (`copy_during_sft`). */
+    interleaveCopying?: boolean;
+    /** Rows whose held-out loss is logged every eval_steps. */
+    heldOutRows?: Rows;
+  }): Promise<void> {
+    const s = state[phase];
+    const opt = optimizer!;
+    while (s.step < s.totalSteps!) {
+      clock.switchTo(phase);
+      const t0 = performance.now();
+      // 1) learning rate
+      opt.lr = learningRateAt(s.step, { ...schedule, total: s.totalSteps });
+      // 2) the next rows; 3) the step, loss on the masked targets only
+      const { batch, next } = rows.takeBatch(s.cursor, batchSize);
       const stats = maskedTrainStep(model, opt, batch);
-      if (config.copy_during_sft) interleavedCopyStep(opt);
+      if (interleaveCopying) interleavedCopyStep(opt);
       if (!Number.isFinite(stats.loss)) {
-        throw new Error(`SFT loss is ${stats.loss} at step ${s.step + 1}; lower sft_learning_rate`);
+        throw new Error(
+          `${phase === 'sft' ? 'SFT' : 'copying'} loss is ${stats.loss} at step ${s.step + 1}; lower ${rateField}`,
+        );
       }
-      const seconds = (performance.now() - t0) / 1000;
       // 4) bookkeeping, log and progress
-      finishStep('sft', s, {
+      finishStep(phase, s, {
         stats,
         batch,
         next,
-        seconds,
-        tokens: B * T,
+        seconds: (performance.now() - t0) / 1000,
+        tokens: batch.rows * batch.cols,
         learningRate: opt.lr,
-        rows: sftRows,
+        rows,
       });
-      // 5) periodic held-out loss on validation examples
-      if (s.step % config.eval_steps === 0 && s.step !== s.totalSteps) {
-        const loss = heldOutLoss(sftValidationRows);
+      // 5) periodic held-out loss
+      if (heldOutRows && s.step % config.eval_steps === 0 && s.step !== s.totalSteps) {
+        const loss = heldOutLoss(heldOutRows);
         log.write({
-          phase: 'sft',
+          phase,
           step: s.step,
           'eval/loss': round(loss),
           'eval/ppl': round(Math.exp(loss), 3),
@@ -1018,7 +1036,7 @@ export async function runPretrain(
         });
       }
       // 6) checkpoint: periodically, and on Ctrl-C
-      if (interrupted()) await stopHere('sft', s.step);
+      if (interrupted()) await stopHere(phase, s.step);
       if (s.step % config.save_steps === 0 && s.step !== s.totalSteps) await saveWorkCheckpoint();
     }
   }
