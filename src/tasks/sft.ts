@@ -52,7 +52,18 @@ export interface SftOptions {
    * `copyShare`, below 1. @default 0
    */
   wordCopyShare?: number;
+  /**
+   * Draw the examples of the word-inclusion tasks (`INCLUSION_TASKS`) only from sentences of at
+   * most this many words. A long reference spreads the 2–5 requested words over up to 30 words of
+   * text a small model cannot plan; a short one is mostly the requested words and a little glue,
+   * which is the mapping the task needs learned. Evaluation and RL pools are unaffected.
+   * @default Infinity (any eligible sentence, 6–30 words)
+   */
+  inclusionMaxWords?: number;
 }
+
+/** The tasks whose constraint names words the answer must contain. */
+export const INCLUSION_TASKS = ['concepts', 'keywords'] as const satisfies readonly TaskName[];
 
 /**
  * `size` single-turn examples: `round(size · copyShare)` repeat examples (distinct sentences of the
@@ -68,6 +79,7 @@ export function buildSftExamples({
   tasks = ALL_TASKS,
   copyShare = 0,
   wordCopyShare = 0,
+  inclusionMaxWords = Number.POSITIVE_INFINITY,
 }: SftOptions): SftExample[] {
   if (!(copyShare >= 0 && copyShare < 1)) {
     throw new RangeError(`copyShare must be in [0, 1), got ${copyShare}`);
@@ -84,6 +96,9 @@ export function buildSftExamples({
     split,
     size: size - repeats - wordRepeats,
     seed,
+    maxWords: Number.isFinite(inclusionMaxWords)
+      ? Object.fromEntries(INCLUSION_TASKS.map((task) => [task, inclusionMaxWords]))
+      : {},
   }).map((instance) => ({
     id: instance.id,
     task: instance.task,

@@ -541,6 +541,8 @@ export async function runPretrain(
           seed: config.seed,
           copyShare: split === 'train' ? config.sft_copy_share : 0,
           wordCopyShare: split === 'train' ? config.sft_word_copy_share : 0,
+          // Validation keeps every length, so sft_val_loss stays comparable between runs.
+          inclusionMaxWords: (split === 'train' && config.sft_inclusion_max_words) || undefined,
         }).map((example) => {
           const { ids, assistantMask } = tokenizer.applyChatTemplate(example.messages);
           return { ids, mask: assistantMask };

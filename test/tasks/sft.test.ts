@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { checkAll, parseConstraints } from '../../src/checkers/registry.ts';
 import { renderInstruction } from '../../src/session/render.ts';
 import { buildTaskPool } from '../../src/tasks/pools.ts';
-import { buildSftExamples, REPEAT_EXAMPLE } from '../../src/tasks/sft.ts';
+import { buildSftExamples, INCLUSION_TASKS, REPEAT_EXAMPLE } from '../../src/tasks/sft.ts';
 import { ALL_TASKS, SOURCE_TASKS } from '../../src/tasks/types.ts';
 
 describe('buildSftExamples', () => {
@@ -33,6 +33,29 @@ describe('buildSftExamples', () => {
     expect(JSON.stringify(buildSftExamples(options))).toBe(JSON.stringify(examples));
     const sources = buildSftExamples({ ...options, tasks: SOURCE_TASKS });
     expect(new Set(sources.map((e) => e.task))).toEqual(new Set(SOURCE_TASKS));
+  });
+
+  it('draws the word-inclusion tasks from short sentences at inclusionMaxWords, the others as before', () => {
+    const words = (e: (typeof examples)[number]) => e.messages[1].content.split(' ').length;
+    const inclusion = (e: (typeof examples)[number]) =>
+      (INCLUSION_TASKS as readonly string[]).includes(e.task);
+    const bigger = { ...options, size: 280 };
+    // without the option, long references are common (eligible sentences run to 30 words)
+    expect(
+      buildSftExamples(bigger)
+        .filter(inclusion)
+        .some((e) => words(e) > 14),
+    ).toBe(true);
+    const short = buildSftExamples({ ...bigger, inclusionMaxWords: 10 });
+    expect(short).toHaveLength(280);
+    for (const task of ALL_TASKS) expect(short.filter((e) => e.task === task)).toHaveLength(40);
+    for (const example of short.filter(inclusion)) expect(words(example)).toBeLessThanOrEqual(10);
+    const others = (list: typeof examples) =>
+      list
+        .filter((e) => !inclusion(e))
+        .map((e) => e.id)
+        .sort();
+    expect(others(short)).toEqual(others(buildSftExamples(bigger)));
   });
 
   it('mixes in repeat (copying) examples at copyShare, seeded, never in the default', () => {

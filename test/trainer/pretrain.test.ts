@@ -523,6 +523,7 @@ describe('PretrainConfig', () => {
       [{ pretrain_tokens: 100 }, 'pretrain_tokens'],
       [{ init_from: 'models/base', sft_examples: 0 }, 'sft_examples'], // nothing would train
       [{ sft_copy_share: 0.5, sft_word_copy_share: 0.5 }, 'sft_word_copy_share'], // no task examples left
+      [{ sft_inclusion_max_words: 3 }, 'sft_inclusion_max_words'], // below the 6-word eligible sentences
       [{ copy_steps: 10, copy_length: 200 }, 'copy_length'], // longer than the window
       [{ copy_during_sft: true, copy_length: 200 }, 'copy_length'],
       [{ init_from: 'models/base', copy_during_pretrain: true }, 'copy_during_pretrain'], // no pretraining
