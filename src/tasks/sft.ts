@@ -18,13 +18,15 @@
  * model"); neither denser repeat shares nor the word-list repeats below made it copy (README,
  * "Copying levers").
  */
+import { findConcept } from '../checkers/concepts.ts';
+import { analyzeText } from '../checkers/nlp.ts';
 import type { BrownSplit } from '../data/brown.ts';
 import type { ChatMessage } from '../policy/types.ts';
 import { renderTaskInstruction } from './generate.ts';
 import { buildTaskPool } from './pools.ts';
 import { createRng } from './random.ts';
 import { contentWords, taskSentences } from './sentences.ts';
-import { ALL_TASKS, type TaskName } from './types.ts';
+import { ALL_TASKS, type TaskInstance, type TaskName } from './types.ts';
 
 /** The label of the copying examples (not a task of the pools). */
 export const REPEAT_EXAMPLE = 'repeat';
@@ -60,6 +62,15 @@ export interface SftOptions {
    * @default Infinity (any eligible sentence, 6–30 words)
    */
   inclusionMaxWords?: number;
+  /**
+   * List a concepts example's concepts in the order its reference uses them, instead of the
+   * generator's random order. Writing the listed words in order is what an induction head does
+   * (find the word just written in the prompt, copy the one after it); in any other order the
+   * model must also track which words are left. Evaluation keeps the random order; the checker
+   * accepts any. (Keywords cannot follow: `keywords:existence` lists them sorted, as IFEval.)
+   * @default false
+   */
+  inclusionInOrder?: boolean;
 }
 
 /** The tasks whose constraint names words the answer must contain. */
@@ -80,6 +91,7 @@ export function buildSftExamples({
   copyShare = 0,
   wordCopyShare = 0,
   inclusionMaxWords = Number.POSITIVE_INFINITY,
+  inclusionInOrder = false,
 }: SftOptions): SftExample[] {
   if (!(copyShare >= 0 && copyShare < 1)) {
     throw new RangeError(`copyShare must be in [0, 1), got ${copyShare}`);
@@ -99,14 +111,16 @@ export function buildSftExamples({
     maxWords: Number.isFinite(inclusionMaxWords)
       ? Object.fromEntries(INCLUSION_TASKS.map((task) => [task, inclusionMaxWords]))
       : {},
-  }).map((instance) => ({
-    id: instance.id,
-    task: instance.task,
-    messages: [
-      { role: 'user', content: renderTaskInstruction(instance) },
-      { role: 'assistant', content: instance.reference },
-    ],
-  }));
+  })
+    .map((instance) => (inclusionInOrder ? inReferenceOrder(instance) : instance))
+    .map((instance) => ({
+      id: instance.id,
+      task: instance.task,
+      messages: [
+        { role: 'user', content: renderTaskInstruction(instance) },
+        { role: 'assistant', content: instance.reference },
+      ],
+    }));
   if (repeats === 0 && wordRepeats === 0) return taskExamples;
   return createRng(seed, 'sft/mix', split).shuffle([
     ...taskExamples,
@@ -114,6 +128,26 @@ export function buildSftExamples({
     // Drawn after the sentence repeats, from their own stream: adding them leaves the rest as it was.
     ...(wordRepeats > 0 ? repeatWordExamples(split, wordRepeats, seed) : []),
   ]);
+}
+
+/** A concepts instance with its concepts listed by where the reference first uses them. */
+function inReferenceOrder(instance: TaskInstance): TaskInstance {
+  if (instance.task !== 'concepts') return instance;
+  const analysis = analyzeText(instance.reference);
+  const firstUse = (concept: string): number =>
+    Math.min(...findConcept(analysis, concept).map((token) => analysis.tokens.indexOf(token)));
+  return {
+    ...instance,
+    constraints: instance.constraints.map((spec) => {
+      if (spec.id !== 'corgi:concepts') return spec;
+      const ranked = (spec.kwargs?.concepts as string[]).map((concept) => ({
+        concept,
+        at: firstUse(concept),
+      }));
+      ranked.sort((a, b) => a.at - b.at);
+      return { ...spec, kwargs: { ...spec.kwargs, concepts: ranked.map(({ concept }) => concept) } };
+    }),
+  };
 }
 
 /** `count` "Repeat this sentence" examples over distinct short sentences of `split`. */

@@ -208,6 +208,12 @@ const sftFields = {
   sft_inclusion_max_words: nullableInt(6).describe(
     'concepts and keywords SFT examples only from train sentences of at most this many words (short references: the requested words and a little glue); null: any length',
   ),
+  sft_inclusion_in_order: z
+    .boolean()
+    .default(false)
+    .describe(
+      'List the concepts of the SFT examples in the order their reference uses them (copying in order is what an induction head does); evaluation keeps the random order',
+    ),
   sft_epochs: z.number().positive().default(1).describe('Passes over the SFT examples'),
   sft_batch_size: z.int().min(1).default(8).describe('Packed rows per SFT step'),
   sft_learning_rate: z.number().positive().default(1e-3).describe('Peak SFT learning rate'),

@@ -543,6 +543,7 @@ export async function runPretrain(
           wordCopyShare: split === 'train' ? config.sft_word_copy_share : 0,
           // Validation keeps every length, so sft_val_loss stays comparable between runs.
           inclusionMaxWords: (split === 'train' && config.sft_inclusion_max_words) || undefined,
+          inclusionInOrder: split === 'train' && config.sft_inclusion_in_order,
         }).map((example) => {
           const { ids, assistantMask } = tokenizer.applyChatTemplate(example.messages);
           return { ids, mask: assistantMask };

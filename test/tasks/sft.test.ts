@@ -1,5 +1,7 @@
 /** Supervised fine-tuning examples: one user instruction, one assistant reference, every task. */
 import { describe, expect, it } from 'vitest';
+import { findConcept } from '../../src/checkers/concepts.ts';
+import { analyzeText } from '../../src/checkers/nlp.ts';
 import { checkAll, parseConstraints } from '../../src/checkers/registry.ts';
 import { renderInstruction } from '../../src/session/render.ts';
 import { buildTaskPool } from '../../src/tasks/pools.ts';
@@ -56,6 +58,32 @@ describe('buildSftExamples', () => {
         .map((e) => e.id)
         .sort();
     expect(others(short)).toEqual(others(buildSftExamples(bigger)));
+  });
+
+  it('lists the concepts in the order the reference uses them at inclusionInOrder', () => {
+    const bigger = { ...options, size: 140 };
+    const plain = buildSftExamples(bigger);
+    const ordered = buildSftExamples({ ...bigger, inclusionInOrder: true });
+    const listed = (content: string): string[] => content.match(/concepts: (.*)\.$/)?.[1].split(', ') ?? [];
+    let reordered = 0;
+    ordered.forEach((example, i) => {
+      expect(example.id).toBe(plain[i].id);
+      if (example.task !== 'concepts') {
+        expect(example).toEqual(plain[i]);
+        return;
+      }
+      const [concepts, before] = [listed(example.messages[0].content), listed(plain[i].messages[0].content)];
+      expect(concepts.length).toBeGreaterThanOrEqual(3);
+      expect([...concepts].sort()).toEqual([...before].sort());
+      if (concepts.join() !== before.join()) reordered++;
+      // each concept's first use in the reference comes after the previous one's
+      const analysis = analyzeText(example.messages[1].content);
+      const at = concepts.map((c) =>
+        Math.min(...findConcept(analysis, c).map((t) => analysis.tokens.indexOf(t))),
+      );
+      expect(at).toEqual([...at].sort((x, y) => x - y));
+    });
+    expect(reordered).toBeGreaterThan(10);
   });
 
   it('mixes in repeat (copying) examples at copyShare, seeded, never in the default', () => {
