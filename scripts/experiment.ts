@@ -12,10 +12,10 @@
  * The two training runs go side by side (one core each). Evals use greedy decoding, so they are
  * reproducible; training is seeded (`--seed`) and resumes bit-identically.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { runCorgi } from './run-corgi.ts';
 
 const { values: o } = parseArgs({
   options: {
@@ -32,7 +32,6 @@ const { values: o } = parseArgs({
   },
 });
 const dir = resolve(o.dir);
-const corgi = resolve('bin/corgi.js');
 const stages = o.stage === 'all' ? ['cases', 'train', 'eval', 'table'] : [o.stage];
 
 /** Our own splits (written by `corgi tasks`, seeded) and the paper's sets our model can attempt. */
@@ -72,22 +71,7 @@ const MODELS = [
   { name: 'corgi', dir: () => resolve(o['models-out'], 'corgi'), attempts: 4 },
 ];
 
-function run(args: string[], stdoutFile?: string): Promise<void> {
-  console.error(`experiment: corgi ${args.join(' ')}${stdoutFile ? ` > ${stdoutFile}` : ''}`);
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [corgi, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.on('error', fail);
-    child.on('exit', (code) => {
-      if (code !== 0) return fail(new Error(`corgi ${args[0]} exited with ${code}`));
-      if (stdoutFile) writeFileSync(stdoutFile, out);
-      done();
-    });
-  });
-}
+const run = (args: string[], stdoutFile?: string) => runCorgi('experiment', args, stdoutFile);
 
 async function cases(): Promise<void> {
   mkdirSync(join(dir, 'cases'), { recursive: true });
