@@ -65,10 +65,14 @@ export function initLlamaWeights(config: LlamaConfig, options: { seed?: number; 
   const weights = new Map<string, tf.Tensor>();
   let n = 0;
   for (const [name, shape] of llamaParameterShapes(config)) {
-    weights.set(
-      name,
-      shape.length === 1 ? tf.ones(shape) : tf.randomNormal(shape, 0, std, 'float32', seed + n++),
-    );
+    if (shape.length === 1) {
+      weights.set(name, tf.ones(shape));
+      continue;
+    }
+    // tfjs's normal sampler takes a seed of 0 for none and draws Math.random() instead: with seed 0
+    // the first matrix (the embeddings) was new on every run. 0.5 stands in, a seed no integer gives.
+    const tensorSeed = seed + n++;
+    weights.set(name, tf.randomNormal(shape, 0, std, 'float32', tensorSeed === 0 ? 0.5 : tensorSeed));
   }
   return weights;
 }

@@ -3,8 +3,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackendName } from '../../src/policy/backend.ts';
 import { loadCheckpoint } from '../../src/policy/checkpoint.ts';
-import { greedyGenerate, KVCache, type LlamaModel } from '../../src/policy/model.ts';
+import { greedyGenerate, initLlamaWeights, KVCache, type LlamaModel } from '../../src/policy/model.ts';
 import { FIXTURES, maxAbsDiff, readFixture, useBackend } from './helpers.ts';
+import { tinyConfig } from './tiny-policy.ts';
 
 // Parity with an independent PyTorch forward (test/fixtures/make_llama_fixture.py): both fixtures use
 // grouped-query attention (4 query heads, 2 K/V heads); `untied` is stored as F16, `tied` as BF16 with
@@ -61,5 +62,19 @@ describe('forward preconditions', () => {
     expect(() => model.forward(ids)).toThrow('positions up to 33: max_position_embeddings is only 32');
     tf.dispose(ids);
     model.dispose();
+  });
+});
+
+describe('initLlamaWeights', () => {
+  it('gives the same weights for the same seed, seed 0 included (tfjs reads a 0 seed as none)', async () => {
+    await useBackend('wasm');
+    const hashOf = (seed: number): string[] => {
+      const weights = initLlamaWeights(tinyConfig(), { seed });
+      const sums = [...weights].map(([name, t]) => `${name}:${(t.dataSync() as Float32Array).join(',')}`);
+      tf.dispose([...weights.values()]);
+      return sums;
+    };
+    for (const seed of [0, 1, 7]) expect(hashOf(seed)).toEqual(hashOf(seed));
+    expect(hashOf(0)).not.toEqual(hashOf(1));
   });
 });
