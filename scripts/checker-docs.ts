@@ -1,8 +1,8 @@
 /**
- * `npm run docs:checkers`: renders README's checker reference from the registry itself, so the
- * documented kwargs, instruction sentences and feedback are exactly what the code does. Every
- * example is checked live. `--write` replaces the section between the README markers;
- * test/readme.test.ts fails when README is out of date.
+ * `npm run docs:checkers`: renders docs/checkers.md's checker reference from the registry itself, so
+ * the documented kwargs, instruction sentences and feedback are exactly what the code does. Every
+ * example is checked live. `--write` replaces the section between the markers in docs/checkers.md;
+ * test/readme.test.ts fails when that page is out of date.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -122,7 +122,7 @@ function kwargsSummary(schema: JsonSchema): string {
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, '\\n');
 
-/** The markdown section README carries between its markers. */
+/** The markdown section docs/checkers.md carries between its markers. */
 export function renderCheckerDocs(): string {
   const rows = listCheckers().map((info) => {
     const example = EXAMPLES[info.id];
@@ -145,20 +145,20 @@ export function renderCheckerDocs(): string {
   ].join('\n');
 }
 
-const README = fileURLToPath(new URL('../README.md', import.meta.url));
+const CHECKER_DOCS = fileURLToPath(new URL('../docs/checkers.md', import.meta.url));
 
-/** README with its checker section replaced by a fresh rendering. */
-export function updatedReadme(readme: string): string {
-  const start = readme.indexOf(START);
-  const end = readme.indexOf(END);
-  if (start < 0 || end < start) throw new Error(`README.md lacks the markers ${START} ... ${END}`);
-  return readme.slice(0, start) + renderCheckerDocs() + readme.slice(end + END.length);
+/** The page with its checker section replaced by a fresh rendering. */
+export function updatedCheckerDocs(page: string): string {
+  const start = page.indexOf(START);
+  const end = page.indexOf(END);
+  if (start < 0 || end < start) throw new Error(`docs/checkers.md lacks the markers ${START} ... ${END}`);
+  return page.slice(0, start) + renderCheckerDocs() + page.slice(end + END.length);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   if (process.argv.includes('--write')) {
-    writeFileSync(README, updatedReadme(readFileSync(README, 'utf8')));
-    process.stderr.write('README.md checker section updated\n');
+    writeFileSync(CHECKER_DOCS, updatedCheckerDocs(readFileSync(CHECKER_DOCS, 'utf8')));
+    process.stderr.write('docs/checkers.md checker section updated\n');
   } else {
     process.stdout.write(`${renderCheckerDocs()}\n`);
   }

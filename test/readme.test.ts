@@ -1,19 +1,65 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { updatedReadme } from '../scripts/checker-docs.ts';
+import { updatedCheckerDocs } from '../scripts/checker-docs.ts';
 
-const README = fileURLToPath(new URL('../README.md', import.meta.url));
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const README = join(ROOT, 'README.md');
+const DOCS = join(ROOT, 'docs');
 
-describe('README', () => {
-  it('documents every checker exactly as the registry behaves (run `npm run docs:checkers -- --write`)', () => {
-    const readme = readFileSync(README, 'utf8');
-    expect(updatedReadme(readme)).toBe(readme);
+/** README and every markdown page under docs/, as absolute paths. */
+function listPages(): string[] {
+  const pages = [README];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith('.md')) pages.push(path);
+    }
+  };
+  walk(DOCS);
+  return pages;
+}
+
+describe('README and docs', () => {
+  it('document every checker exactly as the registry behaves (run `npm run docs:checkers -- --write`)', () => {
+    const page = readFileSync(join(DOCS, 'checkers.md'), 'utf8');
+    expect(updatedCheckerDocs(page)).toBe(page);
   });
 
-  it('gives the two quick-start commands', () => {
+  it('give the two quick-start commands', () => {
     const readme = readFileSync(README, 'utf8');
     expect(readme).toContain('npm ci && npm start');
     expect(readme).toContain('npm ci && npm test');
+  });
+
+  it('keep README to at most 300 lines', () => {
+    expect(readFileSync(README, 'utf8').trimEnd().split('\n').length).toBeLessThanOrEqual(300);
+  });
+
+  it('link only to files that exist', () => {
+    const broken: string[] = [];
+    for (const page of listPages()) {
+      const text = readFileSync(page, 'utf8');
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/i.test(target) || target.startsWith('#')) continue;
+        const file = target.split('#')[0];
+        if (!existsSync(join(dirname(page), file))) broken.push(`${relative(ROOT, page)} → ${target}`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+
+  it('speak of the product, not of how it was developed', () => {
+    const history = /\b(session|issue) \d+\b|left to try|next lever|DESIGN\.md/i;
+    const found = listPages().flatMap((page) =>
+      readFileSync(page, 'utf8')
+        .split('\n')
+        .map((line, index) => ({ line, where: `${relative(ROOT, page)}:${index + 1}` }))
+        .filter(({ line }) => history.test(line))
+        .map(({ line, where }) => `${where}: ${line.trim()}`),
+    );
+    expect(found).toEqual([]);
   });
 });
