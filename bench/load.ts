@@ -1,5 +1,5 @@
 /**
- * `npm run bench:load`: a real `corgi serve` process under sustained load (issue 7). Prints JSON on
+ * `npm run bench:load`: a real `corgi serve` process under sustained load. Prints JSON on
  * stdout; progress goes to stderr.
  *
  *   npm run bench:load -- [--seconds 60] [--clients 200] [--seed 1] [--check-connections 8]
@@ -55,7 +55,7 @@ import {
 import { benchLog, type QueueResult } from './serve-session.ts';
 import { round, summarize } from './stats.ts';
 
-/** Issue 7's targets. */
+/** The targets under sustained load: no error, bounded memory growth. */
 const TARGETS = { errors: 0, rss_growth: 0.1 };
 const CORGI_BIN = fileURLToPath(new URL('../bin/corgi.js', import.meta.url));
 /** Collect garbage on SIGUSR2 (with --expose-gc), so memory is read after a full GC. */

@@ -10,7 +10,7 @@ Written independently of src/policy/model.ts from Hugging Face's modeling_llama.
 rotate_half, SwiGLU MLP, grouped K/V heads via repeat_kv); test/fixtures/make_llama_fixture.py uses
 it to produce the parity fixture. Needs Debian's python3-torch (1.13) and libopenblas0-pthread:
     apt-get install -y python3-torch libopenblas0-pthread
-One thread by default: on this 2-core machine two threads were slower (DESIGN.md).
+One thread by default: on a 2-core machine two threads were slower.
 """
 import argparse
 import json

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:serve`: the live service under concurrent load (issue 4, item 5). Prints JSON on
+ * `npm run bench:serve`: the live service under concurrent load. Prints JSON on
  * stdout; progress goes to stderr.
  *
  *   npm run bench:serve -- [--clients 64] [--sessions 128] [--max-attempts 4] [--max-tokens 64]
@@ -70,7 +70,7 @@ import {
 } from './serve-session.ts';
 import { round, summarize } from './stats.ts';
 
-/** Issue 4's targets. */
+/** The service's targets: 64 concurrent sessions, no error, p99 token gap, server overhead. */
 const TARGETS = { concurrent_sessions: 64, errors: 0, p99_token_gap_ms: 250, overhead: 0.15 };
 const program = new Command('bench/serve.ts')
   .option('--clients <n>', 'concurrent socket.io clients (and direct workers)', positiveInt, 64)

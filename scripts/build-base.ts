@@ -1,5 +1,5 @@
 /**
- * The copying base of session 7 (README, "Building the base model"): three `corgi pretrain` runs,
+ * The copying base `runs/sft-f` (docs/experiments/2026-11-24-teaching-the-base-to-copy.md): three `corgi pretrain` runs,
  * each continuing the last, skipping an output that exists and resuming one that was interrupted.
  *
  *   node bin/run-ts.js scripts/build-base.ts [--dir runs/base-build] [--out <dir>/sft2]

@@ -1,5 +1,5 @@
 /**
- * Does a checkpoint copy from its context? The probe behind README's "Copying levers" numbers.
+ * Does a checkpoint copy from its context? The probe behind docs/experiments/2026-11-24-teaching-the-base-to-copy.md.
  *
  *   node bin/run-ts.js scripts/copy-probe.ts <checkpoint dir> [--sentences 60]
  *

@@ -1,9 +1,9 @@
 /**
- * The shipped experiment (issue 5): CORGI (K = 4) against the single-attempt baseline (K = 1),
+ * The CORGI experiment: CORGI (K = 4) against the single-attempt baseline (K = 1),
  * both trained from `models/base` on the same source tasks, prompts, seed and policy-gradient
  * token budget, then every model evaluated on the same case files. Only `corgi tasks`, `corgi train`
  * and `corgi eval` do the work; this script runs them in order, skips outputs that exist (rerun it
- * after an interruption: training resumes from its work checkpoint) and renders README's table.
+ * after an interruption: training resumes from its work checkpoint) and renders the results table.
  *
  *   node bin/run-ts.js scripts/experiment.ts [--dir runs/experiment] [--seed 0] [--pg-tokens 100000]
  *       [--learning-rate R] [--temperature T] [--stage cases|train|eval|table|all]

@@ -19,7 +19,7 @@ import { registerPromoteCommands } from './trainer/promote-command.ts';
 import { registerTrainCommand } from './trainer/train-command.ts';
 import { registerTrainerCommand } from './trainer/trainer-command.ts';
 
-/** Exit code for input the command refused (DESIGN.md: `corgi check` exits 2 on bad input). */
+/** Exit code for input the command refused (a contract: `corgi check` exits 2 on bad input). */
 const EXIT_BAD_INPUT = 2;
 
 /** Turns any failure into the CLI's error object: `{"error": "<field>: <reason>", "field"}`. */

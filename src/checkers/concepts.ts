@@ -1,7 +1,7 @@
 /**
  * `corgi:concepts`: the CORGI paper's concept-to-sentence tasks (Bezalel, Orgad, Globerson, AAAI
  * 2025, arXiv 2411.01483): CommonGen-Hard (20–30 concepts, no parts of speech) and CommonGen-lite
- * (4–5 concepts, each with a part of speech), as DESIGN.md's "Constraint spec" fixes them.
+ * (4–5 concepts, each with a part of speech), as the constraint spec fixes them (docs/checkers.md).
  *
  * Semantics:
  * - Every concept must appear as a lemma: "dogs" covers "dog", "threw" covers "throw". A concept

@@ -1,6 +1,6 @@
 /**
  * `corgi:no_repeat_ngram`: the CORGI paper's story task (Bezalel, Orgad, Globerson, AAAI 2025,
- * arXiv 2411.01483: continue a story prefix), whose checkable part DESIGN.md's "Constraint spec"
+ * arXiv 2411.01483: continue a story prefix), whose checkable part the constraint spec
  * fixes as: no repeated word n-gram (n = 4 by default). The paper measured repetition as rep-n,
  * the share of n-grams that repeat an earlier one.
  *

@@ -1,7 +1,7 @@
 /**
  * `corgi:num_planning`: the CORGI paper's numerical planning task (Bezalel, Orgad, Globerson,
- * "Teaching Models to Improve on Tape", AAAI 2025, arXiv 2411.01483), as DESIGN.md's
- * "Constraint spec" fixes it: complete a prefix with exactly `n` words, the last being `last_word`.
+ * "Teaching Models to Improve on Tape", AAAI 2025, arXiv 2411.01483), as the constraint
+ * spec fixes it (docs/checkers.md): complete a prefix with exactly `n` words, the last being `last_word`.
  *
  * Semantics (the paper's critic, with the deviations marked):
  * - The completion is the answer with a leading copy of `prefix` removed, cut after its first '.'.

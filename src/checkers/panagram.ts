@@ -1,6 +1,6 @@
 /**
  * `corgi:panagram`: the CORGI paper's panagram task (Bezalel, Orgad, Globerson, AAAI 2025, arXiv
- * 2411.01483), as DESIGN.md's "Constraint spec" fixes it: answer with one valid English word that
+ * 2411.01483), as the constraint spec fixes it (docs/checkers.md): answer with one valid English word that
  * uses every given letter and no other (a letter may repeat: "level" for v, l, e).
  *
  * Semantics:

@@ -1,6 +1,6 @@
 /**
  * The CORGI paper's checkable tasks (Bezalel, Orgad, Globerson, "Teaching Models to Improve on
- * Tape", AAAI 2025, arXiv 2411.01483), in DESIGN.md's order. Each file's header gives its
+ * Tape", AAAI 2025, arXiv 2411.01483), in the paper's order. Each file's header gives its
  * semantics and where they differ from the paper's critics.
  */
 import { conceptsChecker } from './concepts.ts';

@@ -88,7 +88,7 @@ export interface ConstraintResult extends CheckOutcome {
   id: string;
 }
 
-/** The check result contract (DESIGN.md): the combined verdict plus one entry per constraint. */
+/** The check result contract: the combined verdict plus one entry per constraint. */
 export interface CheckResult extends CheckOutcome {
   results: ConstraintResult[];
 }

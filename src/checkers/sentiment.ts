@@ -1,8 +1,8 @@
 /**
  * `corgi:sentiment`: the CORGI paper's sentiment task (Bezalel, Orgad, Globerson, AAAI 2025, arXiv
- * 2411.01483: write a short review of a given sentiment), as DESIGN.md's "Constraint spec" fixes
+ * 2411.01483: write a short review of a given sentiment), as the constraint spec fixes
  * it: a lexicon or rule-based sentiment library, not a stub. The paper's critic was a fine-tuned
- * review classifier; DESIGN.md asks for a library that runs anywhere in microseconds instead.
+ * review classifier; a library runs anywhere, in microseconds, with no model to download.
  *
  * The library is wink-nlp's sentiment (wink-eng-lite-web-model), through `readSentiment` in
  * nlp.ts (a parse without the POS tagger, or the tagged analysis when one of the same text exists):

@@ -7,7 +7,7 @@
  * per-turn trainability mask (assistant turns are trainable, user turns — the prompt and the
  * checker's feedback — are context only, as in the CORGI objective), the reward (the best score over
  * the attempts, the paper's session reward), every attempt's score, and the constraints so a reward
- * function can re-check. Formats (README, "Exporting trajectories"):
+ * function can re-check. Formats (docs/langchain.md, "Exporting trajectories"):
  * - `trl`: TRL's conversational format, `{"messages": [{role, content}], "trainable": [...], ...}`
  *   (SFTTrainer with `assistant_only_loss=True` trains exactly the trainable turns);
  * - `openrlhf`: `{"messages": [{role, content, loss_mask}], "prompt", "label", "datasource", ...}`

@@ -1,6 +1,6 @@
 /**
  * `corgi bench [--layers L --dim D --heads H --vocab V --ctx T --batch B] --json`: the policy model's
- * training and generation throughput (bench.ts), printed as the DESIGN.md contract says:
+ * training and generation throughput (bench.ts), printed as the CLI contract says:
  * `{"backend", "config", "train_tokens_per_s", "gen_tokens_per_s_b1", "gen_tokens_per_s_b32"}`.
  */
 import { type Command, InvalidArgumentError } from 'commander';

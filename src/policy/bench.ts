@@ -1,6 +1,6 @@
 /**
  * `corgi bench`: training and generation throughput of the policy model on the selected backend,
- * printed as the DESIGN.md contract says:
+ * printed as the CLI contract says:
  *   {"backend", "config": <config.json fields>, "train_tokens_per_s", "gen_tokens_per_s_b1", "gen_tokens_per_s_b32"}
  * bench/pytorch_reference.py measures the same model, data and steps in PyTorch (one thread).
  *

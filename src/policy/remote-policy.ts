@@ -9,7 +9,7 @@
  *   serves;
  * - `loadPolicyFromSpec(spec)`: the one parser of `--policy` / `CORGI_POLICY` values;
  * - `loadVllmLoraAdapter` / `unloadVllmLoraAdapter`: vLLM's runtime LoRA endpoints, so promoting a
- *   version can put its adapter on the inference server (protocol in README, "Remote policies");
+ *   version can put its adapter on the inference server (protocol in docs/langchain.md, "Remote policies");
  * - `remotePromotionLoader(spec)`: what a server serving a remote spec does when a version is
  *   promoted (promotion.ts's `PolicyLoader`): on vLLM, load the version's adapter and serve it by
  *   name; on a plain OpenAI-compatible endpoint, refuse and say why.

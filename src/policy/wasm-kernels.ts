@@ -1,7 +1,7 @@
 /**
  * Making @tensorflow/tfjs-backend-wasm (4.22) fast enough to train on: three kernels re-registered
- * and three ops with hand-written gradients. Each change answers a measurement on this machine (DESIGN.md,
- * "The machine, measured"; numbers below are from `tf.profile` and micro-benchmarks here).
+ * and three ops with hand-written gradients. Each change answers a measurement on a 2-core machine
+ * (numbers below are from `tf.profile` and micro-benchmarks there).
  *
  * 1. `BatchMatMul`. The wasm kernel sends a product to XNNPACK only when both operands are a single
  *    matrix and neither transpose flag is set; everything else runs a scalar triple loop at 1-2 GFLOP/s

@@ -1,5 +1,5 @@
 /**
- * `createApp(deps)`: the express app with every HTTP route of DESIGN.md. No port is opened here;
+ * `createApp(deps)`: the express app with every HTTP route (docs/service.md). No port is opened here;
  * `startServer` does that and attaches socket.io.
  */
 import express from 'express';

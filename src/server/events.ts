@@ -1,5 +1,5 @@
 /**
- * The client-facing events (DESIGN.md's socket.io contract), typed for socket.io, and the one
+ * The client-facing events (the socket.io contract, docs/service.md), typed for socket.io, and the one
  * mapping from session-runner parts to them that socket.io and Server-Sent Events share.
  */
 import type { CheckResult } from '../checkers/registry.ts';

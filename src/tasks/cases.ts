@@ -1,5 +1,5 @@
 /**
- * Eval case files (DESIGN.md, `corgi eval`): one JSON object a line,
+ * Eval case files (`corgi eval`, docs/training.md): one JSON object a line,
  * `{"id"?, "constraints": [...], "prompt"?}`. Without `prompt` the instruction is rendered from
  * the constraints alone, as the task generators render it (`renderTaskInstruction`).
  *

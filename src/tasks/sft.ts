@@ -8,15 +8,10 @@
  *
  * A share of the examples (`copyShare`) are "Repeat this sentence: …" → the sentence. They are not a
  * constraint task and never appear in RL training or evaluation; they teach the copying primitive
- * (attend to a word in the prompt, write it) that every inclusion constraint needs. Measured on
- * models/base of session 3 (SFT on constraint tasks only): it never wrote a requested word (mean best
- * score 0.000 on 20 test concepts cases, 0.018 on the experiment's 50). Continuing SFT on the
- * constraint tasks alone changed nothing in 150 steps; with repeat examples mixed in, the loss fell
- * sharply after ~240 steps (4.07 → 3.57, the phase change of in-context copying) and requested
- * concepts began to appear (scratch probes, not kept). The base rebuilt with copyShare 0.25 revises
- * its answers after feedback but still rarely writes the requested words (README, "Building the base
- * model"); neither denser repeat shares nor the word-list repeats below made it copy (README,
- * "Copying levers").
+ * (attend to a word in the prompt, write it) that every inclusion constraint needs: a base trained
+ * on the constraint tasks alone never wrote a requested word. With copyShare 0.25 the base revises
+ * its answers after feedback but still rarely writes the requested words; denser shares and the
+ * word-list repeats below did not change that (docs/experiments/2026-11-24-teaching-the-base-to-copy.md).
  */
 import { findConcept } from '../checkers/concepts.ts';
 import { analyzeText } from '../checkers/nlp.ts';
@@ -176,8 +171,8 @@ const WORD_LIST_LENGTH = { min: 3, max: 10 } as const;
 /**
  * `count` "Repeat these words" examples: 3–10 content words of the split drawn independently, so
  * the next word cannot be guessed from the ones before, only copied (a sentence the language model
- * can half predict gives a weaker signal). Measured: 35% of 20,000 examples on top of the shipped
- * base did not make it copy (README, "Copying levers").
+ * can half predict gives a weaker signal). Measured: 35% of 20,000 examples on top of the built-in
+ * base did not make it copy (docs/experiments/2026-11-24-teaching-the-base-to-copy.md).
  */
 function repeatWordExamples(split: BrownSplit, count: number, seed: number): SftExample[] {
   const vocabulary = new Set<string>();

@@ -5,7 +5,7 @@
  *   corgi tasks --split test --size 350 --seed 0 --out cases/test.jsonl
  *                                                 a seeded pool as `corgi eval` case lines
  *
- * The case file is what README's eval tables are computed on: the same command and seed give the
+ * The case file is what the eval tables in docs/ are computed on: the same command and seed give the
  * same file byte for byte.
  */
 import { type Command, InvalidArgumentError } from 'commander';

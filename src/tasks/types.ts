@@ -32,7 +32,7 @@ export interface TaskInstance {
   id: string;
   task: TaskName;
   split: BrownSplit;
-  /** Constraint specs as DESIGN.md's contract writes them. */
+  /** Constraint specs as the contract writes them (`{id, kwargs}`). */
   constraints: ConstraintSpec[];
   /** The writer's prompt shown before the constraint sentences; absent when the constraints say it all. */
   prompt?: string;

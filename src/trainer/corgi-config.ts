@@ -1,7 +1,7 @@
 /**
  * The one config object of a CORGI training run (`corgi train` flags map onto it one to one:
  * `group_size` ↔ `--group-size`). Every field has a default and a line saying what it does; the
- * defaults are what README's experiment ran with.
+ * defaults are what docs/experiments/2026-11-24-brown-base-and-corgi.md ran with.
  */
 import { z } from 'zod';
 import { LORA_TARGET_MODULES } from '../policy/lora.ts';

@@ -55,7 +55,7 @@ import { loadLoggedSessions, loadProductionPrompts, policyFamily, replaySamples 
 import { MetricsLog, ProgressReporter } from './progress.ts';
 import { type RolloutPrompt, type RolloutSession, rollOut } from './rollouts.ts';
 
-/** Every metric of a step, as logged (README explains each). */
+/** Every metric of a step, as logged (docs/training.md explains each). */
 export interface StepMetrics {
   step: number;
   /** Mean session reward (best attempt score, the optimised quantity). */

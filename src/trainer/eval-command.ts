@@ -1,6 +1,6 @@
 /**
  * `corgi eval --policy <dir> --cases <file.jsonl> --attempts K [--n N] [--seed S] [--json]`: the CLI
- * face of `evaluatePolicy` (DESIGN.md's contract). Greedy decoding, K attempts per case.
+ * face of `evaluatePolicy` (a contract: keep its flags and output). Greedy decoding, K attempts per case.
  *
  * Output: the report as JSON (`--json`) or a markdown table on stdout; progress on stderr (one
  * line redrawn in place on a terminal, a line every 15 s otherwise); with `--out`, every case's

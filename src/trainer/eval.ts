@@ -1,5 +1,5 @@
 /**
- * The eval harness: success@k of a policy on a set of constrained cases (DESIGN.md, `corgi eval`).
+ * The eval harness: success@k of a policy on a set of constrained cases (`corgi eval`).
  *
  * Every case is one session through `runSession` (the same loop the server and the trainer's
  * rollouts use) with greedy decoding and up to K attempts. Greedy decoding makes attempt j of a

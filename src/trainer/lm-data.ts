@@ -135,8 +135,8 @@ export const REPEAT_PASSAGE_TOKENS = { min: 8, max: 64 } as const;
  * unit cut at the row's end. Trained on as ordinary text (loss on every token), so the second `p`
  * can only be predicted by finding the first and copying its successors (the induction circuit),
  * on the real-text distribution the model must later copy prompt words from. Brown alone almost
- * never repeats a passage within a window, and the shipped base never learned to copy (README,
- * "Copying levers"). Uses at most half of the window's text.
+ * never repeats a passage within a window, and the built-in base never learned to copy
+ * (docs/experiments/2026-11-24-teaching-the-base-to-copy.md). Uses at most half of the window's text.
  */
 export function repeatPassages(row: Int32Array, bos: number, eos: number, rng: Rng): void {
   const material = row.slice();
@@ -287,10 +287,10 @@ export const MIN_TEXT_COPY_TOKENS = 4;
  * Copying rows `bos x₁…x_L eos x₁…x_L`, a fresh seeded draw per epoch, the copy the only targets.
  * Two kinds:
  *
- * - random ids (the default): every row of the same L. Measured (README, "Copying levers"): this
+ * - random ids (the default): every row of the same L. Measured (docs/experiments/2026-11-24-teaching-the-base-to-copy.md): this
  *   teaches a positional shortcut — attend L+1 tokens back — rather than looking the token up, so
  *   it does not carry over to copying words from a prompt, and it moves the model far from text
- *   (400 steps on the shipped base raised its held-out SFT loss from 4.69 to 9.28);
+ *   (400 steps on the built-in base raised its held-out SFT loss from 4.69 to 9.28);
  * - `text`: x is a span of a train document, of a seeded length in [4, length] (padded after the
  *   copy), so the offset to look back varies and only content matching (the induction circuit)
  *   predicts the copy. Measured: with the first half as targets too, the circuit forms several

@@ -18,13 +18,13 @@
  * (the weights were trained on its ids) and step 1 is skipped; step 2 runs only with an explicit
  * `pretrain_tokens` (continued pretraining, e.g. with a new data mix; otherwise `val_ppl` is the
  * checkpoint's own perplexity), then the copying phase (if any) and SFT with the config's mix: a way
- * to try recipes without redoing the 22 minutes of pretraining (README, "Copying levers").
+ * to try recipes without redoing the 22 minutes of pretraining.
  *
  * Copying (off by default): rows `<bos> x <eos> x`, loss on the copy, of random ids or (`copy_text`)
  * of spans of Brown text of varied length. `copy_steps` is a phase of them at a constant rate;
  * `copy_during_pretrain` / `copy_during_sft` add one such step after every pretraining / SFT step.
  * Pretraining windows can also be rewritten as repeated passages (`pretrain_repeat_share`). What
- * each did is measured in README, "Copying levers".
+ * each did is measured in docs/experiments/2026-11-24-teaching-the-base-to-copy.md.
  *
  * Budget: `pretrain_tokens` fixes the number of pretraining steps. Without it, `minutes` does: the
  * first `budget_probe_steps` steps (inside warm-up, so they do not depend on the total) are timed,

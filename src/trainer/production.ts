@@ -1,5 +1,5 @@
 /**
- * What the trainer learns from production traffic (README "Learning from production"):
+ * What the trainer learns from production traffic (docs/training.md, "Learning from production"):
  *
  * - Prompts: the requests (prompt + constraints) of logged live sessions join the task pool; the
  *   trainer rolls them out on-policy like any task prompt, so the checkers are their reward.

@@ -13,7 +13,7 @@
  *
  * The signal: on PostgreSQL `NOTIFY corgi_policy, '<version>'`, committed with the change, and every
  * server LISTENs on a connection of its own. The embedded database (PGlite behind pglite-socket)
- * does not deliver NOTIFY across connections (DESIGN.md, "The machine, measured"), so there
+ * does not deliver NOTIFY across connections (measured with pglite-socket 0.2.17), so there
  * `promote` signals followers in the same process directly, and followers also poll the live row
  * (which catches a promotion made from a worker thread). The payload is only a hint: a follower
  * always reads the live row itself, so missed, repeated or out-of-order signals all converge.

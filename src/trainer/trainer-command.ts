@@ -89,7 +89,7 @@ async function runTrainer(options: TrainerCommandOptions, train: Partial<CorgiCo
   if (!process.env.DATABASE_URL) {
     process.stderr.write(
       'corgi trainer: DATABASE_URL is not set. The embedded database lives inside `corgi serve`; run the trainer ' +
-        'against a PostgreSQL server the servers share (see README, "Operating").\n',
+        'against a PostgreSQL server the servers share (see docs/operations.md).\n',
     );
     return 2;
   }

@@ -1,5 +1,5 @@
 /**
- * The background trainer inside `corgi serve` (README "The background trainer"): the server checks
+ * The background trainer inside `corgi serve` (docs/training.md): the server checks
  * every `pollSeconds` whether a round is due (`roundDue`: enough new live sessions, or the period
  * passed with at least one; after failed rounds, once their back-off has passed), and runs each
  * round as a child process, `corgi trainer --once`, at nice 19.

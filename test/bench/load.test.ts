@@ -1,6 +1,6 @@
 /**
  * A smoke run of `npm run bench:load` (bench/load.ts) on a tiny model: a few seconds, a few
- * clients, so the bench itself keeps working. The measured run uses models/base (README).
+ * clients, so the bench itself keeps working. The measured run uses models/base (docs/benchmarks.md).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,5 +1,5 @@
 /**
- * The paper's own test sets (../shared/data/corgi, see DESIGN.md "Data in ../shared/data"): the
+ * The paper's own test sets (../shared/data/corgi, MIT licensed, with reference answers): the
  * reference answers must pass their constraints, and perturbed ones must fail with the right
  * feedback. The few references that fail are pinned here with the reason, so a change shows.
  */
@@ -32,7 +32,7 @@ function readRows(file: string): Row[] {
 }
 
 /**
- * References that miss their own constraint under DESIGN.md's rule "cut after the first '.'":
+ * References that miss their own constraint under the spec's rule "cut after the first '.'":
  * an ellipsis before the last word (6) or a URL as the last word (2). The paper's critic cut the
  * same way, so these fail there too.
  */

@@ -4,8 +4,8 @@
  * `corgi-live` by a plain .mjs and type-checked from a .ts against the shipped declarations.
  *
  * The install is offline from the npm cache (`--prefer-offline`) and skips optional dependencies and
- * install scripts: tfjs-node's script downloads libtensorflow from a host this machine cannot reach
- * (DESIGN.md), and the library falls back to the wasm backend without it anyway.
+ * install scripts: tfjs-node's script downloads libtensorflow from a host that offline machines
+ * cannot reach, and the library falls back to the wasm backend without it anyway.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * Off-policy replay of logged production sessions (README "Learning from production") against the
+ * Off-policy replay of logged production sessions (docs/training.md, "Learning from production") against the
  * real PostgreSQL: sessions are logged through the live path (runSession → logSession) by a tiny
  * real model, rated, loaded back, turned into samples and weighted, and one training step replays
  * them.
