@@ -22,6 +22,20 @@ function listPages(): string[] {
   return pages;
 }
 
+/** GitHub's anchor for a heading: lowercase, punctuation dropped, spaces to hyphens. */
+function slugify(heading: string): string {
+  return heading
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N} _-]/gu, '')
+    .replace(/ /g, '-');
+}
+
+/** The anchors a markdown page offers, one per heading. */
+function listAnchors(page: string): Set<string> {
+  const headings = readFileSync(page, 'utf8').matchAll(/^#{1,6} (.+)$/gm);
+  return new Set([...headings].map(([, text]) => slugify(text)));
+}
+
 describe('README and docs', () => {
   it('document every checker exactly as the registry behaves (run `npm run docs:checkers -- --write`)', () => {
     const page = readFileSync(join(DOCS, 'checkers.md'), 'utf8');
@@ -38,14 +52,18 @@ describe('README and docs', () => {
     expect(readFileSync(README, 'utf8').trimEnd().split('\n').length).toBeLessThanOrEqual(300);
   });
 
-  it('link only to files that exist', () => {
+  it('link only to files and headings that exist', () => {
     const broken: string[] = [];
     for (const page of listPages()) {
-      const text = readFileSync(page, 'utf8');
+      const text = readFileSync(page, 'utf8').replace(/```[\s\S]*?```/g, '');
       for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
-        if (/^[a-z]+:/i.test(target) || target.startsWith('#')) continue;
-        const file = target.split('#')[0];
-        if (!existsSync(join(dirname(page), file))) broken.push(`${relative(ROOT, page)} → ${target}`);
+        if (/^[a-z]+:/i.test(target)) continue;
+        const [file, anchor] = target.split('#');
+        const path = file ? join(dirname(page), file) : page;
+        const missing =
+          !existsSync(path) ||
+          (anchor !== undefined && path.endsWith('.md') && !listAnchors(path).has(anchor));
+        if (missing) broken.push(`${relative(ROOT, page)} → ${target}`);
       }
     }
     expect(broken).toEqual([]);
