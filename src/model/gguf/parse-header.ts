@@ -60,8 +60,6 @@ export const GGUF_MAX_DIMS = 4;
 export const GGUF_MAX_NAME_BYTES = 63;
 /** Arrays of arrays are legal GGUF; deeper than this is refused as corrupt. */
 const MAX_ARRAY_DEPTH = 3;
-/** magic, version, tensor count, metadata count. */
-const FIXED_HEADER_BYTES = 24;
 /** The smallest tensor info: empty name length, n_dims, one dim, type, offset. */
 const MIN_TENSOR_INFO_BYTES = 8 + 4 + 8 + 4 + 8;
 /** The smallest key/value: empty key length, type, a one-byte value. */
@@ -139,11 +137,17 @@ class Cursor {
     return value;
   }
 
-  /** A u64 that must be a count or length no larger than `limit`. */
-  size(what: string, limit: number, reason: string): number {
+  /**
+   * A u64 count of items of at least `itemBytes` each, refused when the rest of the file (after
+   * the count itself) cannot hold that many, before anything is allocated for them.
+   */
+  count(what: string, itemBytes: number): number {
     const value = this.u64(what);
-    if (value > BigInt(limit)) {
-      throw new GgufError('corrupt', `${this.context}: ${what} ${value} is more than ${reason} (${limit})`);
+    if (value * BigInt(itemBytes) > BigInt(this.remaining)) {
+      throw new GgufError(
+        'truncated',
+        `${this.context}: ${what} ${value} needs at least ${value * BigInt(itemBytes)} bytes but the ${this.fileSize}-byte file has ${this.remaining} left at byte ${this.pos}`,
+      );
     }
     return Number(value);
   }
@@ -238,11 +242,7 @@ function readValue(cursor: Cursor, type: number, depth: number): GgufValue {
     throw new GgufError('corrupt', `${cursor.context}: array has unknown element type ${itemType}`);
   }
   // Each element takes at least itemBytes, so the file size bounds the length before any allocation.
-  const length = cursor.size(
-    'array length',
-    Math.floor((cursor.remaining - 8) / itemBytes),
-    `the rest of the file can hold`,
-  );
+  const length = cursor.count('array length', itemBytes);
   const items: GgufValue[] = new Array(length);
   for (let i = 0; i < length; i++) items[i] = readValue(cursor, itemType, depth + 1);
   return items;
@@ -390,16 +390,8 @@ export function parseGgufHeader(bytes: Uint8Array, fileSize: number = bytes.byte
       `GGUF version ${version} is not supported (2 and 3 are)${hint}`,
     );
   }
-  const tensorCount = cursor.size(
-    'tensor count',
-    Math.floor((fileSize - FIXED_HEADER_BYTES) / MIN_TENSOR_INFO_BYTES),
-    'a file of this size can describe',
-  );
-  const kvCount = cursor.size(
-    'metadata count',
-    Math.floor((fileSize - FIXED_HEADER_BYTES) / MIN_KV_BYTES),
-    'a file of this size can hold',
-  );
+  const tensorCount = cursor.count('tensor count', MIN_TENSOR_INFO_BYTES);
+  const kvCount = cursor.count('metadata count', MIN_KV_BYTES);
 
   const metadata: Record<string, GgufValue> = Object.create(null);
   const metadataKinds: Record<string, GgufValueKind> = Object.create(null);
