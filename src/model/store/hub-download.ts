@@ -4,7 +4,6 @@
  * request. A connection cut mid-file is retried from where it stopped.
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { downloadFile, fileDownloadInfo, HubApiError } from '@huggingface/hub';
 import { appendHashed, checkDigest, hashExistingPrefix } from './hashed-file.ts';
 import { ModelStoreError } from './model-store-error.ts';
 
@@ -47,11 +46,13 @@ export function toHubError(error: unknown, what: string, hubUrl: string): unknow
   if ((error as Error)?.name === 'AbortError') {
     return new ModelStoreError('aborted', `${what}: pull aborted`, { cause: error });
   }
-  if (error instanceof HubApiError) {
-    const auth = error.statusCode === 401 || error.statusCode === 403;
+  // HubApiError, recognised by shape: the Hub client is imported lazily.
+  const status = (error as { statusCode?: unknown })?.statusCode;
+  if (typeof status === 'number') {
+    const auth = status === 401 || status === 403;
     return new ModelStoreError(
       auth ? 'invalid_input' : 'network',
-      `${what}: the Hub answered ${error.statusCode}${auth ? ' (gated or private: set HF_TOKEN)' : ''}`,
+      `${what}: the Hub answered ${status}${auth ? ' (gated or private: set HF_TOKEN)' : ''}`,
       { cause: error },
     );
   }
@@ -108,6 +109,8 @@ export async function downloadHubFile(
   },
 ): Promise<HubDownloadResult> {
   const what = `hf:${repo}@${revision}:${file}`;
+  // Loaded here, not at module load: it costs most of a second, and every `corgi` command would pay it.
+  const { downloadFile, fileDownloadInfo } = await import('@huggingface/hub');
   let resolvedRevision = revision;
   const probeSignal = AbortSignal.any([...(signal ? [signal] : []), AbortSignal.timeout(probeTimeoutMs)]);
   const info = await fileDownloadInfo({

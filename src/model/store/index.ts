@@ -8,5 +8,5 @@ export { ModelStoreError, type ModelStoreErrorCode } from './model-store-error.t
 export { createProgressReporter, type ProgressListener, type PullProgress } from './progress.ts';
 export { type PullOptions, type PullResult, parseHubSpec, pullModel } from './pull-model.ts';
 export { DEFAULT_MODEL_NAME, MODEL_REGISTRY, type RegistryEntry } from './registry.ts';
-export { type ResolvedPolicySpec, resolvePolicySpec } from './resolve-policy-spec.ts';
+export { expandStoreName, type ResolvedPolicySpec, resolvePolicySpec } from './resolve-policy-spec.ts';
 export { dataDirFromEnv, hubOptionsFromEnv } from './store-commands.ts';

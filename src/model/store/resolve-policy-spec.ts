@@ -110,3 +110,16 @@ export function resolvePolicySpec(
     `${field}: "${spec}" is ${what}; expected a store model name, a checkpoint directory, a .gguf file or openai:<baseURL>#<model> (${hint})`,
   );
 }
+
+/**
+ * A store name replaced by the path of that model (its GGUF file, or its directory for HF
+ * layout); any other spec is returned unchanged. For commands whose loaders take paths.
+ */
+export function expandStoreName(spec: string, { dataDir }: { dataDir: string }): string {
+  if (!NAME_LIKE.test(spec)) return spec;
+  const dir = modelDir(dataDir, spec);
+  const manifest = readManifestSync(dir);
+  if (!manifest) return spec;
+  const resolved = fromManifest(dir, manifest);
+  return resolved.kind === 'gguf' ? resolved.path : resolved.kind === 'checkpoint' ? resolved.dir : spec;
+}

@@ -69,6 +69,36 @@ export function buildTinyGguf({ type = GgmlType.F32 as number, rows = 64, cols =
   return Buffer.concat([padded, data]);
 }
 
+/**
+ * The files of a tiny HF Llama directory: config.json, a model.safetensors of two tensors in
+ * `dtype` (its last `cut` bytes missing), tokenizer.json and tokenizer_config.json with a template.
+ * @default dtype 'BF16', cut 0
+ */
+export function buildHfFiles({ dtype = 'BF16', cut = 0 } = {}): Record<string, Buffer> {
+  const config = {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    hidden_size: 8,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    vocab_size: 16,
+  };
+  const header = Buffer.from(
+    JSON.stringify({
+      'model.embed_tokens.weight': { dtype, shape: [16, 8], data_offsets: [0, 256] },
+      'model.norm.weight': { dtype, shape: [8], data_offsets: [256, 272] },
+    }),
+  );
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(header.length));
+  return {
+    'config.json': Buffer.from(JSON.stringify(config)),
+    'model.safetensors': Buffer.concat([length, header, Buffer.alloc(272 - cut, 7)]),
+    'tokenizer.json': Buffer.from(JSON.stringify({ model: { type: 'BPE', vocab: {}, merges: [] } })),
+    'tokenizer_config.json': Buffer.from(JSON.stringify({ chat_template: TINY_CHAT_TEMPLATE })),
+  };
+}
+
 export function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
@@ -77,6 +107,8 @@ export interface HubFile {
   data: Buffer;
   /** @default `"<sha256 of data>"` (an LFS file's ETag) */
   etag?: string;
+  /** When set, requests without `Authorization: Bearer <token>` get 401 (a gated repo). */
+  token?: string;
 }
 
 export interface StandInHub {
@@ -106,6 +138,11 @@ export async function startStandInHub(
     if (!file) {
       response.writeHead(404, { 'X-Error-Code': 'EntryNotFound', 'Content-Type': 'text/plain' });
       response.end('Entry not found');
+      return;
+    }
+    if (file.token && request.headers.authorization !== `Bearer ${file.token}`) {
+      response.writeHead(401, { 'Content-Type': 'text/plain' });
+      response.end('Access to this repository is restricted');
       return;
     }
     const size = file.data.length;

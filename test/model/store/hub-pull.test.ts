@@ -7,7 +7,14 @@ import { readManifest } from '../../../src/model/store/manifest.ts';
 import { ModelStoreError } from '../../../src/model/store/model-store-error.ts';
 import { pullModel } from '../../../src/model/store/pull-model.ts';
 import type { RegistryEntry } from '../../../src/model/store/registry.ts';
-import { buildTinyGguf, type StandInHub, sha256, startStandInHub, TINY_CHAT_TEMPLATE } from './fixtures.ts';
+import {
+  buildHfFiles,
+  buildTinyGguf,
+  type StandInHub,
+  sha256,
+  startStandInHub,
+  TINY_CHAT_TEMPLATE,
+} from './fixtures.ts';
 
 const REPO = 'tiny-org/tiny-llama-GGUF';
 const FILE = 'tiny.F32.gguf';
@@ -34,6 +41,7 @@ describe('pullModel from the Hub (a stand-in resolve endpoint on loopback)', () 
   const gguf = buildTinyGguf();
   const truncated = gguf.subarray(0, gguf.length - 100);
   const q2k = buildTinyGguf({ type: GgmlType.Q2_K, rows: 2, cols: 256 });
+  const hfFiles = buildHfFiles();
 
   beforeEach(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'corgi-store-hub-'));
@@ -42,6 +50,10 @@ describe('pullModel from the Hub (a stand-in resolve endpoint on loopback)', () 
       [`${REPO}/lying.gguf`]: { data: gguf, etag: `"${'ab'.repeat(32)}"` },
       [`${REPO}/truncated.gguf`]: { data: truncated },
       [`${REPO}/q2k.gguf`]: { data: q2k },
+      [`${REPO}/gated.gguf`]: { data: gguf, token: 'hf_secret' },
+      ...Object.fromEntries(
+        Object.entries(hfFiles).map(([file, data]) => [`tiny-org/tiny-llama/${file}`, { data }]),
+      ),
     });
   });
   afterEach(async () => {
@@ -148,6 +160,35 @@ describe('pullModel from the Hub (a stand-in resolve endpoint on loopback)', () 
     expect(ModelStoreError.isInstance(error) && error.code).toBe('unsupported_quantization');
     expect((error as Error).message).toMatch(/token_embd\.weight is Q2_K/);
     expect(installedNames(dataDir)).toEqual([]);
+  });
+
+  it('sends the access token, and says to set HF_TOKEN when the Hub refuses without one', async () => {
+    let error: unknown;
+    await pullModel(`${REPO}:gated.gguf`, { dataDir, hubUrl: hub.url }).catch((e) => {
+      error = e;
+    });
+    expect((error as Error).message).toMatch(/answered 401 .*HF_TOKEN/);
+    const result = await pullModel(`${REPO}:gated.gguf`, {
+      dataDir,
+      hubUrl: hub.url,
+      accessToken: 'hf_secret',
+    });
+    expect(result.sha256).toBe(sha256(gguf));
+  });
+
+  it('pulls a Llama directory in HF layout when no file is named', async () => {
+    const result = await pullModel('tiny-org/tiny-llama', { dataDir, hubUrl: hub.url });
+    expect(result.name).toBe('tiny-llama');
+    expect(result.manifest).toMatchObject({
+      format: 'hf',
+      file: 'model.safetensors',
+      sha256: sha256(hfFiles['model.safetensors']),
+      chatTemplate: TINY_CHAT_TEMPLATE,
+      parameters: 16 * 8 + 8,
+    });
+    for (const [file, data] of Object.entries(hfFiles)) {
+      expect(readFileSync(join(result.path, file)).equals(data)).toBe(true);
+    }
   });
 
   it('names a file the repository lacks', async () => {

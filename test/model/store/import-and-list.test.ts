@@ -6,7 +6,7 @@ import { GgmlType } from '../../../src/model/gguf/ggml-types.ts';
 import { importModel } from '../../../src/model/store/import-model.ts';
 import { listModels, removeModel } from '../../../src/model/store/list-models.ts';
 import { ModelStoreError } from '../../../src/model/store/model-store-error.ts';
-import { buildTinyGguf, sha256, TINY_CHAT_TEMPLATE } from './fixtures.ts';
+import { buildHfFiles, buildTinyGguf, sha256, TINY_CHAT_TEMPLATE } from './fixtures.ts';
 
 async function errorOf(promise: Promise<unknown>): Promise<ModelStoreError> {
   try {
@@ -18,36 +18,12 @@ async function errorOf(promise: Promise<unknown>): Promise<ModelStoreError> {
   throw new Error('expected a ModelStoreError');
 }
 
-/** A tiny HF Llama directory: config.json, a BF16 model.safetensors, tokenizer files. */
-function writeHfDirectory(dir: string, { dtype = 'BF16', cut = 0 } = {}): Buffer {
+/** Writes a tiny HF Llama directory; returns its model.safetensors bytes. */
+function writeHfDirectory(dir: string, options: { dtype?: string; cut?: number } = {}): Buffer {
   mkdirSync(dir, { recursive: true });
-  writeFileSync(
-    join(dir, 'config.json'),
-    JSON.stringify({
-      architectures: ['LlamaForCausalLM'],
-      model_type: 'llama',
-      hidden_size: 8,
-      num_hidden_layers: 1,
-      num_attention_heads: 2,
-      vocab_size: 16,
-    }),
-  );
-  const header = Buffer.from(
-    JSON.stringify({
-      'model.embed_tokens.weight': { dtype, shape: [16, 8], data_offsets: [0, 256] },
-      'model.norm.weight': { dtype, shape: [8], data_offsets: [256, 272] },
-    }),
-  );
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(header.length));
-  const weights = Buffer.concat([length, header, Buffer.alloc(272 - cut, 7)]);
-  writeFileSync(join(dir, 'model.safetensors'), weights);
-  writeFileSync(
-    join(dir, 'tokenizer.json'),
-    JSON.stringify({ model: { type: 'BPE', vocab: {}, merges: [] } }),
-  );
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: TINY_CHAT_TEMPLATE }));
-  return weights;
+  const files = buildHfFiles(options);
+  for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, name), bytes);
+  return files['model.safetensors'];
 }
 
 describe('importModel, listModels, removeModel', () => {

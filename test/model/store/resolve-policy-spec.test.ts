@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importModel } from '../../../src/model/store/import-model.ts';
-import { resolvePolicySpec } from '../../../src/model/store/resolve-policy-spec.ts';
+import { expandStoreName, resolvePolicySpec } from '../../../src/model/store/resolve-policy-spec.ts';
 import { buildTinyGguf } from './fixtures.ts';
 
 describe('resolvePolicySpec', () => {
@@ -64,5 +64,12 @@ describe('resolvePolicySpec', () => {
     expect(() => resolvePolicySpec('smollm2-135m-instruct', { dataDir })).toThrow(
       /corgi pull smollm2-135m-instruct/,
     );
+  });
+
+  it('expands a store name to its path for path-taking loaders, leaving other specs alone', () => {
+    expect(expandStoreName('tiny', { dataDir })).toBe(join(dataDir, 'models', 'tiny', 'loose.gguf'));
+    expect(expandStoreName('models/base', { dataDir })).toBe('models/base');
+    expect(expandStoreName('not-installed', { dataDir })).toBe('not-installed');
+    expect(expandStoreName('openai:http://h/v1#m', { dataDir })).toBe('openai:http://h/v1#m');
   });
 });
