@@ -42,8 +42,20 @@ function runPip(args: string[], { python = 'python3', env = process.env, signal,
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, tail }));
+    // pip prints nothing while it downloads with its bar off: say it is still at work.
+    const started = Date.now();
+    const heartbeat = setInterval(
+      () => onMessage?.(`pip is still downloading (${Math.round((Date.now() - started) / 1000)} s)`),
+      10_000,
+    );
+    child.on('error', (error) => {
+      clearInterval(heartbeat);
+      reject(error);
+    });
+    child.on('close', (code) => {
+      clearInterval(heartbeat);
+      resolve({ code, tail });
+    });
   });
 }
 
