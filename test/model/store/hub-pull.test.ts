@@ -191,6 +191,25 @@ describe('pullModel from the Hub (a stand-in resolve endpoint on loopback)', () 
     }
   });
 
+  it('refuses a second pull of a name while one is under way', async () => {
+    let second: Promise<string> | undefined;
+    const first = await pullModel(`${REPO}:${FILE}`, {
+      dataDir,
+      hubUrl: hub.url,
+      name: 'tiny',
+      onProgress: (event) => {
+        if (event.phase === 'download' && !second) {
+          second = pullModel(`${REPO}:${FILE}`, { dataDir, hubUrl: hub.url, name: 'tiny' }).then(
+            () => 'installed twice',
+            (error: Error) => error.message,
+          );
+        }
+      },
+    });
+    expect(await second).toMatch(/^tiny: a pull of it is already under way/);
+    expect(first.sha256).toBe(sha256(gguf));
+  });
+
   it('names a file the repository lacks', async () => {
     expect(await codeOf(pullModel(`${REPO}:missing.gguf`, { dataDir, hubUrl: hub.url }))).toBe(
       'invalid_input',
