@@ -1,4 +1,12 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -118,6 +126,16 @@ describe('pullModel from the Hub (a stand-in resolve endpoint on loopback)', () 
     const result = await pullModel(`${REPO}:${FILE}`, { dataDir, hubUrl: hub.url, name: 'tiny' });
     expect(readFileSync(result.path).equals(gguf)).toBe(true);
     expect(hub.ranges.at(-1)).toMatch(/^bytes=[1-9]\d{4,}-/);
+  });
+
+  it('restarts rather than resumes a partial file of another version of the file', async () => {
+    const download = join(dataDir, 'models', '.partial', 'tiny', 'download');
+    mkdirSync(download, { recursive: true });
+    writeFileSync(join(download, FILE), Buffer.alloc(5000, 1));
+    writeFileSync(join(download, `${FILE}.state.json`), JSON.stringify({ etag: '"old"', size: gguf.length }));
+    const result = await pullModel(`${REPO}:${FILE}`, { dataDir, hubUrl: hub.url, name: 'tiny' });
+    expect(readFileSync(result.path).equals(gguf)).toBe(true);
+    expect(hub.ranges).toEqual(['bytes=0-0', '']);
   });
 
   it('refuses bytes whose sha256 is not the published one, and installs nothing', async () => {
