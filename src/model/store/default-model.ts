@@ -36,7 +36,8 @@ function installedPath(dataDir: string, manifest: ModelManifest): string {
 
 /**
  * Returns the default model's state, starting a pull when the store lacks it. Progress goes to
- * `onProgress` (a console reporter by default).
+ * `onProgress` (a console reporter by default). A command passes the environment's settings:
+ * `startDefaultModelPull({ dataDir: dataDirFromEnv(), pull: hubOptionsFromEnv() })`.
  * @default name 'smollm2-135m-instruct'
  */
 export async function startDefaultModelPull({
