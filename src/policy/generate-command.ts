@@ -5,6 +5,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
+import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
+import { dataDirFromEnv } from '../model/store/store-commands.ts';
 // Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
 import type { LocalPolicy } from './local-policy.ts';
 
@@ -48,7 +50,7 @@ export function registerGenerateCommand(program: Command): Command {
     .argument('<prompt>', 'the user message')
     .option(
       '--policy <dir>',
-      'checkpoint directory in Hugging Face layout (default: $CORGI_POLICY or models/base)',
+      'store model name or checkpoint directory in Hugging Face layout (default: $CORGI_POLICY or models/base)',
     )
     .option('--max-tokens <n>', 'upper bound on generated tokens', parseNumber('integer', 1), 128)
     .option('--temperature <t>', 'softmax temperature; 0 is greedy', parseNumber('number', 0), 0.7)
@@ -61,7 +63,7 @@ export function registerGenerateCommand(program: Command): Command {
 }
 
 async function runGenerate(prompt: string, options: GenerateCommandOptions): Promise<number> {
-  const dir = options.policy ?? defaultPolicyDir();
+  const dir = expandStoreName(options.policy ?? defaultPolicyDir(), { dataDir: dataDirFromEnv() });
   const fail = (message: string) => {
     process.stderr.write(`corgi generate: ${message}\n`);
     return 1;

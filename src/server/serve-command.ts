@@ -6,6 +6,8 @@ import type { Command } from 'commander';
 import { preloadTextModels } from '../checkers/text.ts';
 import type { Database } from '../db/database.ts';
 import { openDatabase } from '../db/database.ts';
+import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
+import { dataDirFromEnv } from '../model/store/store-commands.ts';
 import { selectBackend } from '../policy/backend.ts';
 import { PolicyRegistry } from '../policy/policy-registry.ts';
 import { loadPolicyFromSpec, parsePolicySpec, remotePromotionLoader } from '../policy/remote-policy.ts';
@@ -85,7 +87,7 @@ export function registerServeCommand(program: Command): void {
     .option('--host <host>', 'address to bind (env HOST)', process.env.HOST ?? '127.0.0.1')
     .option(
       '--policy <spec>',
-      'checkpoint directory, or openai:<baseURL>#<model> / vllm:<baseURL>#<model> to serve (env CORGI_POLICY)',
+      'store model name (corgi models), checkpoint directory, or openai:<baseURL>#<model> / vllm:<baseURL>#<model> to serve (env CORGI_POLICY)',
       process.env.CORGI_POLICY ?? DEFAULT_POLICY_DIR,
     )
     .action(
@@ -98,15 +100,17 @@ export function registerServeCommand(program: Command): void {
         await selectBackend();
         // Train IFEval's sentence splitter now rather than inside the first session that needs it.
         preloadTextModels();
+        // A store name (`corgi models`) becomes its path here: the loaders below take paths.
+        const policy = expandStoreName(options.policy, { dataDir: dataDirFromEnv() });
         // A malformed --policy fails here, before anything is opened.
-        parsePolicySpec(options.policy, '--policy');
+        parsePolicySpec(policy, '--policy');
         let db: Awaited<ReturnType<typeof openDatabase>> | undefined;
         let registry: PolicyRegistry | undefined;
         let promotions: PolicyFollower | undefined;
         let server: Awaited<ReturnType<typeof startServer>>;
         try {
           db = await openDatabase();
-          ({ registry, promotions } = await startServedPolicy(db, options.policy));
+          ({ registry, promotions } = await startServedPolicy(db, policy));
           server = await startServer({
             db,
             policy: registry,
@@ -128,7 +132,7 @@ export function registerServeCommand(program: Command): void {
           `CORGI Live on ${server.url} — policy ${registry.version}, database ${db.embedded ? 'embedded (PGlite)' : 'DATABASE_URL'}, ${describeSecurity(security)}\n`,
         );
         // Trains when due, in a low-priority child process (src/trainer/trainer-worker.ts).
-        const trainer: TrainerWorker | null = startServeTrainer(db, options.policy, options);
+        const trainer: TrainerWorker | null = startServeTrainer(db, policy, options);
         const shutdown = async (signal: string) => {
           process.stderr.write(`${signal}: shutting down\n`);
           await server.close();

@@ -11,6 +11,8 @@
 import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
+import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
+import { dataDirFromEnv } from '../model/store/store-commands.ts';
 import { defaultPolicyDir } from '../policy/generate-command.ts';
 // Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
 import type { LocalPolicy } from '../policy/local-policy.ts';
@@ -67,7 +69,7 @@ export function registerEvalCommand(program: Command): Command {
     )
     .option(
       '--policy <dir>',
-      'checkpoint directory in Hugging Face layout (default: $CORGI_POLICY or models/base)',
+      'store model name or checkpoint directory in Hugging Face layout (default: $CORGI_POLICY or models/base)',
     )
     .option(
       '--cases <file>',
@@ -183,7 +185,7 @@ function parseInput(options: EvalCommandOptions): {
   const n = options.n === undefined ? undefined : parseInteger('--n', options.n, 1);
   const seed = options.seed === undefined ? undefined : parseInteger('--seed', options.seed, 0);
 
-  const policyDir = options.policy ?? defaultPolicyDir();
+  const policyDir = expandStoreName(options.policy ?? defaultPolicyDir(), { dataDir: dataDirFromEnv() });
   if (!existsSync(join(policyDir, 'config.json'))) {
     throw new EvalInputError(
       '--policy',

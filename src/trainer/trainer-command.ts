@@ -16,6 +16,8 @@ import { getPriority, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { z } from 'zod';
+import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
+import { dataDirFromEnv } from '../model/store/store-commands.ts';
 import { addConfigOptions, readConfigFlags } from './config-flags.ts';
 import { type CorgiConfigInput, corgiConfigSchema } from './corgi-config.ts';
 
@@ -118,7 +120,7 @@ async function runTrainer(options: TrainerCommandOptions, train: Partial<CorgiCo
   const round = {
     db,
     checkpointDir: options.checkpointDir,
-    fallbackPolicy: options.policy,
+    fallbackPolicy: expandStoreName(options.policy, { dataDir: dataDirFromEnv() }),
     train,
     gate: { cases: validationCases({ size: options.gateCases }), tolerance: options.tolerance },
     signal: controller.signal,
