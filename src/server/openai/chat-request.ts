@@ -183,7 +183,9 @@ export function parseChatRequest(input: unknown): ChatRequest {
     else if (key in UNSUPPORTED) {
       if (!UNSUPPORTED[key](value)) throw invalid(`${key}: not supported by this server`);
     } else if (!IGNORED.has(key)) {
-      throw invalid(`${key === '' ? '""' : key}: unknown field for a chat completion`);
+      // A key that is not a plain name is quoted, so the message still starts with a visible field.
+      const name = /^[A-Za-z_][\w-]*$/.test(key) ? key : JSON.stringify(key);
+      throw invalid(`${name}: unknown field for a chat completion`);
     }
   }
   const body = parseOrThrow(ChatBodySchema, checked);

@@ -1,4 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { ConstraintError } from '../../../src/checkers/errors.ts';
+import { HttpError } from '../../../src/server/http-error.ts';
 import { parseChatRequest } from '../../../src/server/openai/chat-request.ts';
 import { MAX_PROMPT_CHARS } from '../../../src/server/schemas.ts';
 
@@ -110,5 +113,84 @@ describe('parseChatRequest', () => {
     [{ messages: [USER], corgi: { ...CORGI, max_attempts: 0 } }, /^corgi\.max_attempts: /],
   ])('refuses %j naming the field', (body, message) => {
     expect(refusal(body)).toMatch(message);
+  });
+});
+
+/** Near-valid bodies: real field names with right, wrong and extreme values, plus arbitrary JSON. */
+const chatBody = fc.oneof(
+  fc.record(
+    {
+      model: fc.oneof(fc.constant('base'), fc.jsonValue()),
+      messages: fc.oneof(
+        fc.array(
+          fc.record(
+            {
+              role: fc.oneof(
+                fc.constantFrom('system', 'developer', 'user', 'assistant', 'tool'),
+                fc.jsonValue(),
+              ),
+              content: fc.oneof(
+                fc.string({ maxLength: 40 }),
+                fc.array(fc.record({ type: fc.constantFrom('text', 'image_url'), text: fc.jsonValue() })),
+                fc.jsonValue(),
+              ),
+            },
+            { requiredKeys: [] },
+          ),
+          { maxLength: 3 },
+        ),
+        fc.jsonValue(),
+      ),
+      temperature: fc.oneof(fc.double({ min: -1, max: 3 }), fc.jsonValue()),
+      max_tokens: fc.oneof(fc.integer({ min: -5, max: 600 }), fc.jsonValue()),
+      stop: fc.oneof(fc.string({ maxLength: 70 }), fc.array(fc.string({ maxLength: 70 }), { maxLength: 10 })),
+      n: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.jsonValue()),
+      frequency_penalty: fc.oneof(fc.constant(0), fc.jsonValue()),
+      corgi: fc.oneof(
+        fc.record(
+          {
+            constraints: fc.oneof(
+              fc.constant([{ id: 'punctuation:no_comma' }]),
+              fc.array(fc.record({ id: fc.string({ maxLength: 30 }), kwargs: fc.jsonValue() }), {
+                maxLength: 3,
+              }),
+              fc.jsonValue(),
+            ),
+            max_attempts: fc.oneof(fc.integer({ min: -1, max: 12 }), fc.jsonValue()),
+          },
+          { requiredKeys: [] },
+        ),
+        fc.jsonValue(),
+      ),
+    },
+    { requiredKeys: [] },
+  ),
+  fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }),
+  fc.jsonValue({ maxDepth: 3 }),
+);
+
+describe('parseChatRequest on generated bodies', () => {
+  it('accepts the body or refuses it with a 4xx whose message starts with a field of the body', () => {
+    fc.assert(
+      fc.property(chatBody, (body) => {
+        try {
+          parseChatRequest(body);
+        } catch (error) {
+          const status = ConstraintError.isInstance(error) ? 400 : (error as HttpError).status;
+          if (!(error instanceof HttpError) && !ConstraintError.isInstance(error)) throw error;
+          expect(status).toBe(400);
+          const keys =
+            typeof body === 'object' && body !== null && !Array.isArray(body) ? Object.keys(body) : [];
+          const message = (error as Error).message;
+          // A missing required field is named too; odd keys are quoted.
+          const roots = ['body', 'messages', ...keys, ...keys.map((key) => JSON.stringify(key))];
+          const named = roots.some((root) =>
+            [': ', '.', '['].some((next) => message.startsWith(`${root}${next}`)),
+          );
+          expect(named, message).toBe(true);
+        }
+      }),
+      { seed: 20_261_207, numRuns: 3_000 },
+    );
   });
 });
