@@ -5,6 +5,7 @@
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey } from '../../../src/db/api-keys.ts';
 import { openDatabase } from '../../../src/db/database.ts';
 import { registerCandidate } from '../../../src/db/policy-versions.ts';
 import { fixedPolicy } from '../../../src/policy/types.ts';
@@ -192,6 +193,18 @@ describe('chat completions with corgi constraints', () => {
     expect(rows[0].key).not.toBeNull();
     // Every attempt's prompt counts: the second one also reads the first attempt and the feedback.
     expect(completion.usage!.prompt_tokens).toBeGreaterThan(10 * corgi.attempts.length);
+
+    // The session is the key's alone (tenants), and it shows in the server's metrics like any session.
+    const other = await createApiKey(stack.db.pool, { name: 'another-tenant' });
+    const foreign = await fetch(`${stack.server.url}/v1/sessions/${corgi.session_id}`, {
+      headers: { authorization: `Bearer ${other.key}` },
+    });
+    expect(foreign.status).toBe(404);
+    const metrics = await fetch(`${stack.server.url}/metrics`, {
+      headers: { authorization: `Bearer ${stack.key}` },
+    }).then((r) => r.text());
+    expect(metrics).toMatch(/^corgi_chat_completions_total\{mode="corgi"\} [1-9]/m);
+    expect(metrics).toMatch(/^corgi_sessions_started_total [1-9]/m);
   });
 
   it('streams attempts and feedback as reasoning and then exactly the non-streamed answer as content', async () => {
