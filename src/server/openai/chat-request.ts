@@ -45,10 +45,10 @@ export const CorgiOptionsSchema = z.strictObject({
     .default(DEFAULT_MAX_ATTEMPTS),
 });
 
+/** The fields this server reads; `messages` is the only required one. */
 const ChatBodySchema = z
   .object({
     model: z.string().max(200).describe('a served version from GET /v1/models; others get the live one'),
-    messages: z.array(z.unknown()).min(1, 'at least one message'),
     temperature: z.number().min(0).max(2).describe('softmax temperature; 0 is greedy'),
     top_p: z.number().gt(0).max(1).describe('nucleus sampling mass'),
     top_k: z.number().int().min(0).max(10_000).describe('keep the k most likely tokens; 0 disables'),
@@ -68,20 +68,8 @@ const ChatBodySchema = z
     stream_options: z.object({ include_usage: z.boolean().optional() }),
     corgi: CorgiOptionsSchema,
   })
-  .partial({
-    model: true,
-    temperature: true,
-    top_p: true,
-    top_k: true,
-    max_tokens: true,
-    max_completion_tokens: true,
-    stop: true,
-    seed: true,
-    n: true,
-    stream: true,
-    stream_options: true,
-    corgi: true,
-  });
+  .partial()
+  .extend({ messages: z.array(z.unknown()).min(1, 'at least one message') });
 
 /** Fields clients send that change nothing here. */
 const IGNORED = new Set([

@@ -56,7 +56,8 @@ function openEventStream(res: Response): (data: unknown) => void {
   });
   res.flushHeaders();
   return (data) => {
-    if (!res.writableEnded) res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+    if (!res.writableEnded && !res.destroyed)
+      res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
   };
 }
 
