@@ -218,8 +218,8 @@ async function serverMemory(server: ServerProcess): Promise<Memory> {
   await new Promise((done) => setTimeout(done, 1_000));
   const text = await (await fetch(`${server.url}/metrics`)).text();
   const metric = (name: string) => {
-    const match = new RegExp(`^corgi_process_${name} (\\S+)$`, 'm').exec(text);
-    if (!match) throw new Error(`GET /metrics: no corgi_process_${name}`);
+    const match = new RegExp(`^corgi_${name} (\\S+)$`, 'm').exec(text);
+    if (!match) throw new Error(`GET /metrics: no corgi_${name}`);
     return Math.round((Number(match[1]) / 2 ** 20) * 10) / 10;
   };
   return {

@@ -14,13 +14,16 @@ export interface CheckRequest {
   constraints: ParsedConstraint[];
 }
 
+/** Errors in the request's shape, not in a constraint: `invalid_request`, as every route's body errors. */
+const BODY = { code: 'invalid_request' };
+
 const OUR_FIELDS = new Set(['response', 'constraints']);
 const IFEVAL_FIELDS = new Set(['response', 'instruction_id_list', 'kwargs', 'key', 'prompt']);
 
 /** Validates a decoded JSON request; throws `ConstraintError` naming the offending field. */
 export function parseCheckRequest(body: unknown): CheckRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new ConstraintError('request', 'expected a JSON object with "response" and "constraints"');
+    throw new ConstraintError('request', 'expected a JSON object with "response" and "constraints"', BODY);
   }
   const request = body as Record<string, unknown>;
   const ifevalForm = 'instruction_id_list' in request;
@@ -29,12 +32,16 @@ export function parseCheckRequest(body: unknown): CheckRequest {
     if (!known.has(field)) {
       const hint = ifevalForm ? 'response, instruction_id_list, kwargs' : 'response, constraints';
       // An empty key would make the message start with ": "; quote it so the field is visible.
-      throw new ConstraintError(field === '' ? '""' : field, `unknown field; a check request has ${hint}`);
+      throw new ConstraintError(
+        field === '' ? '""' : field,
+        `unknown field; a check request has ${hint}`,
+        BODY,
+      );
     }
   }
-  if (!('response' in request)) throw new ConstraintError('response', 'required');
-  if (typeof request.response !== 'string') throw new ConstraintError('response', 'expected a string');
-  if (!ifevalForm && !('constraints' in request)) throw new ConstraintError('constraints', 'required');
+  if (!('response' in request)) throw new ConstraintError('response', 'required', BODY);
+  if (typeof request.response !== 'string') throw new ConstraintError('response', 'expected a string', BODY);
+  if (!ifevalForm && !('constraints' in request)) throw new ConstraintError('constraints', 'required', BODY);
   const constraints = ifevalForm ? parseIfevalConstraints(request) : parseConstraints(request.constraints);
   return { response: request.response, constraints };
 }

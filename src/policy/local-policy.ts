@@ -151,13 +151,14 @@ export class LocalPolicy implements ChatPolicy {
   ): AsyncGenerator<GenerationChunk, Generation> {
     if (this.disposed) throw new Error(`policy ${this.version} has been disposed`);
     const ids = this.encodePrompt(messages, options);
-    return yield* this.scheduler.generate(ids, {
+    const generation = yield* this.scheduler.generate(ids, {
       ...options,
       stopIds: this.tokenizer.stopIds,
       // Special tokens (a stray role marker) never reach the text, which goes back into prompts.
       decoder: this.tokenizer.createStreamDecoder({ skipSpecialTokens: true }),
       vocabLimit: this.tokenizer.vocabSize,
     });
+    return { ...generation, promptTokens: ids.length };
   }
 
   /**

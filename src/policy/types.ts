@@ -43,6 +43,8 @@ export interface Generation {
   tokenIds: number[];
   logprobs: number[];
   finishReason: FinishReason;
+  /** Tokens of the prompt the policy actually decoded from (after fitting it to the window), when it knows. */
+  promptTokens?: number;
 }
 
 export interface GenerateOptions extends SamplingOptions {

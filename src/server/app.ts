@@ -11,10 +11,15 @@ import type { PolicyFollower } from '../trainer/promotion.ts';
 import { principalOf } from './auth.ts';
 import { errorMiddleware, HttpError } from './http-error.ts';
 import type { ServerMetrics } from './metrics.ts';
+import { OPENAI_PATHS, openAIErrorMiddleware } from './openai/openai-error.ts';
+import { requireJsonBody } from './require-json.ts';
 import { adminRoutes, describeServedPolicy } from './routes/admin.ts';
 import { apiKeyRoutes } from './routes/api-keys.ts';
+import { chatCompletionRoutes } from './routes/chat-completions.ts';
+import { modelRoutes } from './routes/models.ts';
 import { sessionRoutes } from './routes/sessions.ts';
 import { statsRoutes } from './routes/stats.ts';
+import { BODY_REQUIRED } from './schemas.ts';
 import { createSecurity, type Security } from './security.ts';
 import type { Owner, SessionService } from './session-service.ts';
 
@@ -40,6 +45,7 @@ export function createApp(deps: AppDeps): express.Express {
   // Headers, origins, rate limits and API keys come before anything reads a body.
   const security = deps.security ?? createSecurity(deps.pool);
   security.installHttp(app);
+  app.use('/v1', requireJsonBody);
   app.use(express.json({ limit: MAX_BODY_BYTES }));
   const ownerOf = (req: unknown): Owner => ({ apiKeyId: principalOf(req as object).apiKeyId });
 
@@ -68,6 +74,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   app.post('/v1/check', (req, res) => {
+    if (req.body === undefined) throw new HttpError(400, 'invalid_request', BODY_REQUIRED);
     res.json(runCheckRequest(req.body));
   });
 
@@ -76,6 +83,8 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   app.use(sessionRoutes({ pool: deps.pool, sessions: deps.sessions, ownerOf }));
+  app.use(chatCompletionRoutes({ ...deps, ownerOf }));
+  app.use(modelRoutes({ pool: deps.pool, policy: deps.policy }));
   app.use(statsRoutes({ pool: deps.pool }));
   app.use(apiKeyRoutes({ pool: deps.pool, verifier: security.auth.verifier }));
   app.use(adminRoutes({ pool: deps.pool, promotions: deps.promotions }));
@@ -85,6 +94,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/v1', (req) => {
     throw new HttpError(404, 'not_found', `path: no route ${req.method} ${req.originalUrl}`);
   });
+  app.use(OPENAI_PATHS, openAIErrorMiddleware);
   app.use(errorMiddleware);
   return app;
 }

@@ -5,14 +5,15 @@
  * - sessions started per key (anonymous: per IP), counted across HTTP and socket.io together, so
  *   switching transport does not double the allowance; sessions are what costs model time;
  * - socket.io connections per IP.
- * A refusal is 429 `{"error": {"code": "rate_limited", "message"}}` with `Retry-After` (seconds);
+ * A refusal is 429 `{"error": {"code": "rate_limited", "message"}}` (OpenAI's error shape on the
+ * OpenAI-compatible routes) with `Retry-After` (seconds);
  * over socket.io, the `session:start` ack and a `session:error` carry the same body plus
  * `retryAfter`. Counters live in each process: with several servers behind a balancer each one
  * enforces its own limits (an allowance is per server).
  */
 import type express from 'express';
 import { ipKeyGenerator, MemoryStore, type Options, rateLimit } from 'express-rate-limit';
-import type { ErrorBody } from './http-error.ts';
+import { type ErrorBody, HttpError } from './http-error.ts';
 
 const WINDOW_MS = 60_000;
 
@@ -59,6 +60,12 @@ function refusal(limit: number, what: string, resetTime: Date | undefined): Rate
   };
 }
 
+function toHttpError({ body, retryAfterSeconds }: RateLimited): HttpError {
+  return new HttpError(429, body.code, body.message, {
+    headers: { 'Retry-After': String(retryAfterSeconds) },
+  });
+}
+
 /**
  * A counter usable outside express (socket.io events): `hit(identity)` counts one and returns
  * a refusal once the identity is over `limit` in the current window, else null.
@@ -101,10 +108,10 @@ function requestLimiter(
     keyGenerator: identity,
     // Its heuristic cannot see through `identity`; `rateLimitIdentity` applies ipKeyGenerator itself.
     validate: { keyGeneratorIpFallback: false },
-    handler: (req, res) => {
+    // Through the error middleware, so each route family answers in its own error shape.
+    handler: (req, _res, next) => {
       const resetTime = (req as express.Request & { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
-      const { body, retryAfterSeconds } = refusal(limit, what, resetTime);
-      res.status(429).set('Retry-After', String(retryAfterSeconds)).json({ error: body });
+      next(toHttpError(refusal(limit, what, resetTime)));
     },
   });
 }
@@ -136,10 +143,9 @@ export function createLimits(
     rates: all,
     perIp: requestLimiter(all.perIpPerMinute, 'requests per client IP', ipIdentity),
     perKey: requestLimiter(all.perKeyPerMinute, 'requests per API key', identityOf),
-    httpSessions: async (req, res, next) => {
+    httpSessions: async (req, _res, next) => {
       const refused = await sessions.hit(identityOf(req));
-      if (!refused) return next();
-      res.status(429).set('Retry-After', String(refused.retryAfterSeconds)).json({ error: refused.body });
+      next(refused ? toHttpError(refused) : undefined);
     },
     sessionStart: (identity) => sessions.hit(identity),
     socketConnection: (ip) => connections.hit(rateLimitIdentity(null, ip)),

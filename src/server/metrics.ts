@@ -6,7 +6,8 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'corgi_process_' });
+  // Default names already start with `process_` or `nodejs_`: `corgi_process_cpu_seconds_total`.
+  collectDefaultMetrics({ register: registry, prefix: 'corgi_' });
   const latencyBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
   return {
     registry,
@@ -58,6 +59,12 @@ export function createMetrics() {
       name: 'corgi_db_write_latency_seconds',
       help: 'Time to make a turn durable before it is announced',
       buckets: latencyBuckets,
+      registers: [registry],
+    }),
+    chatCompletions: new Counter({
+      name: 'corgi_chat_completions_total',
+      help: 'POST /v1/chat/completions requests accepted, by mode (plain, corgi)',
+      labelNames: ['mode'],
       registers: [registry],
     }),
     policyVersion: new Gauge({

@@ -39,7 +39,11 @@ export const SamplingSchema = z
   .describe('sampling options');
 
 export const SessionStartSchema = z.strictObject({
-  prompt: z.string().max(MAX_PROMPT_CHARS, `at most ${MAX_PROMPT_CHARS} characters`),
+  prompt: z
+    .string()
+    .max(MAX_PROMPT_CHARS, `at most ${MAX_PROMPT_CHARS} characters`)
+    .describe("the writer's prompt; without one the constraints alone are the instruction")
+    .optional(),
   constraints: z.array(z.unknown()).min(1, 'at least one constraint').max(MAX_CONSTRAINTS),
   maxAttempts: z.number().int().min(1).max(MAX_ATTEMPTS_LIMIT).default(DEFAULT_MAX_ATTEMPTS),
   sampling: SamplingSchema.default({}),
@@ -82,8 +86,14 @@ function formatPath(path: readonly PropertyKey[]): string {
   );
 }
 
+/** The refusal of a missing body, saying what to send. */
+export const BODY_REQUIRED =
+  'body: required: a JSON object (over HTTP, sent with "Content-Type: application/json")';
+
 /** Parses `input` or throws a 400 `HttpError` whose message starts with the offending field. */
 export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, root = 'body'): z.output<S> {
+  // express leaves the body undefined when none came: say what to send.
+  if (input === undefined && root === 'body') throw new HttpError(400, 'invalid_request', BODY_REQUIRED);
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
@@ -91,13 +101,18 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, roo
   throw new HttpError(400, 'invalid_request', `${field}: ${issue.message}`);
 }
 
+/** Throws a 400 naming the first string in `request` that PostgreSQL cannot store. */
+export function assertStorable(request: unknown): void {
+  const unstorable = findUnstorable(request);
+  if (unstorable)
+    throw new HttpError(400, 'invalid_request', `${formatPath(unstorable) || 'body'}: ${UNSTORABLE_MESSAGE}`);
+}
+
 /** A validated session request with parsed constraints. */
 export function parseSessionStart(input: unknown) {
   const request = parseOrThrow(SessionStartSchema, input);
   const constraints = parseConstraints(request.constraints);
-  const unstorable = findUnstorable(request);
-  if (unstorable)
-    throw new HttpError(400, 'invalid_request', `${formatPath(unstorable) || 'body'}: ${UNSTORABLE_MESSAGE}`);
+  assertStorable(request);
   return { ...request, constraints };
 }
 export type SessionStartRequest = ReturnType<typeof parseSessionStart>;

@@ -125,7 +125,8 @@ export function createSecurity(pool: pg.Pool, options: SecurityOptions = {}): Se
       next();
     });
     app.use(guarded, limits.perIp, auth.http, limits.perKey);
-    app.post('/v1/sessions', limits.httpSessions);
+    // A chat completion costs model time like a session (a CORGI one is one): both count as one.
+    app.post(['/v1/sessions', '/v1/chat/completions'], limits.httpSessions);
   };
 
   const installSockets = (io: CorgiIo) => {

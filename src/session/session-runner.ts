@@ -62,6 +62,8 @@ export type SessionPart =
       tokenIds: number[];
       logprobs: number[];
       finishReason: FinishReason;
+      /** The prompt tokens this attempt was decoded from, when the policy reports them. */
+      promptTokens?: number;
       check: CheckResult;
       timings: AttemptTimings;
     }
@@ -129,6 +131,7 @@ export async function* runSession(
       tokenIds: generation.tokenIds,
       logprobs: generation.logprobs,
       finishReason: generation.finishReason,
+      promptTokens: generation.promptTokens,
       check,
       timings: { firstTokenMs, generateMs, checkMs },
     };

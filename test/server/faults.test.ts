@@ -7,57 +7,14 @@
  *   when PostgreSQL stops (refused connects, terminated sockets). Restoring it reopens the port.
  * - A client disconnects mid-stream, over socket.io and over Server-Sent Events.
  */
-import { createServer, type Server, type Socket as TcpSocket, connect as tcpConnect } from 'node:net';
 import { io as connect, type Socket } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import { fixedPolicy } from '../../src/policy/types.ts';
 import { type RunningServer, startServer } from '../../src/server/server.ts';
+import { CuttableProxy } from '../support/cuttable-proxy.ts';
 import { openTestDatabase, TEST_DATABASE_URL } from '../support/database.ts';
 import { ScriptedPolicy } from '../support/scripted-policy.ts';
-
-/** A TCP proxy to PostgreSQL that a test can cut (port closed, connections dropped) and restore. */
-class CuttableProxy {
-  private server: Server | undefined;
-  private readonly sockets = new Set<TcpSocket>();
-  port = 0;
-
-  constructor(private readonly target: { host: string; port: number }) {}
-
-  async open(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = tcpConnect(this.target.port, this.target.host);
-      for (const socket of [client, upstream]) {
-        this.sockets.add(socket);
-        socket.on('close', () => this.sockets.delete(socket));
-        socket.on('error', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      // The same port again on restore: the pool keeps its connection string.
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-  }
-
-  /** PostgreSQL "stops": new connections are refused, open ones are torn down. */
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-  }
-
-  restore(): Promise<void> {
-    return this.open();
-  }
-}
 
 const FAILING = [{ id: 'keywords:existence', kwargs: { keywords: ['dog'] } }];
 type Received = { event: string; data: Record<string, unknown> };

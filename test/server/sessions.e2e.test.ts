@@ -248,6 +248,54 @@ describe('sessions over HTTP', () => {
     expect(stored.turns).toHaveLength(6);
   });
 
+  it('runs a session from constraints alone: they render the instruction, the prompt is stored as none', async () => {
+    const response = await api('/v1/sessions', {
+      method: 'POST',
+      body: JSON.stringify({ constraints: CONSTRAINTS, maxAttempts: 1 }),
+    });
+    expect(response.status).toBe(200);
+    const { sessionId } = await response.json();
+    const stored = await (await api(`/v1/sessions/${sessionId}`)).json();
+    expect(stored.prompt).toBeNull();
+    expect(stored.turns[0].kind).toBe('instruction');
+    expect(stored.turns[0].text).toMatch(/comma/i);
+    expect(stored.turns[0].text).toMatch(/dog/);
+  });
+
+  it.each([
+    [
+      '/v1/sessions',
+      'text/plain',
+      /^content-type: Content-Type must be application\/json, got "text\/plain"$/,
+    ],
+    [
+      '/v1/check',
+      'application/x-www-form-urlencoded',
+      /^content-type: Content-Type must be application\/json/,
+    ],
+    ['/v1/check', undefined, /^content-type: Content-Type must be application\/json, got none$/],
+  ])('POST %s with a body sent as %s → 415 naming the header', async (path, type, message) => {
+    const body = new TextEncoder().encode(JSON.stringify({ response: 'x', constraints: CONSTRAINTS }));
+    const response = await fetch(`${server.url}${path}`, {
+      method: 'POST',
+      headers: type ? { 'content-type': type } : {},
+      body,
+    });
+    expect(response.status).toBe(415);
+    const { error } = await response.json();
+    expect(error).toEqual({ code: 'unsupported_media_type', message: expect.stringMatching(message) });
+  });
+
+  it.each(['/v1/sessions', '/v1/check'])('POST %s without a body → 400 saying what to send', async (path) => {
+    const response = await fetch(`${server.url}${path}`, { method: 'POST' });
+    expect(response.status).toBe(400);
+    const { error } = await response.json();
+    expect(error.code).toBe('invalid_request');
+    expect(error.message).toBe(
+      'body: required: a JSON object (over HTTP, sent with "Content-Type: application/json")',
+    );
+  });
+
   it('takes a rating for a session', async () => {
     const { sessionId } = await (
       await api('/v1/sessions', {
@@ -266,14 +314,6 @@ describe('sessions over HTTP', () => {
 
   it.each([
     ['POST', '/v1/sessions', '{"prompt": ', 400, 'invalid_json', /^body: /],
-    [
-      'POST',
-      '/v1/sessions',
-      JSON.stringify({ constraints: CONSTRAINTS }),
-      400,
-      'invalid_request',
-      /^prompt: /,
-    ],
     [
       'POST',
       '/v1/sessions',
@@ -314,7 +354,39 @@ describe('sessions over HTTP', () => {
       'invalid_constraint',
       /^constraints\[0\]\.kwargs\.keywords: /,
     ],
-    ['POST', '/v1/check', JSON.stringify({ response: 'x' }), 400, 'invalid_constraint', /^constraints: /],
+    [
+      'POST',
+      '/v1/check',
+      JSON.stringify({ response: 'x' }),
+      400,
+      'invalid_request',
+      /^constraints: required/,
+    ],
+    [
+      'POST',
+      '/v1/check',
+      JSON.stringify({ constraints: CONSTRAINTS }),
+      400,
+      'invalid_request',
+      /^response: /,
+    ],
+    [
+      'POST',
+      '/v1/check',
+      JSON.stringify({ response: 'x', constraints: CONSTRAINTS, extra: 1 }),
+      400,
+      'invalid_request',
+      /^extra: unknown field/,
+    ],
+    ['POST', '/v1/check', '[1]', 400, 'invalid_request', /^request: expected a JSON object/],
+    [
+      'POST',
+      '/v1/check',
+      JSON.stringify({ response: 'x', constraints: [{ id: 'no:such' }] }),
+      400,
+      'invalid_constraint',
+      /^constraints\[0\]\.id: /,
+    ],
     ['GET', '/v1/sessions/not-a-uuid', undefined, 400, 'invalid_request', /^id: /],
     ['GET', '/v1/sessions/00000000-0000-4000-8000-000000000000', undefined, 404, 'not_found', /^id: /],
     [
@@ -365,8 +437,12 @@ describe('sessions over HTTP', () => {
       'corgi_db_write_latency_seconds_bucket',
       'corgi_attempt_tokens_per_second_bucket',
       'corgi_policy_info{version="scripted-v1"} 1',
+      'corgi_process_resident_memory_bytes',
+      'corgi_nodejs_heap_size_used_bytes',
     ]) {
       expect(metrics).toContain(name);
     }
+    // prom-client's default names already start with process_ / nodejs_: no prefix doubles them.
+    expect(metrics).not.toMatch(/corgi_process_(process|nodejs)_/);
   });
 });
