@@ -81,7 +81,6 @@ const SCALAR_BYTES: Partial<Record<GgufValueType, number>> = {
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
-const utf8Lenient = new TextDecoder('utf-8');
 
 /** A read position over a prefix of the file, every read bounds-checked. */
 class Cursor {
@@ -89,12 +88,14 @@ class Cursor {
   /** What is being read, for error messages ("key general.name", "tensor blk.0.attn_q.weight"). */
   context = 'header';
   private readonly view: DataView;
+  private readonly buffer: Buffer;
 
   constructor(
     private readonly bytes: Uint8Array,
     readonly fileSize: number,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   /** Bytes left in the file (not just in the prefix) from the current position. */
@@ -162,9 +163,12 @@ class Cursor {
     }
     const n = Number(length);
     this.need(n, what);
-    const raw = this.bytes.subarray(this.pos, this.pos + n);
+    const start = this.pos;
     this.pos += n;
-    if (!strict) return utf8Lenient.decode(raw);
+    // Buffer's slice decoder is several times faster than TextDecoder on the many short strings
+    // of a vocabulary; both replace invalid UTF-8 with U+FFFD.
+    if (!strict) return this.buffer.toString('utf8', start, start + n);
+    const raw = this.bytes.subarray(start, start + n);
     try {
       return utf8Strict.decode(raw);
     } catch {
