@@ -274,6 +274,21 @@ describe('inspectGguf and tensor reads', () => {
     expect(await readTensorF32(path, file.tensors[0])).toEqual(values);
   });
 
+  it('inspects a file with a type it cannot dequantize, and refuses to dequantize that tensor by name', async () => {
+    const path = join(dir, 'iq4.gguf');
+    await writeFile(
+      path,
+      buildGguf({ tensors: [{ name: 'blk.0.ffn_up.weight', dims: [256, 2], type: GgmlType.IQ4_XS }] }),
+    );
+    const file = await inspectGguf(path);
+    expect(file.tensors[0]).toMatchObject({ type: GgmlType.IQ4_XS, byteLength: 2 * 136 });
+    expect((await readTensorBytes(path, file.tensors[0])).byteLength).toBe(272);
+    await expect(readTensorF32(path, file.tensors[0])).rejects.toMatchObject({
+      code: 'unsupported_type',
+      message: expect.stringMatching(/^tensor blk.0.ffn_up.weight: cannot dequantize ggml IQ4_XS \(id 23\)/),
+    });
+  });
+
   it('names the file in its errors', async () => {
     const path = join(dir, 'cut.gguf');
     const bytes = buildSampleGguf();
