@@ -23,11 +23,18 @@ const FIRST_READ_BYTES = 4 << 20;
 export const MAX_HEADER_BYTES = 256 << 20;
 
 async function openFile(path: string): Promise<FileHandle> {
+  let handle: FileHandle;
   try {
-    return await open(path, 'r');
+    handle = await open(path, 'r');
   } catch (error) {
     throw new GgufError('io', `${path}: cannot open (${(error as Error).message})`, { cause: error });
   }
+  // A directory opens fine on Linux and fails only when read.
+  if (!(await handle.stat()).isFile()) {
+    await handle.close();
+    throw new GgufError('io', `${path}: not a regular file`);
+  }
+  return handle;
 }
 
 /** Reads exactly `length` bytes at `position`, or fails naming how many the file had. */
@@ -37,10 +44,25 @@ async function readExactly(
   length: number,
   what: string,
 ): Promise<Uint8Array> {
+  if (!Number.isSafeInteger(position) || !Number.isSafeInteger(length) || position < 0 || length < 0) {
+    throw new GgufError('corrupt', `${what}: cannot read ${length} bytes at byte ${position}`);
+  }
+  const { size } = await handle.stat();
+  if (position + length > size) {
+    throw new GgufError(
+      'truncated',
+      `${what}: needs bytes ${position}..${position + length} but the file has ${size}`,
+    );
+  }
   const bytes = new Uint8Array(length);
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await handle.read(bytes, done, length - done, position + done);
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await handle.read(bytes, done, length - done, position + done));
+    } catch (error) {
+      throw new GgufError('io', `${what}: read failed (${(error as Error).message})`, { cause: error });
+    }
     if (bytesRead === 0) {
       throw new GgufError(
         'truncated',

@@ -298,5 +298,23 @@ describe('inspectGguf and tensor reads', () => {
       message: expect.stringContaining(path),
     });
     await expect(inspectGguf(join(dir, 'missing.gguf'))).rejects.toMatchObject({ code: 'io' });
+    await expect(inspectGguf(dir)).rejects.toMatchObject({
+      code: 'io',
+      message: `${dir}: not a regular file`,
+    });
+  });
+
+  it('refuses to read a tensor the file no longer holds, or a made-up region', async () => {
+    const path = join(dir, 'shrinks.gguf');
+    const bytes = buildSampleGguf();
+    await writeFile(path, bytes);
+    const file = await inspectGguf(path);
+    const last = file.tensors[3];
+    await writeFile(path, bytes.subarray(0, last.offset + 10));
+    await expect(readTensorBytes(path, last)).rejects.toMatchObject({
+      code: 'truncated',
+      message: `tensor ${last.name}: needs bytes ${last.offset}..${last.offset + last.byteLength} but the file has ${last.offset + 10}`,
+    });
+    await expect(readTensorBytes(path, { ...last, offset: -1 })).rejects.toMatchObject({ code: 'corrupt' });
   });
 });
