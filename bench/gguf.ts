@@ -51,11 +51,9 @@ try {
       const values = dequantize(info.type, bytes, countElements(info));
       const ms = performance.now() - start;
       total += ms;
-      const entry = (rounds[ggmlTypeName(info.type) ?? String(info.type)] ??= {
-        tensors: 0,
-        values: 0,
-        ms: 0,
-      });
+      const type = ggmlTypeName(info.type) ?? String(info.type);
+      rounds[type] ??= { tensors: 0, values: 0, ms: 0 };
+      const entry = rounds[type];
       entry.tensors += 1;
       entry.values += values.length;
       entry.ms += ms;
