@@ -402,8 +402,9 @@ export function parseGgufHeader(bytes: Uint8Array, fileSize: number = bytes.byte
   for (let i = 0; i < kvCount; i++) {
     cursor.context = `metadata #${i}`;
     const key = cursor.string('key', true);
-    cursor.context = `key ${key}`;
-    if (Object.hasOwn(metadata, key)) throw new GgufError('corrupt', `key ${key}: appears twice`);
+    // A key can be as long as the file; messages show the start of it.
+    cursor.context = `key ${key.length > 120 ? `${key.slice(0, 120)}…` : key}`;
+    if (Object.hasOwn(metadata, key)) throw new GgufError('corrupt', `${cursor.context}: appears twice`);
     const type = cursor.u32('value type');
     const start = cursor.pos;
     metadata[key] = readValue(cursor, type, 0);

@@ -143,6 +143,15 @@ describe('parseGgufHeader', () => {
     expect(error.message).toContain('key general.name: string value of 1000 bytes');
   });
 
+  it('shows only the start of a very long key in messages', () => {
+    const key = 'k'.repeat(10_000);
+    const bytes = buildGguf({ metadata: { [key]: { type: GgufValueType.UINT32, value: 1 } } });
+    const typeAt = 24 + 8 + key.length;
+    new DataView(bytes.buffer).setUint32(typeAt, 99, true);
+    const error = errorOf(() => parseGgufHeader(bytes));
+    expect(error.message).toBe(`key ${'k'.repeat(120)}…: value has unknown value type 99`);
+  });
+
   it('refuses duplicate keys and duplicate tensor names', () => {
     const entry: [string, TestValue] = ['a.b', { type: GgufValueType.UINT8, value: 1 }];
     const twice = buildGguf({ metadata: [entry, entry] });
