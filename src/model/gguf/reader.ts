@@ -75,9 +75,9 @@ async function readExactly(
 }
 
 /** Parses the header of an open file, reading a longer prefix only when the header needs it. */
-async function inspectHandle(handle: FileHandle): Promise<GgufFile> {
+async function inspectHandle(handle: FileHandle, firstReadBytes: number): Promise<GgufFile> {
   const { size } = await handle.stat();
-  let length = Math.min(size, FIRST_READ_BYTES);
+  let length = Math.min(size, Math.max(1, firstReadBytes));
   for (;;) {
     const prefix = await readExactly(handle, 0, length, 'header');
     try {
@@ -101,10 +101,16 @@ async function inspectHandle(handle: FileHandle): Promise<GgufFile> {
  * starts, every tensor's data region checked to lie inside the file.
  * @throws GgufError naming the file, the key or tensor, and the numbers.
  */
-export async function inspectGguf(path: string): Promise<GgufFile> {
+export async function inspectGguf(
+  path: string,
+  options: {
+    /** How much of the file to read first; more is read only when the header is longer. @default 4 MiB */
+    firstReadBytes?: number;
+  } = {},
+): Promise<GgufFile> {
   const handle = await openFile(path);
   try {
-    return await inspectHandle(handle);
+    return await inspectHandle(handle, options.firstReadBytes ?? FIRST_READ_BYTES);
   } catch (error) {
     if (!GgufError.isInstance(error)) throw error;
     throw new GgufError(error.code, `${path}: ${error.message}`, { cause: error });

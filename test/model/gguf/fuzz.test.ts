@@ -3,12 +3,20 @@
  * bytes, the reader either returns a header whose tensors lie inside the file or throws a
  * GgufError, quickly, without allocating more than the file size allows.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEQUANTIZABLE_TYPES, dequantize } from '../../../src/model/gguf/dequantize.ts';
 import { GgufError } from '../../../src/model/gguf/errors.ts';
 import { GGML_BLOCK_LAYOUT, GgmlType, GgufValueType } from '../../../src/model/gguf/ggml-types.ts';
-import { type GgufFile, type GgufValue, parseGgufHeader } from '../../../src/model/gguf/reader.ts';
+import {
+  type GgufFile,
+  type GgufValue,
+  inspectGguf,
+  parseGgufHeader,
+} from '../../../src/model/gguf/reader.ts';
 import { buildGguf, buildSampleGguf } from './gguf-builder.ts';
 
 const SEEDS = [
@@ -179,6 +187,40 @@ describe('GGUF header fuzzing', () => {
         parseOrRefuse(bytes);
       }),
       { numRuns: 2000 },
+    );
+  });
+});
+
+describe('inspectGguf fuzzing', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gguf-fuzz-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('gives what parseGgufHeader gives on the whole file, whatever its first read length', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        seed,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }),
+        fc.integer({ min: 1, max: 700 }),
+        async (original, edits, firstReadBytes) => {
+          const bytes = original.slice();
+          for (const [at, value] of edits) bytes[at % bytes.length] = value;
+          const path = join(dir, 'fuzzed.gguf');
+          await writeFile(path, bytes);
+          const expected = parseOrRefuse(bytes);
+          const actual = await inspectGguf(path, { firstReadBytes }).catch((error: unknown) => error);
+          if (GgufError.isInstance(expected)) {
+            expect(actual).toMatchObject({ code: expected.code, message: `${path}: ${expected.message}` });
+          } else {
+            expect(actual).toEqual(expected);
+          }
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 });
