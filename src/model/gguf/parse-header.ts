@@ -323,7 +323,11 @@ function readAlignment(metadata: Record<string, GgufValue>, kinds: Record<string
   return alignment;
 }
 
-/** Places each tensor in the file and refuses misaligned, overlapping or out-of-file data. */
+/**
+ * Places each tensor in the file. llama.cpp (gguf_init_from_file) requires the data packed in
+ * table order, each tensor padded to the alignment, so anything else (a gap, an overlap, a
+ * misaligned offset) is refused here too; then every tensor must end inside the file.
+ */
 function placeTensors(
   infos: (GgufTensorInfo & { relativeOffset: bigint })[],
   dataOffset: number,
@@ -331,11 +335,21 @@ function placeTensors(
   fileSize: number,
 ): GgufTensorInfo[] {
   const tensors: GgufTensorInfo[] = [];
+  let expected = 0n;
+  let previous = '';
   for (const { relativeOffset, ...info } of infos) {
     if (relativeOffset % BigInt(alignment) !== 0n) {
       throw new GgufError(
         'corrupt',
         `tensor ${info.name}: data offset ${relativeOffset} is not a multiple of the alignment ${alignment}`,
+      );
+    }
+    if (relativeOffset !== expected) {
+      const how =
+        relativeOffset < expected ? `overlaps tensor ${previous}` : 'leaves a gap after the tensor before it';
+      throw new GgufError(
+        'corrupt',
+        `tensor ${info.name}: data offset ${relativeOffset} ${how}; tensors must be packed in table order (expected ${expected})`,
       );
     }
     const end = BigInt(dataOffset) + relativeOffset + BigInt(info.byteLength);
@@ -346,16 +360,8 @@ function placeTensors(
       );
     }
     tensors.push({ ...info, offset: dataOffset + Number(relativeOffset) });
-  }
-  const byStart = [...tensors].sort((a, b) => a.offset - b.offset);
-  for (let i = 1; i < byStart.length; i++) {
-    const previous = byStart[i - 1];
-    if (previous.offset + previous.byteLength > byStart[i].offset) {
-      throw new GgufError(
-        'corrupt',
-        `tensor ${byStart[i].name}: data at byte ${byStart[i].offset} overlaps tensor ${previous.name} (bytes ${previous.offset}..${previous.offset + previous.byteLength})`,
-      );
-    }
+    expected += BigInt(Math.ceil(info.byteLength / alignment) * alignment);
+    previous = info.name;
   }
   return tensors;
 }

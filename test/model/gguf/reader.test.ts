@@ -197,7 +197,7 @@ describe('parseGgufHeader', () => {
     );
   });
 
-  it('refuses misaligned and overlapping tensor data', () => {
+  it('refuses misaligned, overlapping and gapped tensor data (llama.cpp wants it packed in table order)', () => {
     const bytes = buildGguf({
       tensors: [
         { name: 'a', dims: [16], type: GgmlType.F32 },
@@ -212,8 +212,12 @@ describe('parseGgufHeader', () => {
       'tensor b: data offset 40 is not a multiple of the alignment 32',
     );
     view.setBigUint64(offsetField - 8, 32n, true);
-    expect(errorOf(() => parseGgufHeader(bytes)).message).toMatch(
-      /tensor b: data at byte \d+ overlaps tensor a/,
+    expect(errorOf(() => parseGgufHeader(bytes)).message).toBe(
+      'tensor b: data offset 32 overlaps tensor a; tensors must be packed in table order (expected 64)',
+    );
+    view.setBigUint64(offsetField - 8, 96n, true);
+    expect(errorOf(() => parseGgufHeader(bytes)).message).toBe(
+      'tensor b: data offset 96 leaves a gap after the tensor before it; tensors must be packed in table order (expected 64)',
     );
   });
 
