@@ -143,6 +143,15 @@ describe('parseGgufHeader', () => {
     expect(error.message).toContain('key general.name: string value of 1000 bytes');
   });
 
+  it('shows only the start of a very long key in messages', () => {
+    const key = 'k'.repeat(10_000);
+    const bytes = buildGguf({ metadata: { [key]: { type: GgufValueType.UINT32, value: 1 } } });
+    const typeAt = 24 + 8 + key.length;
+    new DataView(bytes.buffer).setUint32(typeAt, 99, true);
+    const error = errorOf(() => parseGgufHeader(bytes));
+    expect(error.message).toBe(`key ${'k'.repeat(120)}…: value has unknown value type 99`);
+  });
+
   it('refuses duplicate keys and duplicate tensor names', () => {
     const entry: [string, TestValue] = ['a.b', { type: GgufValueType.UINT8, value: 1 }];
     const twice = buildGguf({ metadata: [entry, entry] });
@@ -188,7 +197,7 @@ describe('parseGgufHeader', () => {
     );
   });
 
-  it('refuses misaligned and overlapping tensor data', () => {
+  it('refuses misaligned, overlapping and gapped tensor data (llama.cpp wants it packed in table order)', () => {
     const bytes = buildGguf({
       tensors: [
         { name: 'a', dims: [16], type: GgmlType.F32 },
@@ -203,8 +212,12 @@ describe('parseGgufHeader', () => {
       'tensor b: data offset 40 is not a multiple of the alignment 32',
     );
     view.setBigUint64(offsetField - 8, 32n, true);
-    expect(errorOf(() => parseGgufHeader(bytes)).message).toMatch(
-      /tensor b: data at byte \d+ overlaps tensor a/,
+    expect(errorOf(() => parseGgufHeader(bytes)).message).toBe(
+      'tensor b: data offset 32 overlaps tensor a; tensors must be packed in table order (expected 64)',
+    );
+    view.setBigUint64(offsetField - 8, 96n, true);
+    expect(errorOf(() => parseGgufHeader(bytes)).message).toBe(
+      'tensor b: data offset 96 leaves a gap after the tensor before it; tensors must be packed in table order (expected 64)',
     );
   });
 
@@ -274,6 +287,21 @@ describe('inspectGguf and tensor reads', () => {
     expect(await readTensorF32(path, file.tensors[0])).toEqual(values);
   });
 
+  it('inspects a file with a type it cannot dequantize, and refuses to dequantize that tensor by name', async () => {
+    const path = join(dir, 'iq4.gguf');
+    await writeFile(
+      path,
+      buildGguf({ tensors: [{ name: 'blk.0.ffn_up.weight', dims: [256, 2], type: GgmlType.IQ4_XS }] }),
+    );
+    const file = await inspectGguf(path);
+    expect(file.tensors[0]).toMatchObject({ type: GgmlType.IQ4_XS, byteLength: 2 * 136 });
+    expect((await readTensorBytes(path, file.tensors[0])).byteLength).toBe(272);
+    await expect(readTensorF32(path, file.tensors[0])).rejects.toMatchObject({
+      code: 'unsupported_type',
+      message: expect.stringMatching(/^tensor blk.0.ffn_up.weight: cannot dequantize ggml IQ4_XS \(id 23\)/),
+    });
+  });
+
   it('names the file in its errors', async () => {
     const path = join(dir, 'cut.gguf');
     const bytes = buildSampleGguf();
@@ -283,5 +311,23 @@ describe('inspectGguf and tensor reads', () => {
       message: expect.stringContaining(path),
     });
     await expect(inspectGguf(join(dir, 'missing.gguf'))).rejects.toMatchObject({ code: 'io' });
+    await expect(inspectGguf(dir)).rejects.toMatchObject({
+      code: 'io',
+      message: `${dir}: not a regular file`,
+    });
+  });
+
+  it('refuses to read a tensor the file no longer holds, or a made-up region', async () => {
+    const path = join(dir, 'shrinks.gguf');
+    const bytes = buildSampleGguf();
+    await writeFile(path, bytes);
+    const file = await inspectGguf(path);
+    const last = file.tensors[3];
+    await writeFile(path, bytes.subarray(0, last.offset + 10));
+    await expect(readTensorBytes(path, last)).rejects.toMatchObject({
+      code: 'truncated',
+      message: `tensor ${last.name}: needs bytes ${last.offset}..${last.offset + last.byteLength} but the file has ${last.offset + 10}`,
+    });
+    await expect(readTensorBytes(path, { ...last, offset: -1 })).rejects.toMatchObject({ code: 'corrupt' });
   });
 });
