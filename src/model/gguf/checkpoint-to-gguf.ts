@@ -17,7 +17,13 @@ import { Tokenizer } from '../../policy/tokenizer.ts';
 import { GgmlType } from './ggml-types.ts';
 import { ggufTensorName, permuteRopeRows, ropePermutedHeads } from './llama-tensor-names.ts';
 import { tokenizerGgufMetadata } from './tokenizer-metadata.ts';
-import { type GgufTensorInput, type GgufValue, type GgufWritableType, gguf, writeGguf } from './writer.ts';
+import {
+  type GgufTensorInput,
+  type GgufWritableType,
+  type GgufWriteValue,
+  gguf,
+  writeGguf,
+} from './writer.ts';
 
 /** The output types `corgi convert` offers. */
 export type GgufOutputType = 'f32' | 'q8_0';
@@ -64,7 +70,7 @@ export function llama3RopeFactors(config: LlamaConfig): Float32Array | null {
 export function llamaGgufMetadata(config: LlamaConfig, options: WriteLlamaGgufOptions = {}) {
   const { type = 'f32', name = 'corgi' } = options;
   const hd = headDimOf(config);
-  const metadata = new Map<string, GgufValue>([
+  const metadata = new Map<string, GgufWriteValue>([
     ['general.architecture', gguf.str('llama')],
     ['general.type', gguf.str('model')],
     ['general.name', gguf.str(name)],

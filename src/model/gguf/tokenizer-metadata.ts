@@ -6,7 +6,7 @@
  * pre-tokenizer regex llama.cpp splits text with before BPE.
  */
 import { CORGI_CHAT_TEMPLATE_JINJA, type Tokenizer } from '../../policy/tokenizer.ts';
-import { type GgufValue, GgufWriteError, gguf } from './writer.ts';
+import { GgufWriteError, type GgufWriteValue, gguf } from './writer.ts';
 
 /** llama.cpp's `llama_token_type` (gguf-py `TokenType`). */
 const TokenType = { NORMAL: 1, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5 } as const;
@@ -54,7 +54,7 @@ export function tokenizerGgufMetadata(
   tokenizer: Tokenizer,
   vocabSize: number,
   chatTemplate?: string | null,
-): Map<string, GgufValue> {
+): Map<string, GgufWriteValue> {
   const json = tokenizer.json;
   if (json.model.type !== 'BPE')
     throw new GgufWriteError(`tokenizer.json: model type ${json.model.type} is not written (BPE only)`);
@@ -77,7 +77,7 @@ export function tokenizerGgufMetadata(
     typeof m === 'string' ? m : `${m[0]} ${m[1]}`,
   );
 
-  const metadata = new Map<string, GgufValue>([
+  const metadata = new Map<string, GgufWriteValue>([
     ['tokenizer.ggml.model', gguf.str('gpt2')],
     ['tokenizer.ggml.pre', gguf.str(llamaCppPreTokenizer(json))],
     ['tokenizer.ggml.tokens', gguf.strings(tokens)],

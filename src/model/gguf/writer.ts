@@ -39,7 +39,7 @@ export interface GgufArray {
   value: readonly (number | bigint | boolean | string | GgufArray)[];
 }
 
-export type GgufValue = GgufScalar | GgufArray;
+export type GgufWriteValue = GgufScalar | GgufArray;
 
 /** The tensor types this writer encodes. */
 export type GgufWritableType = typeof GgmlType.F32 | typeof GgmlType.F16 | typeof GgmlType.Q8_0;
@@ -70,7 +70,7 @@ export class GgufWriteError extends Error {
   }
 }
 
-const VALUE_TYPE: Record<GgufValue['type'], number> = {
+const VALUE_TYPE: Record<GgufWriteValue['type'], number> = {
   uint8: GgufValueType.UINT8,
   int8: GgufValueType.INT8,
   uint16: GgufValueType.UINT16,
@@ -86,7 +86,7 @@ const VALUE_TYPE: Record<GgufValue['type'], number> = {
   float64: GgufValueType.FLOAT64,
 };
 
-const INTEGER_RANGE: Partial<Record<GgufValue['type'], [number, number]>> = {
+const INTEGER_RANGE: Partial<Record<GgufWriteValue['type'], [number, number]>> = {
   uint8: [0, 0xff],
   int8: [-0x80, 0x7f],
   uint16: [0, 0xffff],
@@ -182,7 +182,7 @@ class ByteSink {
   }
 }
 
-function writeItem(sink: ByteSink, type: GgufValue['type'], item: unknown, where: string): void {
+function writeItem(sink: ByteSink, type: GgufWriteValue['type'], item: unknown, where: string): void {
   const fail = (reason: string): never => {
     throw new GgufWriteError(`metadata ${where}: ${reason}`);
   };
@@ -303,7 +303,8 @@ function checkTensor(t: GgufTensorInput, seen: Set<string>): void {
   const fail = (reason: string): never => {
     throw new GgufWriteError(`tensor ${t.name}: ${reason}`);
   };
-  if (new TextEncoder().encode(t.name).length > 64) fail('name is longer than 64 bytes (GGML_MAX_NAME)');
+  if (new TextEncoder().encode(t.name).length > 63)
+    fail('name is longer than 63 bytes (llama.cpp: under GGML_MAX_NAME)');
   if (seen.has(t.name)) fail('appears twice');
   seen.add(t.name);
   if (t.dims.length < 1 || t.dims.length > 4) fail(`has ${t.dims.length} dims, GGUF allows 1 to 4`);
@@ -321,7 +322,7 @@ function checkTensor(t: GgufTensorInput, seen: Set<string>): void {
  * `general.alignment` is honoured when given as a uint32 power of two.
  */
 export function encodeGgufHeader(
-  metadata: ReadonlyMap<string, GgufValue> | Record<string, GgufValue>,
+  metadata: ReadonlyMap<string, GgufWriteValue> | Record<string, GgufWriteValue>,
   tensors: readonly GgufTensorInput[],
 ): { header: Uint8Array; offsets: number[]; alignment: number } {
   const entries = metadata instanceof Map ? [...metadata] : Object.entries(metadata);
@@ -339,14 +340,14 @@ export function encodeGgufHeader(
   sink.u64(tensors.length);
   sink.u64(entries.length);
   const keys = new Set<string>();
-  for (const [key, value] of entries as [string, GgufValue][]) {
+  for (const [key, value] of entries as [string, GgufWriteValue][]) {
     if (keys.has(key)) throw new GgufWriteError(`metadata ${key}: appears twice`);
     keys.add(key);
     if (typeof value !== 'object' || value === null || !(value.type in VALUE_TYPE))
       throw new GgufWriteError(
         `metadata ${key}: value type ${JSON.stringify((value as { type?: unknown } | null)?.type)} is unknown`,
       );
-    const type: GgufValue['type'] = value.type;
+    const type: GgufWriteValue['type'] = value.type;
     sink.string(key);
     sink.u32(VALUE_TYPE[type]);
     writeItem(sink, type, type === 'array' ? value : value.value, key);
@@ -376,7 +377,7 @@ export function encodeGgufHeader(
  */
 export async function writeGguf(
   path: string,
-  metadata: ReadonlyMap<string, GgufValue> | Record<string, GgufValue>,
+  metadata: ReadonlyMap<string, GgufWriteValue> | Record<string, GgufWriteValue>,
   tensors: readonly GgufTensorInput[],
 ): Promise<void> {
   const { header, alignment } = encodeGgufHeader(metadata, tensors);
