@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { kvHeadsOf, type LlamaConfig, parseLlamaConfig } from '../../policy/config.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../../policy/lora.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LORA_TARGET_MODULES } from '../../policy/lora.ts';
 import type { LlamaModel } from '../../policy/model.ts';
 import { parseSafetensors } from '../../policy/safetensors.ts';
 import { GgmlType } from './ggml-types.ts';
@@ -43,7 +43,12 @@ export function loraGgufContent(
   const r = modules[0]!.a.shape[0]!;
   const scale = modules[0]!.scale;
   const tensors: GgufTensorInput[] = [];
-  for (const m of modules) {
+  // Layer by layer, projections in PEFT's order: the same adapter gives the same bytes from any source.
+  const rank = (module: string) => {
+    const layer = Number(/\.layers\.(\d+)\./.exec(module)?.[1] ?? -1);
+    return layer * 100 + LORA_TARGET_MODULES.findIndex((short) => module.endsWith(`.${short}`));
+  };
+  for (const m of [...modules].sort((x, y) => rank(x.module) - rank(y.module))) {
     if (m.a.shape[0] !== r || Math.abs(m.scale - scale) > 1e-9 * Math.abs(scale))
       throw new GgufWriteError(
         `adapter ${m.module}: rank ${m.a.shape[0]} scale ${m.scale} differ from ${r} / ${scale}: llama.cpp adapters have one alpha`,
