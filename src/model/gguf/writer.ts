@@ -32,11 +32,14 @@ export type GgufScalar =
   | { type: 'bool'; value: boolean }
   | { type: 'string'; value: string };
 
-/** A metadata array: every item of one type, arrays of arrays allowed as the format allows them. */
+/**
+ * A metadata array: every item of one scalar type. The format allows arrays of arrays, but
+ * llama.cpp's reader refuses a file holding one ("failed to read key-value pairs"), so they are not written.
+ */
 export interface GgufArray {
   type: 'array';
-  itemType: GgufScalar['type'] | 'array';
-  value: readonly (number | bigint | boolean | string | GgufArray)[];
+  itemType: GgufScalar['type'];
+  value: readonly (number | bigint | boolean | string)[];
 }
 
 export type GgufWriteValue = GgufScalar | GgufArray;
@@ -245,6 +248,8 @@ function writeItem(sink: ByteSink, type: GgufWriteValue['type'], item: unknown, 
         !Array.isArray(array.value)
       )
         fail('is not an array value');
+      if ((array.itemType as string) === 'array')
+        fail('arrays of arrays are not written: llama.cpp cannot read them');
       if (!(array.itemType in VALUE_TYPE)) fail(`item type ${JSON.stringify(array.itemType)} is unknown`);
       sink.u32(VALUE_TYPE[array.itemType]);
       sink.u64(array.value.length);
