@@ -10,9 +10,11 @@ import { CheckpointError } from '../../policy/checkpoint.ts';
 import { ConfigError, type LlamaConfig, parseLlamaConfig } from '../../policy/config.ts';
 import { LlamaModel, llamaParameterShapes } from '../../policy/model.ts';
 import { llama3RopeFactors } from './checkpoint-to-gguf.ts';
+import { GgufValueType } from './ggml-types.ts';
 import { hfTensorName, unpermuteRopeRows } from './llama-tensor-names.ts';
 import type { GgufFile, GgufValue } from './parse-header.ts';
 import { inspectGguf, readTensorF32 } from './reader.ts';
+import type { GgufScalar, GgufWriteValue } from './writer.ts';
 
 /** A GGUF loaded for TensorFlow.js. */
 export interface LoadedGgufModel {
@@ -187,4 +189,39 @@ export async function loadGgufModel(path: string): Promise<LoadedGgufModel> {
   const { config, weights, gguf } = await loadGgufWeights(path);
   const model = new LlamaModel(config, weights); // takes the tensors over
   return { model, config, gguf };
+}
+
+const WRITE_TYPE_NAMES: Record<number, GgufScalar['type']> = {
+  [GgufValueType.UINT8]: 'uint8',
+  [GgufValueType.INT8]: 'int8',
+  [GgufValueType.UINT16]: 'uint16',
+  [GgufValueType.INT16]: 'int16',
+  [GgufValueType.UINT32]: 'uint32',
+  [GgufValueType.INT32]: 'int32',
+  [GgufValueType.FLOAT32]: 'float32',
+  [GgufValueType.BOOL]: 'bool',
+  [GgufValueType.STRING]: 'string',
+  [GgufValueType.UINT64]: 'uint64',
+  [GgufValueType.INT64]: 'int64',
+  [GgufValueType.FLOAT64]: 'float64',
+};
+
+/**
+ * A read file's metadata keys that start with `prefix` (`tokenizer.`), as writer values with their
+ * stored types: re-exporting a model keeps its tokenizer exactly.
+ */
+export function copyGgufMetadata(file: GgufFile, prefix: string): Map<string, GgufWriteValue> {
+  const out = new Map<string, GgufWriteValue>();
+  for (const [key, value] of Object.entries(file.metadata)) {
+    if (!key.startsWith(prefix)) continue;
+    const kind = file.metadataKinds[key]!;
+    if (kind.type === GgufValueType.ARRAY) {
+      const itemType = WRITE_TYPE_NAMES[kind.itemType!];
+      if (!itemType) throw new CheckpointError('(gguf)', `metadata ${key}: arrays of arrays are not copied`);
+      out.set(key, { type: 'array', itemType, value: value as (number | bigint | boolean | string)[] });
+    } else {
+      out.set(key, { type: WRITE_TYPE_NAMES[kind.type]!, value } as GgufScalar);
+    }
+  }
+  return out;
 }
