@@ -9,6 +9,7 @@ import { ConstraintError } from './checkers/errors.ts';
 import { listCheckers } from './checkers/registry.ts';
 import { registerExportCommand } from './export/export-command.ts';
 import { registerKeysCommand } from './keys-command.ts';
+import { registerConvertCommand } from './model/gguf/convert-command.ts';
 import { registerBenchCommand } from './policy/bench-command.ts';
 import { registerGenerateCommand } from './policy/generate-command.ts';
 import { registerServeCommand } from './server/serve-command.ts';
@@ -126,6 +127,7 @@ export function buildProgram(): Command {
   registerEvalCommand(program);
   registerTasksCommand(program);
   registerExportCommand(program);
+  registerConvertCommand(program);
 
   registerPretrainCommand(program);
   registerTrainCommand(program);

@@ -116,19 +116,21 @@ export function llamaGgufTensors(model: LlamaModel, type: GgufOutputType = 'f32'
   return tensors;
 }
 
-/** Writes a model and its tokenizer as a llama.cpp GGUF (atomically). */
+/** Writes a model and its tokenizer as a llama.cpp GGUF (atomically); returns the tensor count. */
 export async function writeLlamaGguf(
   model: LlamaModel,
   tokenizer: Tokenizer,
   out: string,
   options: WriteLlamaGgufOptions = {},
-): Promise<void> {
+): Promise<number> {
   if (model.adapters.size > 0)
     throw new CheckpointError('(model)', 'has LoRA adapters attached: merge them first (mergeLora)');
   const metadata = llamaGgufMetadata(model.config, options);
   for (const [key, value] of tokenizerGgufMetadata(tokenizer, model.config.vocab_size, options.chatTemplate))
     metadata.set(key, value);
-  await writeGguf(out, metadata, llamaGgufTensors(model, options.type));
+  const tensors = llamaGgufTensors(model, options.type);
+  await writeGguf(out, metadata, tensors);
+  return tensors.length;
 }
 
 /** What `convertCheckpointToGguf` wrote. */
@@ -151,6 +153,7 @@ export async function convertCheckpointToGguf(
   out: string,
   options: WriteLlamaGgufOptions = {},
 ): Promise<ConvertResult> {
+  if (!existsSync(dir)) throw new CheckpointError(dir, 'directory does not exist');
   if (!existsSync(join(dir, 'tokenizer.json')))
     throw new CheckpointError(dir, 'no tokenizer.json (a GGUF carries its tokenizer)');
   const tokenizer = Tokenizer.fromFile(dir);
@@ -162,24 +165,17 @@ export async function convertCheckpointToGguf(
       mergeLora(model);
     }
     const chatTemplate = options.chatTemplate ?? configuredChatTemplate(dir);
-    await writeLlamaGguf(model, tokenizer, out, { ...options, chatTemplate });
-    const type = options.type ?? 'f32';
+    const tensors = await writeLlamaGguf(model, tokenizer, out, { ...options, chatTemplate });
     return {
       path: out,
-      type,
-      tensors: llamaGgufTensorCount(model.config),
+      type: options.type ?? 'f32',
+      tensors,
       parameters: model.numParameters(),
       mergedAdapter,
     };
   } finally {
     model.dispose();
   }
-}
-
-function llamaGgufTensorCount(config: LlamaConfig): number {
-  return (
-    2 + 9 * config.num_hidden_layers + (config.tie_word_embeddings ? 0 : 1) + (config.rope_scaling ? 1 : 0)
-  );
 }
 
 /** `chat_template` from tokenizer_config.json, when the checkpoint names one. */
