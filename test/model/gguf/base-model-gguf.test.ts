@@ -77,6 +77,25 @@ describe('the built-in model as GGUF in llama.cpp', () => {
     );
   });
 
+  it('loads as a LocalPolicy from the .gguf path: same tokenizer, same greedy reply', async () => {
+    const fromGguf = await LocalPolicy.load(F32);
+    try {
+      const text = loadBrownCorpus().documentsOf('validation')[0]!.text.slice(0, 3000);
+      expect(fromGguf.tokenizer.encode(text)).toEqual(policy.tokenizer.encode(text));
+      expect(fromGguf.tokenizer.stopIds).toEqual(policy.tokenizer.stopIds);
+      expect(fromGguf.encodePrompt(MESSAGES)).toEqual(policy.encodePrompt(MESSAGES));
+      const reply = async (p: LocalPolicy) => {
+        const stream = p.generate(MESSAGES, { temperature: 0, maxTokens: 12 });
+        let next = await stream.next();
+        while (!next.done) next = await stream.next();
+        return next.value.tokenIds;
+      };
+      expect(await reply(fromGguf)).toEqual(await reply(policy));
+    } finally {
+      fromGguf.dispose();
+    }
+  });
+
   it('greedily generates the tokens our TF.js LocalPolicy generates', async () => {
     const prompt = policy.encodePrompt(MESSAGES);
     const stream = policy.generate(MESSAGES, { temperature: 0, maxTokens: 24 });

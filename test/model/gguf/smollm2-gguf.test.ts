@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { llamaGgufMetadata, llamaGgufTensors } from '../../../src/model/gguf/checkpoint-to-gguf.ts';
 import { copyGgufMetadata, loadGgufModel } from '../../../src/model/gguf/gguf-to-llama.ts';
+import { loadGgufTokenizer } from '../../../src/model/gguf/gguf-tokenizer.ts';
 import { writeGguf } from '../../../src/model/gguf/writer.ts';
 import { selectBackend } from '../../../src/policy/backend.ts';
 import { maxAbsDiff } from '../../policy/helpers.ts';
@@ -46,6 +47,8 @@ function compare(p: number[][], q: number[][]) {
   return { kl: kl / p.length, likelyDrift, maxDrift: maxAbsDiff(p.flat(), q.flat()) };
 }
 
+const TEXT = "In 1961, the river's 12,345 barges -- naïve, aren't they?  Moved\n\n  42 tons.";
+
 const argmax = (row: number[]) => row.indexOf(Math.max(...row));
 
 describe.skipIf(!path)('SmolLM2-135M-Instruct Q4_1 in TF.js and llama.cpp', () => {
@@ -59,7 +62,8 @@ describe.skipIf(!path)('SmolLM2-135M-Instruct Q4_1 in TF.js and llama.cpp', () =
       const context = await createExactContext(cpp, { contextSize: 64 });
       try {
         const ids = typeof text === 'string' ? cpp.tokenize(text, true).map(Number) : text;
-        return { ids, logProbs: await llamaCppLogProbs(context, ids) };
+        const textIds = cpp.tokenize(TEXT, false).map(Number);
+        return { ids, textIds, logProbs: await llamaCppLogProbs(context, ids) };
       } finally {
         await context.dispose();
         await cpp.dispose();
@@ -68,6 +72,15 @@ describe.skipIf(!path)('SmolLM2-135M-Instruct Q4_1 in TF.js and llama.cpp', () =
     const q41 = await run(path!, '<|im_start|>user\nName a large river.<|im_end|>\n<|im_start|>assistant\n');
 
     const { model, config, gguf } = await loadGgufModel(path!);
+    // Its tokenizer ("smollm" pre-tokenizer: digits split, then GPT-2's regex) as llama.cpp's.
+    const tokenizer = await loadGgufTokenizer(path!, gguf);
+    expect(tokenizer.chatTemplate).toBe('chatml');
+    expect(
+      tokenizer.applyChatTemplate([{ role: 'user', content: 'Name a large river.' }], {
+        addGenerationPrompt: true,
+      }).ids,
+    ).toEqual(q41.ids);
+    expect(tokenizer.encode(TEXT)).toEqual(q41.textIds);
     expect(config).toMatchObject({
       num_hidden_layers: 30,
       hidden_size: 576,
