@@ -8,6 +8,7 @@ import {
   type Llama,
   type LlamaContext,
   type LlamaContextSequence,
+  LlamaLogLevel,
   type LlamaModel,
   type Token,
 } from 'node-llama-cpp';
@@ -16,7 +17,7 @@ let llama: Promise<Llama> | null = null;
 
 /** One CPU llama.cpp per test file, quiet. */
 export function cpuLlama(): Promise<Llama> {
-  llama ??= getLlama({ gpu: false, build: 'never', logLevel: 'error' as never });
+  llama ??= getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   return llama;
 }
 

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { llamaGgufMetadata, llamaGgufTensors } from '../../../src/model/gguf/checkpoint-to-gguf.ts';
 import { GgmlType, GgufValueType } from '../../../src/model/gguf/ggml-types.ts';
 import { floatToHalfBits } from '../../../src/model/gguf/half.ts';
-import { inspectGguf, readTensorBytes, readTensorF32 } from '../../../src/model/gguf/reader.ts';
+import { inspectGguf, readTensorF32 } from '../../../src/model/gguf/reader.ts';
 import { tokenizerGgufMetadata } from '../../../src/model/gguf/tokenizer-metadata.ts';
 import {
   GgufWriteError,
