@@ -8,7 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import type { LlamaContext, LlamaModel as LlamaCppModel } from 'node-llama-cpp';
+import {
+  JinjaTemplateChatWrapper,
+  type LlamaContext,
+  type LlamaModel as LlamaCppModel,
+} from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBrownCorpus } from '../../../src/data/brown.ts';
 import { convertCheckpointToGguf } from '../../../src/model/gguf/checkpoint-to-gguf.ts';
@@ -94,6 +98,18 @@ describe('the built-in model as GGUF in llama.cpp', () => {
     } finally {
       fromGguf.dispose();
     }
+  });
+
+  it('renders its chat template in node-llama-cpp to the prompt ids our tokenizer builds', async () => {
+    const template = (await inspectGguf(F32)).metadata['tokenizer.chat_template'] as string;
+    const wrapper = new JinjaTemplateChatWrapper({ template, tokenizer: cpp.tokenizer });
+    const { contextText } = wrapper.generateContextState({
+      chatHistory: [
+        { type: 'user', text: MESSAGES[0]!.content },
+        { type: 'model', response: [] },
+      ],
+    });
+    expect(contextText.tokenize(cpp.tokenizer).map(Number)).toEqual(policy.encodePrompt(MESSAGES));
   });
 
   it('greedily generates the tokens our TF.js LocalPolicy generates', async () => {
