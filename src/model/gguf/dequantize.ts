@@ -29,29 +29,37 @@ function halves(): Float32Array {
   return halfTable;
 }
 
-/** One block: bytes at `b[o..]`, elements written to `y[yo..]`. */
-type BlockDecoder = (b: Uint8Array, o: number, y: Float32Array, yo: number, half: Float32Array) => void;
+/**
+ * `blocks` consecutive blocks from `b`, elements written to `y`. Each type loops over its blocks
+ * itself, so every hot loop stays monomorphic (a shared loop calling a decoder per block ran
+ * several times slower for whichever types it saw second).
+ */
+type RowDecoder = (b: Uint8Array, blocks: number, y: Float32Array, half: Float32Array) => void;
 
 const f16At = (b: Uint8Array, o: number, half: Float32Array) => half[b[o] | (b[o + 1] << 8)];
 
 /** block_q4_0 { half d; uint8 qs[16] }: y = (q - 8)·d, low nibbles are elements 0..15. */
-const decodeQ4_0: BlockDecoder = (b, o, y, yo, half) => {
-  const d = f16At(b, o, half);
-  for (let j = 0; j < 16; j++) {
-    const q = b[o + 2 + j];
-    y[yo + j] = ((q & 0x0f) - 8) * d;
-    y[yo + j + 16] = ((q >> 4) - 8) * d;
+const decodeQ4_0: RowDecoder = (b, blocks, y, half) => {
+  for (let i = 0, o = 0, yo = 0; i < blocks; i++, o += 18, yo += 32) {
+    const d = f16At(b, o, half);
+    for (let j = 0; j < 16; j++) {
+      const q = b[o + 2 + j];
+      y[yo + j] = ((q & 0x0f) - 8) * d;
+      y[yo + j + 16] = ((q >> 4) - 8) * d;
+    }
   }
 };
 
 /** block_q4_1 { half d; half m; uint8 qs[16] }: y = q·d + m. */
-const decodeQ4_1: BlockDecoder = (b, o, y, yo, half) => {
-  const d = f16At(b, o, half);
-  const m = f16At(b, o + 2, half);
-  for (let j = 0; j < 16; j++) {
-    const q = b[o + 4 + j];
-    y[yo + j] = fround((q & 0x0f) * d) + m;
-    y[yo + j + 16] = fround((q >> 4) * d) + m;
+const decodeQ4_1: RowDecoder = (b, blocks, y, half) => {
+  for (let i = 0, o = 0, yo = 0; i < blocks; i++, o += 20, yo += 32) {
+    const d = f16At(b, o, half);
+    const m = f16At(b, o + 2, half);
+    for (let j = 0; j < 16; j++) {
+      const q = b[o + 4 + j];
+      y[yo + j] = fround((q & 0x0f) * d) + m;
+      y[yo + j + 16] = fround((q >> 4) * d) + m;
+    }
   }
 };
 
@@ -59,36 +67,42 @@ const u32At = (b: Uint8Array, o: number) =>
   (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
 
 /** block_q5_0 { half d; uint8 qh[4]; uint8 qs[16] }: bit j of qh is element j's fifth bit; y = (q - 16)·d. */
-const decodeQ5_0: BlockDecoder = (b, o, y, yo, half) => {
-  const d = f16At(b, o, half);
-  const qh = u32At(b, o + 2);
-  for (let j = 0; j < 16; j++) {
-    const q = b[o + 6 + j];
-    const high0 = ((qh >>> j) << 4) & 0x10;
-    const high1 = (qh >>> (j + 12)) & 0x10;
-    y[yo + j] = (((q & 0x0f) | high0) - 16) * d;
-    y[yo + j + 16] = (((q >> 4) | high1) - 16) * d;
+const decodeQ5_0: RowDecoder = (b, blocks, y, half) => {
+  for (let i = 0, o = 0, yo = 0; i < blocks; i++, o += 22, yo += 32) {
+    const d = f16At(b, o, half);
+    const qh = u32At(b, o + 2);
+    for (let j = 0; j < 16; j++) {
+      const q = b[o + 6 + j];
+      const high0 = ((qh >>> j) << 4) & 0x10;
+      const high1 = (qh >>> (j + 12)) & 0x10;
+      y[yo + j] = (((q & 0x0f) | high0) - 16) * d;
+      y[yo + j + 16] = (((q >> 4) | high1) - 16) * d;
+    }
   }
 };
 
 /** block_q5_1 { half d; half m; uint8 qh[4]; uint8 qs[16] }: y = q·d + m. */
-const decodeQ5_1: BlockDecoder = (b, o, y, yo, half) => {
-  const d = f16At(b, o, half);
-  const m = f16At(b, o + 2, half);
-  const qh = u32At(b, o + 4);
-  for (let j = 0; j < 16; j++) {
-    const q = b[o + 8 + j];
-    const high0 = ((qh >>> j) << 4) & 0x10;
-    const high1 = (qh >>> (j + 12)) & 0x10;
-    y[yo + j] = fround(((q & 0x0f) | high0) * d) + m;
-    y[yo + j + 16] = fround(((q >> 4) | high1) * d) + m;
+const decodeQ5_1: RowDecoder = (b, blocks, y, half) => {
+  for (let i = 0, o = 0, yo = 0; i < blocks; i++, o += 24, yo += 32) {
+    const d = f16At(b, o, half);
+    const m = f16At(b, o + 2, half);
+    const qh = u32At(b, o + 4);
+    for (let j = 0; j < 16; j++) {
+      const q = b[o + 8 + j];
+      const high0 = ((qh >>> j) << 4) & 0x10;
+      const high1 = (qh >>> (j + 12)) & 0x10;
+      y[yo + j] = fround(((q & 0x0f) | high0) * d) + m;
+      y[yo + j + 16] = fround(((q >> 4) | high1) * d) + m;
+    }
   }
 };
 
 /** block_q8_0 { half d; int8 qs[32] }: y = q·d. */
-const decodeQ8_0: BlockDecoder = (b, o, y, yo, half) => {
-  const d = f16At(b, o, half);
-  for (let j = 0; j < 32; j++) y[yo + j] = ((b[o + 2 + j] << 24) >> 24) * d;
+const decodeQ8_0: RowDecoder = (b, blocks, y, half) => {
+  for (let i = 0, o = 0, yo = 0; i < blocks; i++, o += 34, yo += 32) {
+    const d = f16At(b, o, half);
+    for (let j = 0; j < 32; j++) y[yo + j] = ((b[o + 2 + j] << 24) >> 24) * d;
+  }
 };
 
 /**
@@ -107,23 +121,25 @@ function scaleMinK4(j: number, q: number, b: Uint8Array): number {
  * block_q4_K { half d; half dmin; uint8 scales[12]; uint8 qs[128] }: 8 sub-blocks of 32; each 32
  * bytes of qs hold two sub-blocks (low nibbles the first, high nibbles the second); y = d·sc·q − dmin·m.
  */
-const decodeQ4_K: BlockDecoder = (b, o, y, yo, half) => {
-  const d = f16At(b, o, half);
-  const dmin = f16At(b, o + 2, half);
-  const scales = o + 4;
-  let q = o + 16;
-  let out = yo;
-  for (let is = 0; is < 8; is += 2) {
-    const sm1 = scaleMinK4(is, scales, b);
-    const sm2 = scaleMinK4(is + 1, scales, b);
-    const d1 = fround(d * (sm1 & 0xff));
-    const m1 = fround(dmin * (sm1 >> 8));
-    const d2 = fround(d * (sm2 & 0xff));
-    const m2 = fround(dmin * (sm2 >> 8));
-    for (let l = 0; l < 32; l++) y[out + l] = fround(d1 * (b[q + l] & 0x0f)) - m1;
-    for (let l = 0; l < 32; l++) y[out + 32 + l] = fround(d2 * (b[q + l] >> 4)) - m2;
-    q += 32;
-    out += 64;
+const decodeQ4_K: RowDecoder = (b, blocks, y, half) => {
+  for (let i = 0, o = 0, yo = 0; i < blocks; i++, o += 144, yo += 256) {
+    const d = f16At(b, o, half);
+    const dmin = f16At(b, o + 2, half);
+    const scales = o + 4;
+    let q = o + 16;
+    let out = yo;
+    for (let is = 0; is < 8; is += 2) {
+      const sm1 = scaleMinK4(is, scales, b);
+      const sm2 = scaleMinK4(is + 1, scales, b);
+      const d1 = fround(d * (sm1 & 0xff));
+      const m1 = fround(dmin * (sm1 >> 8));
+      const d2 = fround(d * (sm2 & 0xff));
+      const m2 = fround(dmin * (sm2 >> 8));
+      for (let l = 0; l < 32; l++) y[out + l] = fround(d1 * (b[q + l] & 0x0f)) - m1;
+      for (let l = 0; l < 32; l++) y[out + 32 + l] = fround(d2 * (b[q + l] >> 4)) - m2;
+      q += 32;
+      out += 64;
+    }
   }
 };
 
@@ -131,32 +147,34 @@ const decodeQ4_K: BlockDecoder = (b, o, y, yo, half) => {
  * block_q5_K { half d; half dmin; uint8 scales[12]; uint8 qh[32]; uint8 qs[128] }: as Q4_K with a
  * fifth bit per element from qh (bit 2i for the i-th pair's first sub-block, 2i+1 for its second).
  */
-const decodeQ5_K: BlockDecoder = (b, o, y, yo, half) => {
-  const d = f16At(b, o, half);
-  const dmin = f16At(b, o + 2, half);
-  const scales = o + 4;
-  const qh = o + 16;
-  let ql = o + 48;
-  let out = yo;
-  let u1 = 1;
-  let u2 = 2;
-  for (let is = 0; is < 8; is += 2) {
-    const sm1 = scaleMinK4(is, scales, b);
-    const sm2 = scaleMinK4(is + 1, scales, b);
-    const d1 = fround(d * (sm1 & 0xff));
-    const m1 = fround(dmin * (sm1 >> 8));
-    const d2 = fround(d * (sm2 & 0xff));
-    const m2 = fround(dmin * (sm2 >> 8));
-    for (let l = 0; l < 32; l++) {
-      y[out + l] = fround(d1 * ((b[ql + l] & 0x0f) + (b[qh + l] & u1 ? 16 : 0))) - m1;
+const decodeQ5_K: RowDecoder = (b, blocks, y, half) => {
+  for (let i = 0, o = 0, yo = 0; i < blocks; i++, o += 176, yo += 256) {
+    const d = f16At(b, o, half);
+    const dmin = f16At(b, o + 2, half);
+    const scales = o + 4;
+    const qh = o + 16;
+    let ql = o + 48;
+    let out = yo;
+    let u1 = 1;
+    let u2 = 2;
+    for (let is = 0; is < 8; is += 2) {
+      const sm1 = scaleMinK4(is, scales, b);
+      const sm2 = scaleMinK4(is + 1, scales, b);
+      const d1 = fround(d * (sm1 & 0xff));
+      const m1 = fround(dmin * (sm1 >> 8));
+      const d2 = fround(d * (sm2 & 0xff));
+      const m2 = fround(dmin * (sm2 >> 8));
+      for (let l = 0; l < 32; l++) {
+        y[out + l] = fround(d1 * ((b[ql + l] & 0x0f) + (b[qh + l] & u1 ? 16 : 0))) - m1;
+      }
+      for (let l = 0; l < 32; l++) {
+        y[out + 32 + l] = fround(d2 * ((b[ql + l] >> 4) + (b[qh + l] & u2 ? 16 : 0))) - m2;
+      }
+      ql += 32;
+      out += 64;
+      u1 <<= 2;
+      u2 <<= 2;
     }
-    for (let l = 0; l < 32; l++) {
-      y[out + 32 + l] = fround(d2 * ((b[ql + l] >> 4) + (b[qh + l] & u2 ? 16 : 0))) - m2;
-    }
-    ql += 32;
-    out += 64;
-    u1 <<= 2;
-    u2 <<= 2;
   }
 };
 
@@ -165,33 +183,35 @@ const decodeQ5_K: BlockDecoder = (b, o, y, yo, half) => {
  * element l (0..31) of its four 32-runs takes a nibble of ql[l] or ql[l+32] and two bits of qh[l];
  * y = d·scale·(q − 32), one int8 scale per 16 elements.
  */
-const decodeQ6_K: BlockDecoder = (b, o, y, yo, half) => {
-  const d = f16At(b, o + 208, half);
-  let ql = o;
-  let qh = o + 128;
-  let sc = o + 192;
-  let out = yo;
-  for (let n = 0; n < 2; n++) {
-    for (let l = 0; l < 32; l++) {
-      const is = l >> 4;
-      const h = b[qh + l];
-      const q1 = ((b[ql + l] & 0x0f) | ((h & 3) << 4)) - 32;
-      const q2 = ((b[ql + l + 32] & 0x0f) | (((h >> 2) & 3) << 4)) - 32;
-      const q3 = ((b[ql + l] >> 4) | (((h >> 4) & 3) << 4)) - 32;
-      const q4 = ((b[ql + l + 32] >> 4) | (((h >> 6) & 3) << 4)) - 32;
-      y[out + l] = fround(d * ((b[sc + is] << 24) >> 24)) * q1;
-      y[out + l + 32] = fround(d * ((b[sc + is + 2] << 24) >> 24)) * q2;
-      y[out + l + 64] = fround(d * ((b[sc + is + 4] << 24) >> 24)) * q3;
-      y[out + l + 96] = fround(d * ((b[sc + is + 6] << 24) >> 24)) * q4;
+const decodeQ6_K: RowDecoder = (b, blocks, y, half) => {
+  for (let i = 0, o = 0, yo = 0; i < blocks; i++, o += 210, yo += 256) {
+    const d = f16At(b, o + 208, half);
+    let ql = o;
+    let qh = o + 128;
+    let sc = o + 192;
+    let out = yo;
+    for (let n = 0; n < 2; n++) {
+      for (let l = 0; l < 32; l++) {
+        const is = l >> 4;
+        const h = b[qh + l];
+        const q1 = ((b[ql + l] & 0x0f) | ((h & 3) << 4)) - 32;
+        const q2 = ((b[ql + l + 32] & 0x0f) | (((h >> 2) & 3) << 4)) - 32;
+        const q3 = ((b[ql + l] >> 4) | (((h >> 4) & 3) << 4)) - 32;
+        const q4 = ((b[ql + l + 32] >> 4) | (((h >> 6) & 3) << 4)) - 32;
+        y[out + l] = fround(d * ((b[sc + is] << 24) >> 24)) * q1;
+        y[out + l + 32] = fround(d * ((b[sc + is + 2] << 24) >> 24)) * q2;
+        y[out + l + 64] = fround(d * ((b[sc + is + 4] << 24) >> 24)) * q3;
+        y[out + l + 96] = fround(d * ((b[sc + is + 6] << 24) >> 24)) * q4;
+      }
+      out += 128;
+      ql += 64;
+      qh += 32;
+      sc += 8;
     }
-    out += 128;
-    ql += 64;
-    qh += 32;
-    sc += 8;
   }
 };
 
-const BLOCK_DECODERS: Partial<Record<GgmlType, BlockDecoder>> = {
+const BLOCK_DECODERS: Partial<Record<GgmlType, RowDecoder>> = {
   [GgmlType.Q4_0]: decodeQ4_0,
   [GgmlType.Q4_1]: decodeQ4_1,
   [GgmlType.Q5_0]: decodeQ5_0,
@@ -271,6 +291,6 @@ export function dequantize(type: GgmlType, bytes: Uint8Array, count: number): Fl
   if (type === GgmlType.BF16) return convertBF16(bytes, count);
   const y = new Float32Array(count);
   const half = halves();
-  for (let i = 0; i < blocks; i++) decoder!(bytes, i * layout.bytes, y, i * layout.elements, half);
+  decoder!(bytes, blocks, y, half);
   return y;
 }

@@ -10,7 +10,10 @@ export const GGUF_VERSION = 3;
 /** Tensor data starts at a multiple of `general.alignment`, 32 when the key is absent. */
 export const GGUF_DEFAULT_ALIGNMENT = 32;
 
-/** ggml tensor types by id (`enum ggml_type`); ids 4 and 5 (Q4_2, Q4_3) were removed from ggml. */
+/**
+ * ggml tensor types by id (`enum ggml_type`); ids 4 and 5 (Q4_2, Q4_3), 31..33 and 36..38 (the
+ * repacked Q4_0_4_4 / IQ4_NL_4_4 kinds) were removed from ggml and are refused as unknown.
+ */
 export const GgmlType = {
   F32: 0,
   F16: 1,
@@ -26,12 +29,24 @@ export const GgmlType = {
   Q5_K: 13,
   Q6_K: 14,
   Q8_K: 15,
+  IQ2_XXS: 16,
+  IQ2_XS: 17,
+  IQ3_XXS: 18,
+  IQ1_S: 19,
+  IQ4_NL: 20,
+  IQ3_S: 21,
+  IQ2_S: 22,
+  IQ4_XS: 23,
   I8: 24,
   I16: 25,
   I32: 26,
   I64: 27,
   F64: 28,
+  IQ1_M: 29,
   BF16: 30,
+  TQ1_0: 34,
+  TQ2_0: 35,
+  MXFP4: 39,
 } as const;
 export type GgmlType = (typeof GgmlType)[keyof typeof GgmlType];
 
@@ -51,7 +66,11 @@ export const GGML_BLOCK_LAYOUT: Readonly<Record<GgmlType, { elements: number; by
   [GgmlType.Q5_0]: { elements: 32, bytes: 2 + 4 + 16 },
   [GgmlType.Q5_1]: { elements: 32, bytes: 2 + 2 + 4 + 16 },
   [GgmlType.Q8_0]: { elements: 32, bytes: 2 + 32 },
+  // Two halves (d, s) since ggml made them f16; gguf-py's table still says 40 (two floats).
   [GgmlType.Q8_1]: { elements: 32, bytes: 4 + 32 },
+  [GgmlType.IQ4_NL]: { elements: 32, bytes: 2 + 16 },
+  // One e8m0 exponent byte, then 16 bytes of 4-bit e2m1 values.
+  [GgmlType.MXFP4]: { elements: 32, bytes: 1 + 16 },
   // 256-element super-blocks (QK_K = 256).
   [GgmlType.Q2_K]: { elements: 256, bytes: 16 + 64 + 2 + 2 },
   [GgmlType.Q3_K]: { elements: 256, bytes: 32 + 64 + 12 + 2 },
@@ -59,6 +78,17 @@ export const GGML_BLOCK_LAYOUT: Readonly<Record<GgmlType, { elements: number; by
   [GgmlType.Q5_K]: { elements: 256, bytes: 2 + 2 + 12 + 32 + 128 },
   [GgmlType.Q6_K]: { elements: 256, bytes: 128 + 64 + 16 + 2 },
   [GgmlType.Q8_K]: { elements: 256, bytes: 4 + 256 + 32 },
+  // The i-quants and ternary kinds: readable (so their files can be inspected), not dequantized.
+  [GgmlType.IQ2_XXS]: { elements: 256, bytes: 2 + 64 },
+  [GgmlType.IQ2_XS]: { elements: 256, bytes: 2 + 64 + 8 },
+  [GgmlType.IQ2_S]: { elements: 256, bytes: 2 + 64 + 8 + 8 },
+  [GgmlType.IQ3_XXS]: { elements: 256, bytes: 2 + 96 },
+  [GgmlType.IQ3_S]: { elements: 256, bytes: 2 + 64 + 8 + 32 + 4 },
+  [GgmlType.IQ1_S]: { elements: 256, bytes: 2 + 32 + 16 },
+  [GgmlType.IQ1_M]: { elements: 256, bytes: 32 + 16 + 8 },
+  [GgmlType.IQ4_XS]: { elements: 256, bytes: 2 + 2 + 4 + 128 },
+  [GgmlType.TQ1_0]: { elements: 256, bytes: 48 + 4 + 2 },
+  [GgmlType.TQ2_0]: { elements: 256, bytes: 64 + 2 },
 };
 
 /** The name of a type id ("Q4_K"), or undefined for an id this table does not know. */

@@ -60,8 +60,6 @@ export const GGUF_MAX_DIMS = 4;
 export const GGUF_MAX_NAME_BYTES = 63;
 /** Arrays of arrays are legal GGUF; deeper than this is refused as corrupt. */
 const MAX_ARRAY_DEPTH = 3;
-/** magic, version, tensor count, metadata count. */
-const FIXED_HEADER_BYTES = 24;
 /** The smallest tensor info: empty name length, n_dims, one dim, type, offset. */
 const MIN_TENSOR_INFO_BYTES = 8 + 4 + 8 + 4 + 8;
 /** The smallest key/value: empty key length, type, a one-byte value. */
@@ -83,7 +81,6 @@ const SCALAR_BYTES: Partial<Record<GgufValueType, number>> = {
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
-const utf8Lenient = new TextDecoder('utf-8');
 
 /** A read position over a prefix of the file, every read bounds-checked. */
 class Cursor {
@@ -91,12 +88,14 @@ class Cursor {
   /** What is being read, for error messages ("key general.name", "tensor blk.0.attn_q.weight"). */
   context = 'header';
   private readonly view: DataView;
+  private readonly buffer: Buffer;
 
   constructor(
     private readonly bytes: Uint8Array,
     readonly fileSize: number,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   /** Bytes left in the file (not just in the prefix) from the current position. */
@@ -139,11 +138,17 @@ class Cursor {
     return value;
   }
 
-  /** A u64 that must be a count or length no larger than `limit`. */
-  size(what: string, limit: number, reason: string): number {
+  /**
+   * A u64 count of items of at least `itemBytes` each, refused when the rest of the file (after
+   * the count itself) cannot hold that many, before anything is allocated for them.
+   */
+  count(what: string, itemBytes: number): number {
     const value = this.u64(what);
-    if (value > BigInt(limit)) {
-      throw new GgufError('corrupt', `${this.context}: ${what} ${value} is more than ${reason} (${limit})`);
+    if (value * BigInt(itemBytes) > BigInt(this.remaining)) {
+      throw new GgufError(
+        'truncated',
+        `${this.context}: ${what} ${value} needs at least ${value * BigInt(itemBytes)} bytes but the ${this.fileSize}-byte file has ${this.remaining} left at byte ${this.pos}`,
+      );
     }
     return Number(value);
   }
@@ -158,9 +163,12 @@ class Cursor {
     }
     const n = Number(length);
     this.need(n, what);
-    const raw = this.bytes.subarray(this.pos, this.pos + n);
+    const start = this.pos;
     this.pos += n;
-    if (!strict) return utf8Lenient.decode(raw);
+    // Buffer's slice decoder is several times faster than TextDecoder on the many short strings
+    // of a vocabulary; both replace invalid UTF-8 with U+FFFD.
+    if (!strict) return this.buffer.toString('utf8', start, start + n);
+    const raw = this.bytes.subarray(start, start + n);
     try {
       return utf8Strict.decode(raw);
     } catch {
@@ -238,11 +246,7 @@ function readValue(cursor: Cursor, type: number, depth: number): GgufValue {
     throw new GgufError('corrupt', `${cursor.context}: array has unknown element type ${itemType}`);
   }
   // Each element takes at least itemBytes, so the file size bounds the length before any allocation.
-  const length = cursor.size(
-    'array length',
-    Math.floor((cursor.remaining - 8) / itemBytes),
-    `the rest of the file can hold`,
-  );
+  const length = cursor.count('array length', itemBytes);
   const items: GgufValue[] = new Array(length);
   for (let i = 0; i < length; i++) items[i] = readValue(cursor, itemType, depth + 1);
   return items;
@@ -319,7 +323,11 @@ function readAlignment(metadata: Record<string, GgufValue>, kinds: Record<string
   return alignment;
 }
 
-/** Places each tensor in the file and refuses misaligned, overlapping or out-of-file data. */
+/**
+ * Places each tensor in the file. llama.cpp (gguf_init_from_file) requires the data packed in
+ * table order, each tensor padded to the alignment, so anything else (a gap, an overlap, a
+ * misaligned offset) is refused here too; then every tensor must end inside the file.
+ */
 function placeTensors(
   infos: (GgufTensorInfo & { relativeOffset: bigint })[],
   dataOffset: number,
@@ -327,11 +335,21 @@ function placeTensors(
   fileSize: number,
 ): GgufTensorInfo[] {
   const tensors: GgufTensorInfo[] = [];
+  let expected = 0n;
+  let previous = '';
   for (const { relativeOffset, ...info } of infos) {
     if (relativeOffset % BigInt(alignment) !== 0n) {
       throw new GgufError(
         'corrupt',
         `tensor ${info.name}: data offset ${relativeOffset} is not a multiple of the alignment ${alignment}`,
+      );
+    }
+    if (relativeOffset !== expected) {
+      const how =
+        relativeOffset < expected ? `overlaps tensor ${previous}` : 'leaves a gap after the tensor before it';
+      throw new GgufError(
+        'corrupt',
+        `tensor ${info.name}: data offset ${relativeOffset} ${how}; tensors must be packed in table order (expected ${expected})`,
       );
     }
     const end = BigInt(dataOffset) + relativeOffset + BigInt(info.byteLength);
@@ -342,16 +360,8 @@ function placeTensors(
       );
     }
     tensors.push({ ...info, offset: dataOffset + Number(relativeOffset) });
-  }
-  const byStart = [...tensors].sort((a, b) => a.offset - b.offset);
-  for (let i = 1; i < byStart.length; i++) {
-    const previous = byStart[i - 1];
-    if (previous.offset + previous.byteLength > byStart[i].offset) {
-      throw new GgufError(
-        'corrupt',
-        `tensor ${byStart[i].name}: data at byte ${byStart[i].offset} overlaps tensor ${previous.name} (bytes ${previous.offset}..${previous.offset + previous.byteLength})`,
-      );
-    }
+    expected += BigInt(Math.ceil(info.byteLength / alignment) * alignment);
+    previous = info.name;
   }
   return tensors;
 }
@@ -390,24 +400,17 @@ export function parseGgufHeader(bytes: Uint8Array, fileSize: number = bytes.byte
       `GGUF version ${version} is not supported (2 and 3 are)${hint}`,
     );
   }
-  const tensorCount = cursor.size(
-    'tensor count',
-    Math.floor((fileSize - FIXED_HEADER_BYTES) / MIN_TENSOR_INFO_BYTES),
-    'a file of this size can describe',
-  );
-  const kvCount = cursor.size(
-    'metadata count',
-    Math.floor((fileSize - FIXED_HEADER_BYTES) / MIN_KV_BYTES),
-    'a file of this size can hold',
-  );
+  const tensorCount = cursor.count('tensor count', MIN_TENSOR_INFO_BYTES);
+  const kvCount = cursor.count('metadata count', MIN_KV_BYTES);
 
   const metadata: Record<string, GgufValue> = Object.create(null);
   const metadataKinds: Record<string, GgufValueKind> = Object.create(null);
   for (let i = 0; i < kvCount; i++) {
     cursor.context = `metadata #${i}`;
     const key = cursor.string('key', true);
-    cursor.context = `key ${key}`;
-    if (Object.hasOwn(metadata, key)) throw new GgufError('corrupt', `key ${key}: appears twice`);
+    // A key can be as long as the file; messages show the start of it.
+    cursor.context = `key ${key.length > 120 ? `${key.slice(0, 120)}…` : key}`;
+    if (Object.hasOwn(metadata, key)) throw new GgufError('corrupt', `${cursor.context}: appears twice`);
     const type = cursor.u32('value type');
     const start = cursor.pos;
     metadata[key] = readValue(cursor, type, 0);

@@ -23,11 +23,18 @@ const FIRST_READ_BYTES = 4 << 20;
 export const MAX_HEADER_BYTES = 256 << 20;
 
 async function openFile(path: string): Promise<FileHandle> {
+  let handle: FileHandle;
   try {
-    return await open(path, 'r');
+    handle = await open(path, 'r');
   } catch (error) {
     throw new GgufError('io', `${path}: cannot open (${(error as Error).message})`, { cause: error });
   }
+  // A directory opens fine on Linux and fails only when read.
+  if (!(await handle.stat()).isFile()) {
+    await handle.close();
+    throw new GgufError('io', `${path}: not a regular file`);
+  }
+  return handle;
 }
 
 /** Reads exactly `length` bytes at `position`, or fails naming how many the file had. */
@@ -37,10 +44,25 @@ async function readExactly(
   length: number,
   what: string,
 ): Promise<Uint8Array> {
+  if (!Number.isSafeInteger(position) || !Number.isSafeInteger(length) || position < 0 || length < 0) {
+    throw new GgufError('corrupt', `${what}: cannot read ${length} bytes at byte ${position}`);
+  }
+  const { size } = await handle.stat();
+  if (position + length > size) {
+    throw new GgufError(
+      'truncated',
+      `${what}: needs bytes ${position}..${position + length} but the file has ${size}`,
+    );
+  }
   const bytes = new Uint8Array(length);
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await handle.read(bytes, done, length - done, position + done);
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await handle.read(bytes, done, length - done, position + done));
+    } catch (error) {
+      throw new GgufError('io', `${what}: read failed (${(error as Error).message})`, { cause: error });
+    }
     if (bytesRead === 0) {
       throw new GgufError(
         'truncated',
@@ -53,9 +75,9 @@ async function readExactly(
 }
 
 /** Parses the header of an open file, reading a longer prefix only when the header needs it. */
-async function inspectHandle(handle: FileHandle): Promise<GgufFile> {
+async function inspectHandle(handle: FileHandle, firstReadBytes: number): Promise<GgufFile> {
   const { size } = await handle.stat();
-  let length = Math.min(size, FIRST_READ_BYTES);
+  let length = Math.min(size, Math.max(1, firstReadBytes));
   for (;;) {
     const prefix = await readExactly(handle, 0, length, 'header');
     try {
@@ -79,10 +101,16 @@ async function inspectHandle(handle: FileHandle): Promise<GgufFile> {
  * starts, every tensor's data region checked to lie inside the file.
  * @throws GgufError naming the file, the key or tensor, and the numbers.
  */
-export async function inspectGguf(path: string): Promise<GgufFile> {
+export async function inspectGguf(
+  path: string,
+  options: {
+    /** How much of the file to read first; more is read only when the header is longer. @default 4 MiB */
+    firstReadBytes?: number;
+  } = {},
+): Promise<GgufFile> {
   const handle = await openFile(path);
   try {
-    return await inspectHandle(handle);
+    return await inspectHandle(handle, options.firstReadBytes ?? FIRST_READ_BYTES);
   } catch (error) {
     if (!GgufError.isInstance(error)) throw error;
     throw new GgufError(error.code, `${path}: ${error.message}`, { cause: error });

@@ -15,6 +15,7 @@ interface FixtureCase {
 const fixture = JSON.parse(
   readFileSync(new URL('../../fixtures/gguf-quants.json', import.meta.url), 'utf8'),
 ) as {
+  blockLayouts: Record<string, [number, number]>;
   cases: FixtureCase[];
 };
 
@@ -48,6 +49,17 @@ const F16_QUARTER = [0x00, 0x34];
 const F16_TEN = [0x00, 0x49];
 const filled = (n: number, value: number) => new Array<number>(n).fill(value);
 const range = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i));
+
+describe('the block layout table', () => {
+  it('agrees with gguf-py on every type both know', () => {
+    for (const [name, id] of Object.entries(GgmlType)) {
+      const layout = GGML_BLOCK_LAYOUT[id];
+      // ggml's block_q8_1 holds two halves (36 bytes); gguf-py still lists two floats (40).
+      const expected = name === 'Q8_1' ? [32, 36] : fixture.blockLayouts[name];
+      expect([name, layout.elements, layout.bytes]).toEqual([name, ...expected]);
+    }
+  });
+});
 
 describe('dequantize against gguf-py', () => {
   it('has a reference case for every dequantizable type', () => {

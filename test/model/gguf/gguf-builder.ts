@@ -15,7 +15,13 @@ export type TestValue =
       value: number | bigint | boolean;
     }
   | { type: typeof GgufValueType.STRING; value: string }
-  | { type: typeof GgufValueType.ARRAY; itemType: GgufValueType; value: unknown[] };
+  | {
+      type: typeof GgufValueType.ARRAY;
+      itemType: GgufValueType;
+      /** For arrays of arrays: the inner arrays' element type. */
+      innerItemType?: GgufValueType;
+      value: unknown[];
+    };
 
 export interface TestTensor {
   name: string;
@@ -102,7 +108,13 @@ class ByteWriter {
   }
 }
 
-function writeValue(w: ByteWriter, type: GgufValueType, value: unknown, itemType?: GgufValueType): void {
+function writeValue(
+  w: ByteWriter,
+  type: GgufValueType,
+  value: unknown,
+  itemType?: GgufValueType,
+  innerItemType?: GgufValueType,
+): void {
   switch (type) {
     case GgufValueType.UINT8:
       w.u8(value as number);
@@ -144,7 +156,7 @@ function writeValue(w: ByteWriter, type: GgufValueType, value: unknown, itemType
       const items = value as unknown[];
       w.u32(itemType!);
       w.u64(items.length);
-      for (const item of items) writeValue(w, itemType!, item);
+      for (const item of items) writeValue(w, itemType!, item, innerItemType);
       return;
     }
   }
@@ -178,7 +190,8 @@ export function buildGguf(spec: TestGguf): Uint8Array {
   for (const [key, v] of metadata) {
     w.string(key);
     w.u32(v.type);
-    writeValue(w, v.type, v.value, 'itemType' in v ? v.itemType : undefined);
+    if (v.type === GgufValueType.ARRAY) writeValue(w, v.type, v.value, v.itemType, v.innerItemType);
+    else writeValue(w, v.type, v.value);
   }
   let offset = 0;
   for (const t of tensors) {

@@ -116,8 +116,10 @@ describe('parseGgufHeader', () => {
     const view = new DataView(bytes.buffer);
     view.setBigUint64(8, 2n ** 62n, true);
     const error = errorOf(() => parseGgufHeader(bytes));
-    expect(error.code).toBe('corrupt');
-    expect(error.message).toMatch(/tensor count 4611686018427387904 is more than/);
+    expect(error.code).toBe('truncated');
+    expect(error.message).toBe(
+      `header: tensor count 4611686018427387904 needs at least ${2n ** 62n * 32n} bytes but the ${bytes.byteLength}-byte file has ${bytes.byteLength - 16} left at byte 16`,
+    );
   });
 
   it('refuses an array length the file cannot hold', () => {
@@ -127,8 +129,10 @@ describe('parseGgufHeader', () => {
     // The array length sits after magic..counts (24), key (8 + 6), type (4), item type (4).
     new DataView(bytes.buffer).setBigUint64(24 + 14 + 8, 1n << 40n, true);
     const error = errorOf(() => parseGgufHeader(bytes));
-    expect(error.code).toBe('corrupt');
-    expect(error.message).toContain('key a.list: array length 1099511627776');
+    expect(error.code).toBe('truncated');
+    expect(error.message).toContain(
+      'key a.list: array length 1099511627776 needs at least 4398046511104 bytes',
+    );
   });
 
   it('refuses a string running past the end of the file', () => {
@@ -137,6 +141,15 @@ describe('parseGgufHeader', () => {
     const error = errorOf(() => parseGgufHeader(bytes));
     expect(error.code).toBe('truncated');
     expect(error.message).toContain('key general.name: string value of 1000 bytes');
+  });
+
+  it('shows only the start of a very long key in messages', () => {
+    const key = 'k'.repeat(10_000);
+    const bytes = buildGguf({ metadata: { [key]: { type: GgufValueType.UINT32, value: 1 } } });
+    const typeAt = 24 + 8 + key.length;
+    new DataView(bytes.buffer).setUint32(typeAt, 99, true);
+    const error = errorOf(() => parseGgufHeader(bytes));
+    expect(error.message).toBe(`key ${'k'.repeat(120)}…: value has unknown value type 99`);
   });
 
   it('refuses duplicate keys and duplicate tensor names', () => {
@@ -184,7 +197,7 @@ describe('parseGgufHeader', () => {
     );
   });
 
-  it('refuses misaligned and overlapping tensor data', () => {
+  it('refuses misaligned, overlapping and gapped tensor data (llama.cpp wants it packed in table order)', () => {
     const bytes = buildGguf({
       tensors: [
         { name: 'a', dims: [16], type: GgmlType.F32 },
@@ -199,8 +212,12 @@ describe('parseGgufHeader', () => {
       'tensor b: data offset 40 is not a multiple of the alignment 32',
     );
     view.setBigUint64(offsetField - 8, 32n, true);
-    expect(errorOf(() => parseGgufHeader(bytes)).message).toMatch(
-      /tensor b: data at byte \d+ overlaps tensor a/,
+    expect(errorOf(() => parseGgufHeader(bytes)).message).toBe(
+      'tensor b: data offset 32 overlaps tensor a; tensors must be packed in table order (expected 64)',
+    );
+    view.setBigUint64(offsetField - 8, 96n, true);
+    expect(errorOf(() => parseGgufHeader(bytes)).message).toBe(
+      'tensor b: data offset 96 leaves a gap after the tensor before it; tensors must be packed in table order (expected 64)',
     );
   });
 
@@ -270,6 +287,21 @@ describe('inspectGguf and tensor reads', () => {
     expect(await readTensorF32(path, file.tensors[0])).toEqual(values);
   });
 
+  it('inspects a file with a type it cannot dequantize, and refuses to dequantize that tensor by name', async () => {
+    const path = join(dir, 'iq4.gguf');
+    await writeFile(
+      path,
+      buildGguf({ tensors: [{ name: 'blk.0.ffn_up.weight', dims: [256, 2], type: GgmlType.IQ4_XS }] }),
+    );
+    const file = await inspectGguf(path);
+    expect(file.tensors[0]).toMatchObject({ type: GgmlType.IQ4_XS, byteLength: 2 * 136 });
+    expect((await readTensorBytes(path, file.tensors[0])).byteLength).toBe(272);
+    await expect(readTensorF32(path, file.tensors[0])).rejects.toMatchObject({
+      code: 'unsupported_type',
+      message: expect.stringMatching(/^tensor blk.0.ffn_up.weight: cannot dequantize ggml IQ4_XS \(id 23\)/),
+    });
+  });
+
   it('names the file in its errors', async () => {
     const path = join(dir, 'cut.gguf');
     const bytes = buildSampleGguf();
@@ -279,5 +311,23 @@ describe('inspectGguf and tensor reads', () => {
       message: expect.stringContaining(path),
     });
     await expect(inspectGguf(join(dir, 'missing.gguf'))).rejects.toMatchObject({ code: 'io' });
+    await expect(inspectGguf(dir)).rejects.toMatchObject({
+      code: 'io',
+      message: `${dir}: not a regular file`,
+    });
+  });
+
+  it('refuses to read a tensor the file no longer holds, or a made-up region', async () => {
+    const path = join(dir, 'shrinks.gguf');
+    const bytes = buildSampleGguf();
+    await writeFile(path, bytes);
+    const file = await inspectGguf(path);
+    const last = file.tensors[3];
+    await writeFile(path, bytes.subarray(0, last.offset + 10));
+    await expect(readTensorBytes(path, last)).rejects.toMatchObject({
+      code: 'truncated',
+      message: `tensor ${last.name}: needs bytes ${last.offset}..${last.offset + last.byteLength} but the file has ${last.offset + 10}`,
+    });
+    await expect(readTensorBytes(path, { ...last, offset: -1 })).rejects.toMatchObject({ code: 'corrupt' });
   });
 });
