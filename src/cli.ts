@@ -9,6 +9,7 @@ import { ConstraintError } from './checkers/errors.ts';
 import { listCheckers } from './checkers/registry.ts';
 import { registerExportCommand } from './export/export-command.ts';
 import { registerKeysCommand } from './keys-command.ts';
+import { registerConvertCommand } from './model/gguf/convert-command.ts';
 import { registerStoreCommands } from './model/store/store-commands.ts';
 import { registerBenchCommand } from './policy/bench-command.ts';
 import { registerGenerateCommand } from './policy/generate-command.ts';
@@ -127,6 +128,7 @@ export function buildProgram(): Command {
   registerEvalCommand(program);
   registerTasksCommand(program);
   registerExportCommand(program);
+  registerConvertCommand(program);
   registerStoreCommands(program);
 
   registerPretrainCommand(program);

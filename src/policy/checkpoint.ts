@@ -73,18 +73,33 @@ export interface LoadedCheckpoint {
   weights: Map<string, tf.Tensor>;
 }
 
-/** Loads a checkpoint directory into a model. @throws CheckpointError */
+/** Loads a checkpoint directory (or a Llama `.gguf` file) into a model. @throws CheckpointError */
 export async function loadCheckpoint(dir: string): Promise<LlamaModel> {
   const { config, weights } = await loadCheckpointWeights(dir);
   return new LlamaModel(config, weights);
 }
 
-/** Reads and checks a checkpoint's config and weights without building a model. @throws CheckpointError */
+/**
+ * Reads and checks a checkpoint's config and weights without building a model. A path to a `.gguf`
+ * file loads that file (dequantized, see src/model/gguf/gguf-to-llama.ts). @throws CheckpointError
+ */
 export async function loadCheckpointWeights(dir: string): Promise<LoadedCheckpoint> {
   const fail = (reason: string, cause?: unknown): never => {
     throw new CheckpointError(dir, reason, { cause });
   };
-  if (!existsSync(dir)) fail('directory does not exist');
+  if (!existsSync(dir)) fail(dir.endsWith('.gguf') ? 'file does not exist' : 'directory does not exist');
+  if (dir.endsWith('.gguf') && (await stat(dir)).isFile()) {
+    // Imported here: the GGUF loader imports this module (CheckpointError).
+    const { loadGgufWeights } = await import('../model/gguf/gguf-to-llama.ts');
+    const { GgufError } = await import('../model/gguf/errors.ts');
+    try {
+      const { config, weights } = await loadGgufWeights(dir);
+      return { config, weights };
+    } catch (error) {
+      if (GgufError.isInstance(error)) return fail(error.message, error);
+      throw error;
+    }
+  }
   const unfinished = unfinishedCheckpointReason(dir);
   if (unfinished) fail(unfinished);
   await verifyChecksums(dir);

@@ -114,12 +114,17 @@ export class LocalPolicy implements ChatPolicy {
 
   /**
    * Loads a checkpoint directory in Hugging Face layout (`config.json`, `model.safetensors`,
-   * `tokenizer.json`, optional `tokenizer_config.json` and PEFT adapter files).
+   * `tokenizer.json`, optional `tokenizer_config.json` and PEFT adapter files), or a Llama `.gguf` file.
    * @throws CheckpointError when something is missing or corrupt
    */
   static async load(dir: string, options: LoadLocalPolicyOptions = {}): Promise<LocalPolicy> {
-    if (!existsSync(join(dir, 'tokenizer.json'))) throw new CheckpointError(dir, 'no tokenizer.json');
-    const tokenizer = Tokenizer.fromFile(dir);
+    const gguf = dir.endsWith('.gguf');
+    if (!gguf && !existsSync(join(dir, 'tokenizer.json')))
+      throw new CheckpointError(dir, 'no tokenizer.json');
+    // A GGUF file carries its tokenizer in its metadata.
+    const tokenizer = gguf
+      ? await (await import('../model/gguf/gguf-tokenizer.ts')).loadGgufTokenizer(dir)
+      : Tokenizer.fromFile(dir);
     const model = await loadCheckpoint(dir);
     try {
       if (hasLoraAdapter(dir)) {
