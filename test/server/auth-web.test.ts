@@ -23,6 +23,8 @@ describeInBrowser('the writing page on a server that requires keys', () => {
   const dialogs: string[] = [];
 
   beforeAll(async () => {
+    // First, so a required but missing browser fails the run before anything starts.
+    browser = await launchBrowser();
     db = await openTestDatabase();
     // Bound beyond loopback: keys are required. The browser reaches it on 127.0.0.1.
     server = await startServer({
@@ -32,7 +34,6 @@ describeInBrowser('the writing page on a server that requires keys', () => {
       host: '0.0.0.0',
     });
     base = `http://127.0.0.1:${server.port}`;
-    browser = await launchBrowser();
     page = browser.page;
     page.on('console', (message) => {
       if (message.type() === 'error') consoleErrors.push(message.text());
