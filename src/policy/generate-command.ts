@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 // Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
+import { resolveCheckpointDir } from './builtin-model.ts';
 import type { LocalPolicy } from './local-policy.ts';
 
 /** Where `corgi generate` looks without `--policy`. */
@@ -61,7 +62,7 @@ export function registerGenerateCommand(program: Command): Command {
 }
 
 async function runGenerate(prompt: string, options: GenerateCommandOptions): Promise<number> {
-  const dir = options.policy ?? defaultPolicyDir();
+  const dir = resolveCheckpointDir(options.policy ?? defaultPolicyDir());
   const fail = (message: string) => {
     process.stderr.write(`corgi generate: ${message}\n`);
     return 1;

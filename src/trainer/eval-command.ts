@@ -11,6 +11,7 @@
 import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
+import { resolveCheckpointDir } from '../policy/builtin-model.ts';
 import { defaultPolicyDir } from '../policy/generate-command.ts';
 // Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
 import type { LocalPolicy } from '../policy/local-policy.ts';
@@ -183,7 +184,7 @@ function parseInput(options: EvalCommandOptions): {
   const n = options.n === undefined ? undefined : parseInteger('--n', options.n, 1);
   const seed = options.seed === undefined ? undefined : parseInteger('--seed', options.seed, 0);
 
-  const policyDir = options.policy ?? defaultPolicyDir();
+  const policyDir = resolveCheckpointDir(options.policy ?? defaultPolicyDir());
   if (!existsSync(join(policyDir, 'config.json'))) {
     throw new EvalInputError(
       '--policy',
