@@ -154,9 +154,7 @@ describe('the corgi entry point', () => {
       const program = await buildProgram(['node', 'corgi', name]);
       const matching = program.commands.filter((command) => command.name() === name);
       expect(matching).toHaveLength(1);
-      // The module's definition, not the summary stub: its own description and options or subcommands.
-      const lazy = LAZY_COMMANDS.find((entry) => Object.hasOwn(entry.commands, name))!;
-      expect(matching[0].description()).not.toBe(lazy.commands[name]);
+      // The module's definition, not the summary stub (which has neither options nor subcommands).
       expect(matching[0].options.length + matching[0].commands.length).toBeGreaterThan(0);
     },
   );
