@@ -110,7 +110,11 @@ const COVERED_ELSEWHERE: { match: RegExp; by: string; mentions: string }[] = [
     mentions: '/v1/admin/rollback',
   },
   { match: /^curl .*\/v1\/policy$/, by: 'test/server/auth.test.ts', mentions: '/v1/policy' },
-  { match: /^(\w+=\S+ )*vllm serve /, by: 'test/langchain/vllm-promotion.test.ts', mentions: 'load_lora_adapter' },
+  {
+    match: /^(\w+=\S+ )*vllm serve /,
+    by: 'test/langchain/vllm-promotion.test.ts',
+    mentions: 'load_lora_adapter',
+  },
   { match: /^cp /, by: 'test/readme-commands.test.ts', mentions: 'plain shell' },
   { match: /^export \w+=\S+$/, by: 'test/readme-commands.test.ts', mentions: 'plain shell' },
 ];

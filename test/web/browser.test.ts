@@ -3,8 +3,8 @@
  * against a real server with a scripted policy and the real PostgreSQL: a whole session is driven
  * through the page (constraints picked from a preset and from a generated form, streaming,
  * verdicts, feedback, the best answer, rating, history replay), at desktop and phone widths, by
- * keyboard, then the dashboard. The writing page's screenshots at 1280 and 390 px wide are written
- * to docs/screenshots/ (the ones README shows); the others go to a temp directory whose path is printed.
+ * keyboard, then the dashboard. Screenshots go to a temp directory whose path is printed; with
+ * `UPDATE_SCREENSHOTS=1` the writing page's at 1280 and 390 px wide replace those in docs/screenshots/.
  */
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,8 @@ import { openTestDatabase } from '../support/database.ts';
 import { ScriptedPolicy } from '../support/scripted-policy.ts';
 
 const DOCS_SCREENSHOTS = fileURLToPath(new URL('../../docs/screenshots', import.meta.url));
+/** `UPDATE_SCREENSHOTS=1` rewrites the committed ones; otherwise every screenshot goes to a temp directory. */
+const UPDATE_DOCS = process.env.UPDATE_SCREENSHOTS === '1';
 
 /**
  * With the Story preset (no repeated 4-gram) and concepts "dog, park" from the form: the first
@@ -74,8 +76,9 @@ describeInBrowser('the web front end in Chromium', () => {
 
   /** Takes a full-page screenshot (into docs/screenshots/ with `docs`) and checks it is a real, non-trivial PNG. */
   async function screenshot(name: string, { docs = false } = {}): Promise<string> {
-    if (docs) mkdirSync(DOCS_SCREENSHOTS, { recursive: true });
-    const path = join(docs ? DOCS_SCREENSHOTS : screenshotDir, `${name}.png`);
+    const toDocs = docs && UPDATE_DOCS;
+    if (toDocs) mkdirSync(DOCS_SCREENSHOTS, { recursive: true });
+    const path = join(toDocs ? DOCS_SCREENSHOTS : screenshotDir, `${name}.png`);
     await page.screenshot({ path, fullPage: true });
     const png = readFileSync(path);
     expect(png.subarray(1, 4).toString('ascii')).toBe('PNG');
