@@ -1,27 +1,19 @@
 /**
  * `corgi`: the command-line face of the product. Each subcommand is a thin shell over a library
  * function, so the CLI, the HTTP API and the tests all exercise the same code.
+ *
+ * Start-up time: `check` and `checkers` are defined here; every other command's module (which may
+ * load TensorFlow.js, llama.cpp or the database drivers) is imported only when that command runs,
+ * and `corgi --help` lists it from the one-line summary in `LAZY_COMMANDS`.
  */
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import { runCheckRequest } from './checkers/check-request.ts';
 import { ConstraintError } from './checkers/errors.ts';
 import { listCheckers } from './checkers/registry.ts';
-import { registerExportCommand } from './export/export-command.ts';
-import { registerKeysCommand } from './keys-command.ts';
-import { registerConvertCommand } from './model/gguf/convert-command.ts';
-import { registerStoreCommands } from './model/store/store-commands.ts';
-import { registerBenchCommand } from './policy/bench-command.ts';
-import { registerGenerateCommand } from './policy/generate-command.ts';
-import { registerServeCommand } from './server/serve-command.ts';
-import { registerTasksCommand } from './tasks/tasks-command.ts';
-import { registerEvalCommand } from './trainer/eval-command.ts';
-import { registerPretrainCommand } from './trainer/pretrain-command.ts';
-import { registerPromoteCommands } from './trainer/promote-command.ts';
-import { registerTrainCommand } from './trainer/train-command.ts';
-import { registerTrainerCommand } from './trainer/trainer-command.ts';
+import { exitQuietlyOnClosedPipe } from './closed-pipe.ts';
 
-/** Exit code for input the command refused (a contract: `corgi check` exits 2 on bad input). */
+/** Exit code for input the command refused (DESIGN.md: `corgi check` exits 2 on bad input). */
 const EXIT_BAD_INPUT = 2;
 
 /** Turns any failure into the CLI's error object: `{"error": "<field>: <reason>", "field"}`. */
@@ -100,7 +92,88 @@ function commandCheckers(options: { json?: boolean }): void {
   }
 }
 
-export function buildProgram(): Command {
+/** Commands whose module loads when one of them runs: name → summary for `corgi --help`, and the module. */
+interface LazyCommand {
+  commands: Record<string, string>;
+  register: () => Promise<(program: Command) => void>;
+}
+
+/** Every command defined outside this file, in the order `corgi --help` lists them. */
+export const LAZY_COMMANDS: LazyCommand[] = [
+  {
+    commands: { serve: 'Serve the writing tool, the dashboard and the API' },
+    register: async () => (await import('./server/serve-command.ts')).registerServeCommand,
+  },
+  {
+    commands: { keys: 'Create, list and revoke API keys' },
+    register: async () => (await import('./keys-command.ts')).registerKeysCommand,
+  },
+  {
+    commands: { generate: 'Generate a reply to one message with a local checkpoint' },
+    register: async () => (await import('./policy/generate-command.ts')).registerGenerateCommand,
+  },
+  {
+    commands: { bench: 'Measure training and generation tokens/s of a small Llama' },
+    register: async () => (await import('./policy/bench-command.ts')).registerBenchCommand,
+  },
+  {
+    commands: { eval: 'Measure success@1..K of a checkpoint on constrained cases' },
+    register: async () => (await import('./trainer/eval-command.ts')).registerEvalCommand,
+  },
+  {
+    commands: { tasks: 'List the task pools, or write a seeded pool as eval cases' },
+    register: async () => (await import('./tasks/tasks-command.ts')).registerTasksCommand,
+  },
+  {
+    commands: { export: 'Export completed sessions as training records (JSON lines)' },
+    register: async () => (await import('./export/export-command.ts')).registerExportCommand,
+  },
+  {
+    commands: {
+      pull: 'Download a model into the store (a known name, or an HF repo[:file])',
+      import: 'Add a GGUF file or a Hugging Face directory to the store',
+      models: 'List the models in the store',
+      rm: 'Remove a model from the store',
+    },
+    register: async () => (await import('./model/store/store-commands.ts')).registerStoreCommands,
+  },
+  {
+    commands: { convert: 'Write a checkpoint directory as a GGUF file for llama.cpp' },
+    register: async () => (await import('./model/gguf/convert-command.ts')).registerConvertCommand,
+  },
+  {
+    commands: { pretrain: 'Build the base model: tokenizer, pretraining, SFT' },
+    register: async () => (await import('./trainer/pretrain-command.ts')).registerPretrainCommand,
+  },
+  {
+    commands: { train: 'Train a policy with CORGI RL on feedback sessions' },
+    register: async () => (await import('./trainer/train-command.ts')).registerTrainCommand,
+  },
+  {
+    commands: { trainer: 'Run the background trainer against the database' },
+    register: async () => (await import('./trainer/trainer-command.ts')).registerTrainerCommand,
+  },
+  {
+    commands: {
+      promote: 'Make a version (or a checkpoint directory) the live policy',
+      rollback: 'Return to the version that was live before the current one',
+      versions: 'List policy versions, newest first',
+    },
+    register: async () => (await import('./trainer/promote-command.ts')).registerPromoteCommands,
+  },
+];
+
+/** The subcommand `argv` asks for (`corgi x …` or `corgi help x`), or undefined. */
+function requestedCommand(argv: string[]): string | undefined {
+  const operands = argv.slice(2).filter((arg) => !arg.startsWith('-'));
+  return operands[0] === 'help' ? operands[1] : operands[0];
+}
+
+/**
+ * The `corgi` program for `argv`: the requested command fully defined (its module imported), every
+ * other one by name and summary only.
+ */
+export async function buildProgram(argv: string[] = process.argv): Promise<Command> {
   const program = new Command('corgi')
     .description('CORGI Live: constrained generation that learns from checker feedback')
     .showHelpAfterError();
@@ -121,27 +194,24 @@ export function buildProgram(): Command {
     .option('--json', 'print ids, descriptions and kwargs JSON Schemas as JSON')
     .action(commandCheckers);
 
-  registerServeCommand(program);
-  registerKeysCommand(program);
-  registerGenerateCommand(program);
-  registerBenchCommand(program);
-  registerEvalCommand(program);
-  registerTasksCommand(program);
-  registerExportCommand(program);
-  registerConvertCommand(program);
-  registerStoreCommands(program);
-
-  registerPretrainCommand(program);
-  registerTrainCommand(program);
-  registerTrainerCommand(program);
-  registerPromoteCommands(program);
+  const wanted = requestedCommand(argv);
+  for (const lazy of LAZY_COMMANDS) {
+    if (wanted !== undefined && Object.hasOwn(lazy.commands, wanted)) {
+      (await lazy.register())(program);
+      continue;
+    }
+    for (const [name, summary] of Object.entries(lazy.commands)) {
+      program.command(name).description(summary).allowUnknownOption().allowExcessArguments();
+    }
+  }
   return program;
 }
 
 /** Runs the CLI on `argv` (as in `process.argv`). */
 export async function main(argv: string[]): Promise<void> {
+  exitQuietlyOnClosedPipe();
   try {
-    await buildProgram().parseAsync(argv);
+    await (await buildProgram(argv)).parseAsync(argv);
   } catch (error) {
     // One readable line, not a stack trace (the wasm runtime would otherwise print its source).
     process.stderr.write(`corgi: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -1,5 +1,8 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { runCorgi } from './support/run-corgi.ts';
+import { buildProgram, LAZY_COMMANDS } from '../src/cli.ts';
+import { CORGI_BIN, runCorgi } from './support/run-corgi.ts';
 
 /** Runs `corgi <args>` with `input` on stdin. */
 const corgi = (args: string[], input = '') => runCorgi(args, { input });
@@ -115,4 +118,44 @@ describe('corgi checkers', () => {
       expect(info.kwargsSchema.type).toBe('object');
     }
   });
+});
+
+describe('the corgi entry point', () => {
+  it('exits quietly when the reader closes the pipe early (`corgi checkers | head -1`)', async () => {
+    // The read end is closed before the CLI writes a byte, so its first write meets EPIPE.
+    const child = spawn(process.execPath, [CORGI_BIN, 'checkers', '--json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const [code, signal] = await once(child, 'close');
+    expect(stderr).toBe('');
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+  });
+
+  it('lists every command in --help', async () => {
+    const { code, stdout } = await corgi(['--help']);
+    expect(code).toBe(0);
+    for (const name of [
+      'check',
+      'checkers',
+      ...LAZY_COMMANDS.flatMap((lazy) => Object.keys(lazy.commands)),
+    ]) {
+      expect(stdout).toMatch(new RegExp(`^  ${name}\\b`, 'm'));
+    }
+  });
+
+  it.each(LAZY_COMMANDS.flatMap((lazy) => Object.keys(lazy.commands)))(
+    'defines %s in full, from its module, when it is the command asked for',
+    async (name) => {
+      const program = await buildProgram(['node', 'corgi', name]);
+      const matching = program.commands.filter((command) => command.name() === name);
+      expect(matching).toHaveLength(1);
+      // The module's definition, not the summary stub (which has neither options nor subcommands).
+      expect(matching[0].options.length + matching[0].commands.length).toBeGreaterThan(0);
+    },
+  );
 });

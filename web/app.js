@@ -47,12 +47,39 @@ function formatTime(iso) {
     : date.toLocaleDateString([], { month: 'short', day: 'numeric' });
 }
 
-/** `{n: 3, last_word: "eyes"}` → `n 3 · last_word eyes`, for chips and tags. */
-function summarizeKwargs(kwargs = {}) {
+/** `{n: 3, last_word: "eyes"}` → `n 3 · last_word eyes`; a plain word list shows just its words. */
+function summarizeKwargs(id, kwargs = {}) {
+  const patterns = new Set(state.checkers.get(id)?.patternKwargs ?? []);
   return Object.entries(kwargs)
-    .map(([name, value]) => `${name} ${Array.isArray(value) ? value.join(', ') : String(value)}`)
+    .map(([name, value]) => {
+      if (patterns.has(name)) return (Array.isArray(value) ? value : [value]).map(unescapePattern).join(', ');
+      return `${fieldLabel(name)} ${Array.isArray(value) ? value.join(', ') : String(value)}`;
+    })
     .join(' · ');
 }
+
+/** A checker's name in words ("No commas"), from `GET /v1/checkers`; its id until they load. */
+function checkerLabel(id) {
+  return state.checkers.get(id)?.label ?? id;
+}
+
+/** Kwarg names too short to read on their own. */
+const FIELD_WORDS = { n: 'length in words', pos: 'parts of speech' };
+
+/** `num_words` → "Number of words": kwarg names as a writer reads them. */
+function fieldLabel(name) {
+  const words = (FIELD_WORDS[name] ?? name)
+    .replace(/^num_/, 'number of ')
+    .replace(/^let_/, 'letter ')
+    .replace(/^nth_/, '')
+    .replaceAll('_', ' ');
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** Python `re` metacharacters: a plain word is escaped so the checker matches it literally. */
+const PATTERN_SPECIALS = /[.^$*+?{}[\]\\|()]/g;
+const escapePattern = (word) => word.replace(PATTERN_SPECIALS, '\\$&');
+const unescapePattern = (pattern) => String(pattern).replace(/\\(.)/g, '$1');
 
 // ---------------------------------------------------------------------------------------------
 // Presets: the paper's tasks (examples from its test sets) and an IFEval combination.
@@ -109,11 +136,14 @@ const PRESETS = [
 // ---------------------------------------------------------------------------------------------
 // State
 
+/** What the page starts with, so the first Start needs no setup: a constraint anyone can read. */
+const DEFAULT_CONSTRAINT = { id: 'keywords:existence', kwargs: { keywords: ['dog', 'park'] } };
+
 const state = {
   /** id → {id, description, kwargsSchema} from `GET /v1/checkers`. */
   checkers: new Map(),
   /** The constraints the next session will carry: `[{id, kwargs}]`. */
-  chosen: [],
+  chosen: [structuredClone(DEFAULT_CONSTRAINT)],
   /** The prompt the last preset wrote, so a second preset may replace it but not the writer's own text. */
   presetPrompt: null,
   /** The live session: `{id, maxAttempts, attempts: Map, cancelRequested}` or null. */
@@ -181,6 +211,7 @@ function renderKwargsForm(checker) {
   if (!checker) return;
   const schema = checker.kwargsSchema ?? {};
   const required = new Set(schema.required ?? []);
+  const patterns = new Set(checker.patternKwargs ?? []);
   const properties = Object.entries(schema.properties ?? {});
   if (properties.length === 0) {
     container.append(h('p', { class: 'hint' }, 'No settings: this constraint takes no arguments.'));
@@ -190,7 +221,13 @@ function renderKwargsForm(checker) {
     const property = unwrapSchema(raw);
     const kind = fieldKind(property);
     const id = `kw-${name}`;
-    const hint = fieldHint(property, kind);
+    const isPattern = patterns.has(name);
+    // Pattern kwargs read as plain words; regular expressions only behind "Advanced".
+    const hint = isPattern
+      ? kind === 'list'
+        ? 'Separate words with commas. Case does not matter.'
+        : 'Case does not matter.'
+      : fieldHint(property, kind);
     const describedBy = [hint ? `${id}-hint` : null, `${id}-error`].filter(Boolean).join(' ');
     const common = { id, name, 'aria-describedby': describedBy, dataset: { kind, field: name } };
     if (required.has(name)) common['aria-required'] = 'true';
@@ -225,11 +262,26 @@ function renderKwargsForm(checker) {
         placeholder:
           property.default !== undefined && property.default !== ''
             ? `default ${Array.isArray(property.default) ? property.default.join(', ') : property.default}`
-            : kind === 'list' || kind === 'number-list'
-              ? 'a, b, c'
-              : undefined,
+            : isPattern && kind === 'list'
+              ? 'dog, park'
+              : kind === 'list' || kind === 'number-list'
+                ? 'a, b, c'
+                : undefined,
       });
     }
+    const advanced = isPattern
+      ? h(
+          'details',
+          { class: 'advanced' },
+          h('summary', {}, 'Advanced'),
+          h(
+            'label',
+            { class: 'check-label', for: `${id}-regex` },
+            h('input', { type: 'checkbox', id: `${id}-regex` }),
+            ' Treat as regular expressions (Python syntax, as IFEval does)',
+          ),
+        )
+      : null;
     container.append(
       h(
         'div',
@@ -237,11 +289,12 @@ function renderKwargsForm(checker) {
         h(
           'label',
           { class: 'field-label', for: id },
-          name,
+          isPattern ? (kind === 'list' ? 'Words' : 'Word') : fieldLabel(name),
           required.has(name) ? null : h('span', { class: 'optional' }, 'optional'),
         ),
         input,
         hint ? h('p', { class: 'hint', id: `${id}-hint` }, hint) : null,
+        advanced,
         h('p', { class: 'field-error', id: `${id}-error`, hidden: true }),
       ),
     );
@@ -253,9 +306,12 @@ function readKwargsForm(checker) {
   const kwargs = {};
   const errors = {};
   const required = new Set(checker.kwargsSchema?.required ?? []);
+  const patterns = new Set(checker.patternKwargs ?? []);
   for (const input of $('kwargs-fields').querySelectorAll('[data-field]')) {
     const name = input.dataset.field;
     const kind = input.dataset.kind;
+    const literal = patterns.has(name) && !$(`kw-${name}-regex`)?.checked;
+    const asWritten = (text) => (literal ? escapePattern(text) : text);
     if (kind === 'boolean') {
       kwargs[name] = input.checked;
       continue;
@@ -274,7 +330,8 @@ function readKwargsForm(checker) {
       kwargs[name] = text
         .split(',')
         .map((item) => item.trim())
-        .filter(Boolean);
+        .filter(Boolean)
+        .map(asWritten);
     } else if (kind === 'number-list') {
       const values = text.split(',').map((item) => Number(item.trim()));
       if (values.some((value) => !Number.isFinite(value)))
@@ -286,7 +343,7 @@ function readKwargsForm(checker) {
       } catch {
         errors[name] = `${name}: expected a JSON value`;
       }
-    } else kwargs[name] = input.value;
+    } else kwargs[name] = asWritten(input.value);
   }
   return Object.keys(errors).length > 0 ? { errors } : { kwargs };
 }
@@ -340,7 +397,7 @@ async function addConstraintFromForm(event) {
   state.chosen = candidate;
   renderChosen();
   renderKwargsForm(checker);
-  announce(`Added ${checker.id}. ${state.chosen.length} constraints chosen.`);
+  announce(`Added "${checker.label}". ${state.chosen.length} constraints chosen.`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -356,9 +413,9 @@ function renderChosen(invalidIndex = -1, message = null) {
         h(
           'div',
           { class: 'chip-body' },
-          h('code', { class: 'chip-id' }, constraint.id),
+          h('span', { class: 'chip-label', title: constraint.id }, checkerLabel(constraint.id)),
           Object.keys(constraint.kwargs ?? {}).length > 0
-            ? h('span', { class: 'chip-kwargs' }, summarizeKwargs(constraint.kwargs))
+            ? h('span', { class: 'chip-kwargs' }, summarizeKwargs(constraint.id, constraint.kwargs))
             : null,
           index === invalidIndex && message ? h('span', { class: 'chip-error' }, message) : null,
         ),
@@ -367,12 +424,12 @@ function renderChosen(invalidIndex = -1, message = null) {
           {
             type: 'button',
             class: 'icon-button',
-            'aria-label': `Remove ${constraint.id}`,
+            'aria-label': `Remove "${checkerLabel(constraint.id)}"`,
             title: 'Remove',
             onclick: () => {
               state.chosen.splice(index, 1);
               renderChosen();
-              announce(`Removed ${constraint.id}.`);
+              announce(`Removed "${checkerLabel(constraint.id)}".`);
             },
           },
           '×',
@@ -398,7 +455,7 @@ function renderPresets() {
           title:
             missing.length > 0
               ? `This server has no checker ${missing.join(', ')}`
-              : preset.constraints.map((c) => c.id).join(' + '),
+              : preset.constraints.map((c) => checkerLabel(c.id)).join(' + '),
           onclick: () => applyPreset(preset),
         },
         h('span', { class: 'preset-name' }, preset.name),
@@ -427,24 +484,27 @@ async function loadCheckers() {
     // The paper's tasks first, then IFEval's families.
     const groups = new Map();
     for (const checker of checkers) {
-      const family = checker.id.startsWith('corgi:') ? 'Paper tasks' : `IFEval: ${checker.id.split(':')[0]}`;
+      const family = checker.id.startsWith('corgi:') ? 'Tasks from the CORGI paper' : 'IFEval instructions';
       if (!groups.has(family)) groups.set(family, []);
       groups.get(family).push(checker);
     }
     const ordered = [...groups.entries()].sort(([a], [b]) =>
-      a === 'Paper tasks' ? -1 : b === 'Paper tasks' ? 1 : 0,
+      a === 'IFEval instructions' ? -1 : b === 'IFEval instructions' ? 1 : 0,
     );
     select.replaceChildren(
       ...ordered.map(([family, members]) =>
         h(
           'optgroup',
           { label: family },
-          members.map((checker) => h('option', { value: checker.id }, checker.id)),
+          members.map((checker) =>
+            h('option', { value: checker.id, selected: checker.id === DEFAULT_CONSTRAINT.id }, checker.label),
+          ),
         ),
       ),
     );
     renderKwargsForm(state.checkers.get(select.value));
     renderPresets();
+    renderChosen();
   } catch (error) {
     select.replaceChildren(h('option', { value: '' }, 'Checkers unavailable'));
     showError($('constraint-form-error'), `Could not load checkers: ${error.message}`);
@@ -476,8 +536,8 @@ function renderConstraintTags(constraints) {
       h(
         'li',
         { class: 'tag' },
-        h('code', {}, c.id),
-        Object.keys(c.kwargs ?? {}).length > 0 ? ` ${summarizeKwargs(c.kwargs)}` : null,
+        h('span', { class: 'tag-label', title: c.id }, checkerLabel(c.id)),
+        Object.keys(c.kwargs ?? {}).length > 0 ? `: ${summarizeKwargs(c.id, c.kwargs)}` : null,
       ),
     ),
   );
@@ -551,7 +611,7 @@ function renderVerdicts(check) {
           { class: `verdict ${result.ok ? 'ok' : 'fail'}`, dataset: { id: result.id } },
           h('span', { class: 'mark', 'aria-hidden': 'true' }, result.ok ? '✓' : '✗'),
           h('span', { class: 'visually-hidden' }, result.ok ? 'Met: ' : 'Not met: '),
-          h('code', { class: 'verdict-id' }, result.id),
+          h('span', { class: 'verdict-label', title: result.id }, checkerLabel(result.id)),
           h('span', { class: 'score' }, formatScore(result.score)),
           result.feedback ? h('p', { class: 'verdict-feedback' }, result.feedback) : null,
         ),
@@ -560,7 +620,8 @@ function renderVerdicts(check) {
   );
 }
 
-function finishAttempt(view, { text, check }) {
+function finishAttempt(view, { attempt, text, check }) {
+  Object.assign(view, { attempt, check, finalText: text });
   view.text.data = text;
   view.body.classList.remove('streaming');
   view.article.classList.add(check?.ok ? 'ok' : 'fail');
@@ -592,8 +653,28 @@ function renderNote(text, kind = 'info') {
   );
 }
 
-/** The summary card with the rating widget. */
-function renderSummary({ sessionId, ok, bestScore, attempts, status = 'completed', action = null }) {
+/**
+ * The session's answer, as the API picks it: the first attempt that met every constraint, else the
+ * best-scoring one (the earliest of equals). `views` are finished attempts `{attempt, finalText, check}`.
+ */
+function pickBest(views) {
+  const done = views.filter((view) => view.check);
+  return (
+    done.find((view) => view.check.ok) ??
+    done.reduce((best, view) => (best && best.check.score >= view.check.score ? best : view), null)
+  );
+}
+
+/** The summary card: the best attempt's text, the outcome, and the rating widget. */
+function renderSummary({
+  sessionId,
+  ok,
+  bestScore,
+  attempts,
+  status = 'completed',
+  action = null,
+  best = null,
+}) {
   const headline =
     status === 'cancelled'
       ? `Stopped after ${attempts} attempt${attempts === 1 ? '' : 's'}`
@@ -623,6 +704,20 @@ function renderSummary({ sessionId, ok, bestScore, attempts, status = 'completed
       ),
       action,
     ),
+    best
+      ? h(
+          'figure',
+          { class: 'best' },
+          h(
+            'figcaption',
+            {},
+            ok
+              ? `The answer (attempt ${best.attempt})`
+              : `Best attempt (${best.attempt}, score ${formatScore(best.check.score)})`,
+          ),
+          h('blockquote', { class: 'best-text' }, best.finalText),
+        )
+      : null,
     status === 'completed' || status === 'cancelled' ? renderRating(sessionId) : null,
   );
   stickToBottom(() => conversation.append(card));
@@ -729,7 +824,7 @@ socket.on('feedback', (data) => {
 socket.on('session:end', (data) => {
   if (!isLive(data)) return;
   const status = state.live.cancelRequested && !data.ok ? 'cancelled' : 'completed';
-  renderSummary({ ...data, status });
+  renderSummary({ ...data, status, best: pickBest([...state.live.attempts.values()]) });
   announce(
     data.ok
       ? `Done: all constraints met on attempt ${data.attempts}.`
@@ -872,7 +967,7 @@ async function loadHistory() {
               h(
                 'span',
                 { class: 'history-title' },
-                session.prompt?.trim() || session.constraintIds.join(' + '),
+                session.prompt?.trim() || session.constraintIds.map(checkerLabel).join(' + '),
               ),
               h(
                 'span',
@@ -912,11 +1007,13 @@ async function replaySession(sessionId) {
   state.shownSessionId = session.id;
   markActiveHistory();
   clearConversation(`session ${session.id.slice(0, 8)} · ${new Date(session.createdAt).toLocaleString()}`);
+  const views = [];
   for (const turn of session.turns) {
     if (turn.kind === 'instruction') renderInstruction(turn.text, session.constraints);
     else if (turn.kind === 'feedback') renderFeedback(turn.text);
     else {
       const view = renderAttemptStart(turn, session.maxAttempts);
+      views.push(view);
       if (turn.check) finishAttempt(view, turn);
       else {
         // A cancelled attempt has no verdict.
@@ -928,6 +1025,7 @@ async function replaySession(sessionId) {
   }
   if (session.error) renderNote(`${session.error.code}: ${session.error.message}`, 'error');
   renderSummary({
+    best: pickBest(views),
     sessionId: session.id,
     ok: session.ok === true,
     bestScore: session.bestScore,
@@ -963,11 +1061,10 @@ $('checker-select').addEventListener('change', (event) =>
 $('composer').addEventListener('submit', startSession);
 $('cancel').addEventListener('click', cancelSession);
 $('refresh-history').addEventListener('click', loadHistory);
-$('prompt').addEventListener('keydown', (event) => {
-  if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) startSession(event);
-});
+// Ctrl+Enter (Cmd+Enter on a Mac) starts from anywhere on the page; Escape stops a running session.
 document.addEventListener('keydown', (event) => {
-  if (event.key === 'Escape' && state.live) cancelSession();
+  if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) startSession(event);
+  else if (event.key === 'Escape' && state.live) cancelSession();
 });
 
 api('/v1/policy')

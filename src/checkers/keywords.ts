@@ -61,7 +61,9 @@ export const keywordsFrequency = defineIfevalChecker({
   description:
     'A keyword (case-insensitive pattern, substrings count) must appear less than / at least N times.',
   kwargsSchema: kwargsObject({
-    keyword: textSchema('the keyword to count', { strip: true }),
+    keyword: textSchema('the keyword to count', { strip: true }).describe(
+      'the keyword to count: a Python regular expression, as IFEval uses it',
+    ),
     frequency: countSchema('how many times the keyword should appear'),
     relation: relationSchema(),
   }),

@@ -8,6 +8,7 @@ import { idsConflict } from './conflicts.ts';
 import { ConstraintError } from './errors.ts';
 import { joinFeedback } from './feedback.ts';
 import { ifevalCheckers } from './ifeval-checkers.ts';
+import { labelOf } from './labels.ts';
 import { paperCheckers } from './paper-checkers.ts';
 import type { Checker, CheckOutcome, ConstraintSpec, ParsedConstraint } from './types.ts';
 
@@ -117,15 +118,24 @@ export function checkAll(
 /** What `GET /v1/checkers` and `corgi checkers` list for each checker. */
 export interface CheckerInfo {
   id: string;
+  /** The checker's name in words ("No commas"), from `CHECKER_LABELS`. */
+  label: string;
   description: string;
   kwargsSchema: unknown;
+  /** Kwargs that are regular expressions (a plain word list must be escaped for them). */
+  patternKwargs: string[];
 }
 
 /** Every checker's id, description and kwargs JSON Schema, in registry order. */
 export function listCheckers(): CheckerInfo[] {
-  return [...checkers.values()].map((checker) => ({
-    id: checker.id,
-    description: checker.description,
-    kwargsSchema: z.toJSONSchema(checker.kwargsSchema, { io: 'input', unrepresentable: 'any' }),
-  }));
+  return [...checkers.values()].map((checker) => {
+    const { label, patternKwargs = [] } = labelOf(checker.id);
+    return {
+      id: checker.id,
+      label,
+      description: checker.description,
+      kwargsSchema: z.toJSONSchema(checker.kwargsSchema, { io: 'input', unrepresentable: 'any' }),
+      patternKwargs,
+    };
+  });
 }

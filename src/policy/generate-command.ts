@@ -8,6 +8,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
 import { dataDirFromEnv } from '../model/store/store-commands.ts';
 // Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
+import { resolveCheckpointDir } from './builtin-model.ts';
 import type { LocalPolicy } from './local-policy.ts';
 
 /** Where `corgi generate` looks without `--policy`. */
@@ -63,7 +64,9 @@ export function registerGenerateCommand(program: Command): Command {
 }
 
 async function runGenerate(prompt: string, options: GenerateCommandOptions): Promise<number> {
-  const dir = expandStoreName(options.policy ?? defaultPolicyDir(), { dataDir: dataDirFromEnv() });
+  const dir = resolveCheckpointDir(
+    expandStoreName(options.policy ?? defaultPolicyDir(), { dataDir: dataDirFromEnv() }),
+  );
   const fail = (message: string) => {
     process.stderr.write(`corgi generate: ${message}\n`);
     return 1;

@@ -21,14 +21,30 @@
  * both arrays stay empty — never one without the other, which the `Generation` contract forbids.
  */
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
 import { AIMessage, type BaseMessage, HumanMessage, SystemMessage } from '@langchain/core/messages';
 import type { RunnableConfig } from '@langchain/core/runnables';
 import { ChatOpenAI } from '@langchain/openai';
 import { selectBackend, selectedBackend } from './backend.ts';
 import { LocalPolicy, SERVING_SCHEDULER } from './local-policy.ts';
+import {
+  checkPolicySpec,
+  isRemotePolicySpec,
+  parseBaseURL,
+  parsePolicySpec,
+  type RemotePolicySpec,
+} from './policy-spec.ts';
 import type { ChatMessage, ChatPolicy, FinishReason, GenerateOptions, SamplingOptions } from './types.ts';
+
+// The spec parser lives in a module of its own (commands parse `--policy` without loading TensorFlow.js).
+export {
+  checkPolicySpec,
+  isRemotePolicySpec,
+  type PolicySpec,
+  parsePolicySpec,
+  type RemotePolicySpec,
+} from './policy-spec.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Any LangChain chat model as a ChatPolicy.
@@ -236,73 +252,6 @@ export function createRemotePolicy(options: RemotePolicyOptions): ChatPolicy {
       }).generate(messages, generateOptions);
     },
   };
-}
-
-function parseBaseURL(value: string, field: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new Error(`${field}: expected an http(s) URL such as http://127.0.0.1:8000/v1, got "${value}"`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new Error(`${field}: expected an http(s) URL, got "${value}"`);
-  }
-  return value.replace(/\/+$/, '');
-}
-
-// ---------------------------------------------------------------------------------------------
-// `--policy` / `CORGI_POLICY` values.
-
-export type PolicySpec = { kind: 'local'; dir: string } | RemotePolicySpec;
-export type RemotePolicySpec = { kind: 'openai'; baseURL: string; model: string; vllm: boolean };
-
-/** True for an `openai:` / `vllm:` spec (also how a remote base model is recorded in `policy_versions`). */
-export function isRemotePolicySpec(value: string): boolean {
-  return /^(openai|vllm):/.test(value);
-}
-
-/**
- * Parses a policy spec: `openai:<baseURL>#<model>` (any OpenAI-compatible server),
- * `vllm:<baseURL>#<model>` (the same, plus vLLM's token ids and log-probs), or a checkpoint
- * directory. `field` names the option in errors.
- */
-export function parsePolicySpec(spec: string, field = 'policy'): PolicySpec {
-  const remote = /^(openai|vllm):(.*)$/s.exec(spec);
-  if (!remote) {
-    if (spec.trim() === '')
-      throw new Error(`${field}: expected a checkpoint directory or openai:<baseURL>#<model>`);
-    return { kind: 'local', dir: resolve(spec) };
-  }
-  const [, scheme, rest] = remote;
-  const hash = rest.lastIndexOf('#');
-  if (hash < 0 || hash === rest.length - 1) {
-    throw new Error(
-      `${field}: expected ${scheme}:<baseURL>#<model> (for example ${scheme}:http://127.0.0.1:8000/v1#my-model), got "${spec}"`,
-    );
-  }
-  return {
-    kind: 'openai',
-    baseURL: parseBaseURL(rest.slice(0, hash), field),
-    model: rest.slice(hash + 1),
-    vllm: scheme === 'vllm',
-  };
-}
-
-/**
- * Parses a spec and, for a directory, checks that it holds a checkpoint: the cheap checks, so a
- * command can refuse a bad `--policy` before any slow start-up work.
- * @throws naming `field`
- */
-export function checkPolicySpec(spec: string, field = 'policy'): PolicySpec {
-  const parsed = parsePolicySpec(spec, field);
-  if (parsed.kind === 'local' && !existsSync(join(parsed.dir, 'config.json'))) {
-    throw new Error(
-      `${field}: no checkpoint at ${parsed.dir} (config.json missing). Point --policy or CORGI_POLICY at a ` +
-        'checkpoint directory or at openai:<baseURL>#<model>, or build the base model with `corgi pretrain`.',
-    );
-  }
-  return parsed;
 }
 
 /**

@@ -146,7 +146,9 @@ export class DataParallelTrainer {
     // The worker runs TypeScript too: tsx's loader hooks do not cross threads, so a small bootstrap
     // registers them in the worker before importing the worker module.
     const tsxApi = import.meta.resolve('tsx/esm/api');
-    const entry = new URL('./train-worker.ts', import.meta.url).href;
+    // From dist/ (the built CLI) the worker is the compiled .js beside this file.
+    const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+    const entry = new URL(`./train-worker${extension}`, import.meta.url).href;
     const bootstrap = `(async () => {
       const { register } = await import(${JSON.stringify(tsxApi)});
       register();

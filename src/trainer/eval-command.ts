@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
 import { dataDirFromEnv } from '../model/store/store-commands.ts';
+import { resolveCheckpointDir } from '../policy/builtin-model.ts';
 import { defaultPolicyDir } from '../policy/generate-command.ts';
 // Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
 import type { LocalPolicy } from '../policy/local-policy.ts';
@@ -185,7 +186,9 @@ function parseInput(options: EvalCommandOptions): {
   const n = options.n === undefined ? undefined : parseInteger('--n', options.n, 1);
   const seed = options.seed === undefined ? undefined : parseInteger('--seed', options.seed, 0);
 
-  const policyDir = expandStoreName(options.policy ?? defaultPolicyDir(), { dataDir: dataDirFromEnv() });
+  const policyDir = resolveCheckpointDir(
+    expandStoreName(options.policy ?? defaultPolicyDir(), { dataDir: dataDirFromEnv() }),
+  );
   if (!existsSync(join(policyDir, 'config.json'))) {
     throw new EvalInputError(
       '--policy',

@@ -20,7 +20,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Database } from '../db/database.ts';
-import { parsePolicySpec } from '../policy/remote-policy.ts';
+import { parsePolicySpec } from '../policy/policy-spec.ts';
 import { type RoundFailures, retryDelayMs, roundDue, type TriggerOptions } from './background-trainer.ts';
 import { releaseEmbeddedTrainerLock } from './trainer-lock.ts';
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { IFEVAL_IDS } from '../../src/checkers/conflicts.ts';
 import { ConstraintError } from '../../src/checkers/errors.ts';
 import { joinFeedback } from '../../src/checkers/feedback.ts';
+import { CHECKER_LABELS } from '../../src/checkers/labels.ts';
 import { checkAll, checkers, listCheckers, parseConstraints } from '../../src/checkers/registry.ts';
 
 describe('the registry', () => {
@@ -20,6 +21,30 @@ describe('the registry', () => {
     for (const info of listCheckers()) {
       expect(info.kwargsSchema, info.id).toMatchObject({ type: 'object' });
     }
+  });
+
+  it('names every checker in words, once, and marks only real kwargs as patterns', () => {
+    const infos = listCheckers();
+    expect(Object.keys(CHECKER_LABELS).sort()).toEqual([...checkers.keys()].sort());
+    const labels = infos.map((info) => info.label);
+    expect(new Set(labels).size).toBe(labels.length);
+    for (const info of infos) {
+      expect(info.label, info.id).not.toContain(':');
+      const properties = Object.keys((info.kwargsSchema as { properties?: object }).properties ?? {});
+      for (const name of info.patternKwargs) expect(properties, info.id).toContain(name);
+    }
+    expect(infos.find((info) => info.id === 'punctuation:no_comma')?.label).toBe('No commas');
+    // The regex-valued kwargs are exactly the ones whose schema says so.
+    const described = infos.flatMap((info) =>
+      Object.entries(
+        (info.kwargsSchema as { properties?: Record<string, { description?: string }> }).properties ?? {},
+      )
+        .filter(([, schema]) => /regular expression/.test(JSON.stringify(schema)))
+        .map(([name]) => `${info.id}.${name}`),
+    );
+    expect(infos.flatMap((info) => info.patternKwargs.map((name) => `${info.id}.${name}`)).sort()).toEqual(
+      described.sort(),
+    );
   });
 });
 

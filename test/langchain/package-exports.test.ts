@@ -1,14 +1,15 @@
 /**
- * The package as a consumer gets it: `npm pack` (whose prepack builds dist/ with tsc), the tarball
- * installed into a scratch project under the OS temp dir, and the public names imported from
- * `corgi-live` by a plain .mjs and type-checked from a .ts against the shipped declarations.
+ * The package as a consumer gets it: `npm pack` (whose prepare script builds dist/ with tsc), the
+ * tarball installed into a scratch project under the OS temp dir, and the public names imported from
+ * `corgi-live` by a plain .mjs and type-checked from a .ts against the shipped declarations. README's
+ * own examples that import `corgi-live` run there too, on the built-in model the package ships.
  *
  * The install is offline from the npm cache (`--prefer-offline`) and skips optional dependencies and
  * install scripts: tfjs-node's script downloads libtensorflow from a host that offline machines
  * cannot reach, and the library falls back to the wasm backend without it anyway.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const TSC = join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
+
+/** README's JavaScript examples that import the package, by the heading above each. */
+function readmePackageExamples(): { heading: string; code: string }[] {
+  const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+  const examples: { heading: string; code: string }[] = [];
+  for (const match of readme.matchAll(/```js\n([\s\S]*?)```/g)) {
+    if (!match[1].includes("from 'corgi-live'")) continue;
+    const heading = [...readme.slice(0, match.index).matchAll(/^#+ (.+)$/gm)].at(-1)?.[1] ?? '';
+    examples.push({ heading, code: match[1] });
+  }
+  return examples;
+}
 
 let scratch: string;
 beforeAll(async () => {
@@ -124,4 +137,43 @@ export async function run(): Promise<CheckerFeedbackResult> {
     );
     expect(check.stdout).toBe('');
   });
+
+  it('ships the built-in model, so the default policy needs no checkpoint of its own', () => {
+    const shipped = join(scratch, 'node_modules', 'corgi-live', 'models', 'base');
+    for (const file of ['config.json', 'model.safetensors', 'tokenizer.json', 'checksums.sha256']) {
+      expect(existsSync(join(shipped, file)), file).toBe(true);
+    }
+    expect(existsSync(join(scratch, 'models'))).toBe(false);
+  });
+
+  const examples = readmePackageExamples();
+  it('finds README examples that import the package', () => {
+    expect(examples.map((example) => example.heading)).toEqual(
+      expect.arrayContaining([
+        'A chat model: `CorgiChatModel`',
+        'The feedback loop around any chat model: `withCheckerFeedback`',
+      ]),
+    );
+  });
+
+  it.each(examples.map((example, i) => [example.heading, i] as const))(
+    "runs README's example from the installed package: %s",
+    async (_heading, i) => {
+      const file = `readme-example-${i}.mjs`;
+      writeFileSync(join(scratch, file), examples[i].code);
+      const env: NodeJS.ProcessEnv = { ...process.env, CORGI_DATA_DIR: join(scratch, `data-${i}`) };
+      delete env.DATABASE_URL;
+      delete env.CORGI_POLICY;
+      const { stdout, stderr } = await run(process.execPath, [file], {
+        cwd: scratch,
+        env,
+        maxBuffer: 16 << 20,
+      }).catch((error: { stdout: string; stderr: string; code: number }) => {
+        throw new Error(`${file} exited ${error.code}:\n${error.stderr}\n${error.stdout}`);
+      });
+      expect(stderr).not.toMatch(/no checkpoint|Error/);
+      expect(stdout.trim().length).toBeGreaterThan(0);
+    },
+    300_000,
+  );
 });

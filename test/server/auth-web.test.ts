@@ -3,70 +3,50 @@
  * for a key when the API refuses it, keeps it in localStorage (not in the address bar), then loads,
  * connects and runs a session under that key — with helmet's Content-Security-Policy in force.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApiKey } from '../../src/db/api-keys.ts';
 import type { Database } from '../../src/db/database.ts';
 import { fixedPolicy } from '../../src/policy/types.ts';
 import { type RunningServer, startServer } from '../../src/server/server.ts';
+import { describeInBrowser, type LaunchedBrowser, launchBrowser } from '../support/browser.ts';
 import { openTestDatabase } from '../support/database.ts';
 import { ScriptedPolicy } from '../support/scripted-policy.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--no-first-run',
-];
+describeInBrowser('the writing page on a server that requires keys', () => {
+  let db: Database;
+  let server: RunningServer;
+  let base: string;
+  let browser: LaunchedBrowser;
+  let page: Page;
+  const consoleErrors: string[] = [];
+  const dialogs: string[] = [];
 
-let db: Database;
-let server: RunningServer;
-let base: string;
-let context: BrowserContext;
-let page: Page;
-let userDataDir: string;
-const consoleErrors: string[] = [];
-const dialogs: string[] = [];
-
-beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH.`);
-  }
-  db = await openTestDatabase();
-  // Bound beyond loopback: keys are required. The browser reaches it on 127.0.0.1.
-  server = await startServer({
-    db,
-    policy: fixedPolicy(new ScriptedPolicy(['A dog sat in the park.'], 'scripted-keyed', 5)),
-    port: 0,
-    host: '0.0.0.0',
+  beforeAll(async () => {
+    // First, so a required but missing browser fails the run before anything starts.
+    browser = await launchBrowser();
+    db = await openTestDatabase();
+    // Bound beyond loopback: keys are required. The browser reaches it on 127.0.0.1.
+    server = await startServer({
+      db,
+      policy: fixedPolicy(new ScriptedPolicy(['A dog sat in the park.'], 'scripted-keyed', 5)),
+      port: 0,
+      host: '0.0.0.0',
+    });
+    base = `http://127.0.0.1:${server.port}`;
+    page = browser.page;
+    page.on('console', (message) => {
+      if (message.type() === 'error') consoleErrors.push(message.text());
+    });
+    page.on('pageerror', (error) => consoleErrors.push(String(error)));
   });
-  base = `http://127.0.0.1:${server.port}`;
-  userDataDir = mkdtempSync(join(tmpdir(), 'corgi-chromium-auth-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  page.on('console', (message) => {
-    if (message.type() === 'error') consoleErrors.push(message.text());
-  });
-  page.on('pageerror', (error) => consoleErrors.push(String(error)));
-});
 
-afterAll(async () => {
-  await context?.close();
-  await server?.close();
-  await db?.close();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
-});
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await db?.close();
+  });
 
-describe('the writing page on a server that requires keys', () => {
   it('asks for a key, keeps it out of the address bar, and then works under it', async () => {
     const { id, key } = await createApiKey(db.pool, { name: 'browser' });
     page.on('dialog', (dialog) => {

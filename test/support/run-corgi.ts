@@ -12,12 +12,13 @@ export interface RunResult {
 /** Runs `node args` (this Node), feeding `input` on stdin; resolves with its exit code and output. */
 export function runNode(
   args: string[],
-  options: { input?: string; env?: NodeJS.ProcessEnv } = {},
+  options: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: options.env ?? process.env,
+      cwd: options.cwd,
     });
     let stdout = '';
     let stderr = '';
@@ -36,7 +37,7 @@ export function runNode(
 /** Runs the real `corgi` bin with `args`, feeding `input` on stdin; resolves with its exit code and output. */
 export function runCorgi(
   args: string[],
-  options: { input?: string; env?: NodeJS.ProcessEnv } = {},
+  options: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): Promise<RunResult> {
   return runNode([CORGI_BIN, ...args], options);
 }
