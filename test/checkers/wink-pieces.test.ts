@@ -27,7 +27,7 @@ describe('boundPieces', () => {
 
   it('never cuts a surrogate pair apart', () => {
     const bounded = boundPieces('😀'.repeat(30), 7);
-    for (const segment of bounded.split(' ')) expect(segment).toBe(segment.toWellFormed());
+    for (const segment of bounded.split(' ')) expect(segment).toMatch(/^(?:😀)+$/u);
     expect(bounded.replaceAll(' ', '')).toBe('😀'.repeat(30));
   });
 
