@@ -3,7 +3,6 @@
  * `CORGI_POLICY`) on the embedded database (or `DATABASE_URL`).
  */
 import type { Command } from 'commander';
-import { preloadTextModels } from '../checkers/text.ts';
 import type { Database } from '../db/database.ts';
 import { openDatabase } from '../db/database.ts';
 import { selectBackend } from '../policy/backend.ts';
@@ -96,8 +95,6 @@ export function registerServeCommand(program: Command): void {
         }
         const security = securityOptionsFromFlags(options, options.host);
         await selectBackend();
-        // Train IFEval's sentence splitter now rather than inside the first session that needs it.
-        preloadTextModels();
         // A malformed --policy fails here, before anything is opened.
         parsePolicySpec(options.policy, '--policy');
         let db: Awaited<ReturnType<typeof openDatabase>> | undefined;

@@ -10,7 +10,7 @@
 import { availableParallelism } from 'node:os';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { type CheckResult, checkAll } from '../checkers/registry.ts';
+import { type CheckResult, checkAll, parseConstraints } from '../checkers/registry.ts';
 import type { ParsedConstraint } from '../checkers/types.ts';
 import { CheckError } from './check-error.ts';
 import type { CheckTask } from './check-worker.ts';
@@ -46,6 +46,8 @@ export interface CheckPool {
   readonly timeoutMs: number;
   /** Checks stopped at their budget since the pool started. */
   readonly timeouts: number;
+  /** Resolves once the workers have loaded the text models and checked a first response. */
+  ready(): Promise<void>;
   /** Stops every worker; pending checks reject. */
   close(): Promise<void>;
 }
@@ -125,9 +127,16 @@ export function createCheckPool(options: CheckPoolOptions = {}): CheckPool {
     }
   };
 
+  const warmUp = parseConstraints([{ id: 'punctuation:no_comma' }]);
+  let ready: Promise<void> | undefined;
+
   return {
     check,
     threads,
+    ready() {
+      ready ??= Promise.all(Array.from({ length: threads }, () => check('Ready.', warmUp))).then(() => {});
+      return ready;
+    },
     timeoutMs,
     get timeouts() {
       return timeouts;

@@ -44,7 +44,7 @@ function fill(unit: string, n: number): string {
 }
 
 /** A deterministic base64 blob of `n` characters (the shape of an attachment pasted as text). */
-function base64Blob(n: number): string {
+export function base64Blob(n: number): string {
   const bytes = new Uint8Array(Math.ceil((n * 3) / 4) + 3);
   let state = 0x9e3779b9;
   for (let i = 0; i < bytes.length; i++) {
