@@ -28,6 +28,7 @@
 import { createRequire } from 'node:module';
 import type WinkFn from 'wink-nlp';
 import type { ItsFunction, Model, PartOfSpeech, WinkMethods } from 'wink-nlp';
+import { boundPieces, isWinkSpace } from './wink-pieces.ts';
 
 /** A Universal Dependencies part-of-speech tag, as wink's tagger writes it. */
 export type UdPos = PartOfSpeech;
@@ -145,11 +146,14 @@ export function analyzeText(text: string): TextAnalysis {
 
 type MutableToken = { -readonly [K in keyof AnalyzedToken]: AnalyzedToken[K] };
 
-/** `analyzeText` without the cache, for measuring the parse cost. `text` is used as given. */
+/**
+ * `analyzeText` without the cache, for measuring the parse cost. `text` is used as given, except
+ * that pieces too long for wink to read in linear time are cut (`boundPieces`).
+ */
 export function analyzeUncached(text: string): TextAnalysis {
   const nlp = getNlp();
   const its = nlp.its;
-  const doc = nlp.readDoc(text);
+  const doc = nlp.readDoc(boundPieces(text));
   const tokens = doc.tokens();
   const normals = tokens.out(its.normal) as string[];
   // wink's typings declare `its.lemma` with a signature `out` does not accept; it works at run time.
@@ -193,7 +197,7 @@ export function readSentiment(text: string): SentimentReading {
  */
 export function sentimentUncached(text: string, path: 'light' | 'tagger' = 'light'): SentimentReading {
   const nlp = path === 'light' ? getLightNlp() : getNlp();
-  const doc = nlp.readDoc(text);
+  const doc = nlp.readDoc(boundPieces(text));
   const tokens = doc.tokens();
   // Token by token, since the first is most often a word (all types at once cost ~5 µs).
   let hasWords = false;
@@ -201,27 +205,6 @@ export function sentimentUncached(text: string, path: 'light' | 'tagger' = 'ligh
     hasWords = tokens.itemAt(i).out(nlp.its.type) === 'word';
   }
   return { sentiment: doc.out(nlp.its.sentiment) as number, hasWords };
-}
-
-/**
- * Whether wink's tokenizer splits a text at this UTF-16 code before anything else (the model's
- * `trex.helpers.splitter`: spaces, no-break and thin spaces, line breaks, tabs). It then tokenizes
- * each piece on its own, so a text's tokens are its pieces' tokens in order.
- */
-function isWinkSpace(code: number): boolean {
-  if (code > 32 && code < 0xa0) return false;
-  return (
-    code === 32 ||
-    code === 10 ||
-    code === 13 ||
-    code === 9 ||
-    code === 0xa0 ||
-    (code >= 0x2002 && code <= 0x2005) ||
-    code === 0x2009 ||
-    code === 0x200a ||
-    code === 0x202f ||
-    code === 0x205f
-  );
 }
 
 /** Pieces kept by `visitCertainWordForms`: answers reuse words, so this covers a working vocabulary. */

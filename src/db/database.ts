@@ -29,6 +29,46 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** Apply pending migrations before returning. @default true */
   migrate?: boolean;
+  /** Deadlines on every wait for the database (see `DatabaseTimeouts`). @default from the environment */
+  timeouts?: Partial<DatabaseTimeouts>;
+}
+
+/**
+ * Every wait on the database has a deadline, so a database that stops answering (a partition,
+ * dropped packets) fails requests instead of hanging them. 0 turns one off.
+ */
+export interface DatabaseTimeouts {
+  /** Opening a connection, and waiting for a free one in the pool. @default CORGI_DB_CONNECT_TIMEOUT_MS, else 3_000 */
+  connectMs: number;
+  /** The client's own deadline for an answer to a query. @default CORGI_DB_QUERY_TIMEOUT_MS, else 10_000 */
+  queryMs: number;
+  /** PostgreSQL's `statement_timeout`. @default CORGI_DB_STATEMENT_TIMEOUT_MS, else 8_000 */
+  statementMs: number;
+  /** PostgreSQL's `idle_in_transaction_session_timeout`. @default CORGI_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS, else 15_000 */
+  idleInTransactionMs: number;
+}
+
+const TIMEOUT_ENV: Record<keyof DatabaseTimeouts, [string, number]> = {
+  connectMs: ['CORGI_DB_CONNECT_TIMEOUT_MS', 3_000],
+  queryMs: ['CORGI_DB_QUERY_TIMEOUT_MS', 10_000],
+  statementMs: ['CORGI_DB_STATEMENT_TIMEOUT_MS', 8_000],
+  idleInTransactionMs: ['CORGI_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', 15_000],
+};
+
+/** The deadlines: `overrides`, else the environment, else the defaults; a malformed variable throws naming it. */
+export function resolveDatabaseTimeouts(overrides: Partial<DatabaseTimeouts> = {}): DatabaseTimeouts {
+  const entries = Object.entries(TIMEOUT_ENV).map(([key, [name, fallback]]) => {
+    const given = overrides[key as keyof DatabaseTimeouts];
+    if (given !== undefined) return [key, given];
+    const raw = process.env[name];
+    if (raw === undefined || raw === '') return [key, fallback];
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 0) {
+      throw new Error(`${name} must be a whole number of milliseconds (0 = no deadline), got "${raw}"`);
+    }
+    return [key, value];
+  });
+  return Object.fromEntries(entries) as DatabaseTimeouts;
 }
 
 export interface Database {
@@ -86,11 +126,18 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
     socketUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
   }
 
+  const timeouts = resolveDatabaseTimeouts(options.timeouts);
   const pool = new pg.Pool({
     ...connection,
     max: poolSize,
     // Every connection sees the chosen schema first.
     options: schema === 'public' ? undefined : `-c search_path=${schema}`,
+    connectionTimeoutMillis: timeouts.connectMs,
+    query_timeout: timeouts.queryMs || undefined,
+    statement_timeout: timeouts.statementMs,
+    idle_in_transaction_session_timeout: timeouts.idleInTransactionMs,
+    // A peer that vanished without a FIN is noticed on idle connections too.
+    keepAlive: true,
   });
   // An idle client losing its connection (server restart) must not crash the process.
   pool.on('error', (error) => console.error(`[db] idle client error: ${error.message}`));
@@ -112,9 +159,19 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
   return { pool, embedded: embeddedServer !== undefined, url: socketUrl, schema, close };
 }
 
-/** Applies every pending migration in `migrations/`, holding node-pg-migrate's advisory lock. */
+/**
+ * Applies every pending migration in `migrations/`, holding node-pg-migrate's advisory lock. On a
+ * connection of its own without query deadlines: waiting for another process's migration lock, or
+ * a long migration, is expected here.
+ */
 export async function migrate(pool: pg.Pool, schema = 'public'): Promise<void> {
-  const client = await pool.connect();
+  const client = new pg.Client({
+    ...(pool.options as pg.ClientConfig),
+    query_timeout: undefined,
+    statement_timeout: 0,
+    idle_in_transaction_session_timeout: 0,
+  });
+  await client.connect();
   try {
     await runner({
       dbClient: client,
@@ -129,7 +186,7 @@ export async function migrate(pool: pg.Pool, schema = 'public'): Promise<void> {
       log: () => {},
     });
   } finally {
-    client.release();
+    await client.end();
   }
 }
 

@@ -4,9 +4,10 @@
  */
 import express from 'express';
 import type pg from 'pg';
-import { runCheckRequest } from '../checkers/check-request.ts';
+import { parseCheckRequest } from '../checkers/check-request.ts';
 import { listCheckers } from '../checkers/registry.ts';
 import type { PolicySource } from '../policy/types.ts';
+import { type CheckFunction, checkInProcess } from '../session/check-pool.ts';
 import type { PolicyFollower } from '../trainer/promotion.ts';
 import { principalOf } from './auth.ts';
 import { errorMiddleware, HttpError } from './http-error.ts';
@@ -22,6 +23,7 @@ import { statsRoutes } from './routes/stats.ts';
 import { BODY_REQUIRED } from './schemas.ts';
 import { createSecurity, type Security } from './security.ts';
 import type { Owner, SessionService } from './session-service.ts';
+import { StorageHealth } from './storage-health.ts';
 
 /** Largest JSON body accepted. */
 export const MAX_BODY_BYTES = 256 * 1024;
@@ -37,6 +39,10 @@ export interface AppDeps {
   security?: Security;
   /** Keeps the policy on the promoted version; the admin promote/rollback routes act through it. */
   promotions?: PolicyFollower;
+  /** How `POST /v1/check` checks (the server's check pool). @default checkInProcess */
+  check?: CheckFunction;
+  /** What `/healthz` probes, and what new sessions consult. @default a StorageHealth of `pool` */
+  health?: StorageHealth;
 }
 
 export function createApp(deps: AppDeps): express.Express {
@@ -49,16 +55,14 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.json({ limit: MAX_BODY_BYTES }));
   const ownerOf = (req: unknown): Owner => ({ apiKeyId: principalOf(req as object).apiKeyId });
 
+  const health = deps.health ?? new StorageHealth(deps.pool);
+  // Answers within the probe's deadline (1.5 s) even when the database hangs.
   app.get('/healthz', async (_req, res) => {
-    let database = 'ok';
-    try {
-      await deps.pool.query('SELECT 1');
-    } catch {
-      database = 'unavailable';
-    }
-    res.status(database === 'ok' ? 200 : 503).json({
-      status: database === 'ok' ? 'ok' : 'degraded',
-      database,
+    const probe = await health.probe();
+    res.status(probe.ok ? 200 : 503).json({
+      status: probe.ok ? 'ok' : 'degraded',
+      database: probe.ok ? 'ok' : 'unavailable',
+      ...(probe.ok ? {} : { reason: probe.reason }),
       policy: deps.policy.current().version,
     });
   });
@@ -73,9 +77,16 @@ export function createApp(deps: AppDeps): express.Express {
     res.json({ checkers: listCheckers() });
   });
 
-  app.post('/v1/check', (req, res) => {
+  const check = deps.check ?? checkInProcess;
+  app.post('/v1/check', async (req, res) => {
     if (req.body === undefined) throw new HttpError(400, 'invalid_request', BODY_REQUIRED);
-    res.json(runCheckRequest(req.body));
+    const { response, constraints } = parseCheckRequest(req.body);
+    // The client going away stops its check (and frees the worker).
+    const gone = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    res.json(await check(response, constraints, { signal: gone.signal }));
   });
 
   app.get('/v1/policy', async (_req, res) => {

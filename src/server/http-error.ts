@@ -5,6 +5,7 @@
  */
 import type { ErrorRequestHandler } from 'express';
 import { ConstraintError } from '../checkers/errors.ts';
+import { CheckError } from '../session/check-error.ts';
 
 export class HttpError extends Error {
   override readonly name = 'HttpError';
@@ -49,6 +50,12 @@ export function toErrorBody(error: unknown): {
   if (ConstraintError.isInstance(error)) {
     return { status: 400, body: { code: error.code, message: error.message }, headers: {} };
   }
+  if (CheckError.isInstance(error)) {
+    // A response too costly to check stays so on retry (422); a full queue passes (503).
+    return error.code === 'check_timeout'
+      ? { status: 422, body: { code: error.code, message: error.message }, headers: {} }
+      : { status: 503, body: { code: error.code, message: error.message }, headers: { 'Retry-After': '1' } };
+  }
   const status = (error as { status?: number; statusCode?: number }).status;
   // express.json() reports malformed or oversized bodies with a 4xx status and a `type`.
   if (typeof status === 'number' && status >= 400 && status < 500) {
@@ -78,10 +85,13 @@ export const errorMiddleware: ErrorRequestHandler = (error, _req, res, _next) =>
 export function isStorageError(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
   if (typeof code !== 'string') {
-    return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect/i.test(
+    return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect|Query read timeout/i.test(
       (error as Error)?.message ?? '',
     );
   }
-  // Node socket errors, and SQLSTATE classes 08 (connection exception) and 57P (operator intervention).
-  return ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code) || /^(08|57P)/.test(code);
+  // Node socket errors, SQLSTATE classes 08 (connection exception) and 57P (operator intervention),
+  // and 57014 (query_canceled: a statement_timeout, the database too slow to answer).
+  return (
+    ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', '57014'].includes(code) || /^(08|57P)/.test(code)
+  );
 }

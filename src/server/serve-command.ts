@@ -3,7 +3,6 @@
  * `CORGI_POLICY`) on the embedded database (or `DATABASE_URL`).
  */
 import type { Command } from 'commander';
-import { preloadTextModels } from '../checkers/text.ts';
 import type { Database } from '../db/database.ts';
 import { openDatabase } from '../db/database.ts';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
@@ -98,8 +97,6 @@ export function registerServeCommand(program: Command): void {
         }
         const security = securityOptionsFromFlags(options, options.host);
         await selectBackend();
-        // Train IFEval's sentence splitter now rather than inside the first session that needs it.
-        preloadTextModels();
         // A store name (`corgi models`) becomes its path here: the loaders below take paths.
         const policy = expandStoreName(options.policy, { dataDir: dataDirFromEnv() });
         // A malformed --policy fails here, before anything is opened.

@@ -11,6 +11,12 @@ import { Server } from 'socket.io';
 import type { Database } from '../db/database.ts';
 import { sweepOrphanedSessions } from '../db/sessions.ts';
 import type { PolicySource } from '../policy/types.ts';
+import {
+  type CheckFunction,
+  type CheckPool,
+  type CheckPoolOptions,
+  createCheckPool,
+} from '../session/check-pool.ts';
 import type { PolicyFollower } from '../trainer/promotion.ts';
 import { createApp } from './app.ts';
 import { defaultAuthMode } from './auth.ts';
@@ -19,6 +25,7 @@ import { startPresence } from './presence.ts';
 import { createSecurity, type SecurityOptions } from './security.ts';
 import { SessionService } from './session-service.ts';
 import { attachSessionSockets, type CorgiIo } from './socket.ts';
+import { StorageHealth } from './storage-health.ts';
 
 /** The repository's `web/` directory: the front end `startServer` serves unless told otherwise. */
 const DEFAULT_WEB_DIR = fileURLToPath(new URL('../../web', import.meta.url));
@@ -47,6 +54,10 @@ export interface ServerOptions {
    * @default true on PostgreSQL
    */
   clusterAdapter?: boolean;
+  /** The check pool's threads and per-check budget (check-pool.ts). @default from the environment */
+  checkPool?: CheckPoolOptions;
+  /** Check with this instead of a pool of the server's own (tests). @default a new check pool */
+  check?: CheckFunction;
 }
 
 export interface RunningServer {
@@ -56,6 +67,8 @@ export interface RunningServer {
   serverId: string;
   io: CorgiIo;
   sessions: SessionService;
+  /** The server's check pool; undefined when `check` was given. */
+  checkPool?: CheckPool;
   /** Cancels running sessions, closes sockets and the HTTP server (not the database). */
   close(): Promise<void>;
 }
@@ -81,11 +94,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     (error: Error) =>
       console.error(`[sessions] could not sweep sessions of stopped servers: ${error.message}`),
   );
+  // One pool for every check of this process: /v1/check, socket and SSE sessions.
+  const checkPool = options.check ? undefined : createCheckPool(options.checkPool);
+  const check = options.check ?? checkPool!.check;
+  const health = new StorageHealth(options.db.pool);
   const sessions = new SessionService({
     pool: options.db.pool,
     policy: options.policy,
     metrics,
     serverId: presence.id,
+    check,
+    health,
   });
   const app = createApp({
     pool: options.db.pool,
@@ -95,6 +114,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     webDir: options.webDir ?? DEFAULT_WEB_DIR,
     security,
     promotions: options.promotions,
+    check,
+    health,
   });
   const http = createServer(app);
   const io: CorgiIo = new Server(http, { maxHttpBufferSize: 256 * 1024, cors: security.socketCors });
@@ -134,11 +155,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   security.installSockets(io);
   attachSessionSockets(io, sessions);
 
+  // Loading the text models takes a worker 1–10 s; no check waits for that once the port is open.
+  await checkPool?.ready().catch(async (error) => {
+    await checkPool.close();
+    await presence.close();
+    throw error;
+  });
   const port = options.port ?? Number(process.env.PORT ?? 3000);
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(port, host, () => resolve());
   }).catch(async (error) => {
+    await checkPool?.close();
     await presence.close();
     throw error;
   });
@@ -149,12 +177,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     serverId: presence.id,
     io,
     sessions,
+    checkPool,
     close: async () => {
       sessions.cancelAll();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       http.closeAllConnections?.();
       security.close();
       await adapterPool?.end();
+      await checkPool?.close();
+      health.close();
       await presence.close();
     },
   };

@@ -7,12 +7,14 @@
 import type pg from 'pg';
 import { createSession, endSession, logSession } from '../db/sessions.ts';
 import type { PolicySource } from '../policy/types.ts';
+import type { CheckFunction } from '../session/check-pool.ts';
 import { renderInstruction } from '../session/render.ts';
 import { runSession, type SessionPart } from '../session/session-runner.ts';
 import { DeferredWrites } from './deferred-writes.ts';
 import { HttpError, isStorageError } from './http-error.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { SessionStartRequest } from './schemas.ts';
+import type { StorageHealth } from './storage-health.ts';
 
 export interface Owner {
   /** The API key that made the request; null for unauthenticated loopback use. */
@@ -38,6 +40,10 @@ export class SessionService {
       serverId?: string;
       /** Retry interval for deferred writes. @default 2_000 */
       retryMs?: number;
+      /** How attempts are checked (the server's check pool). @default checkInProcess */
+      check?: CheckFunction;
+      /** Refuses new sessions at once while the database is known to be unavailable. */
+      health?: StorageHealth;
     },
   ) {
     this.deferredWrites = new DeferredWrites({ retryMs: deps.retryMs });
@@ -73,6 +79,7 @@ export class SessionService {
           '(or lower sampling.maxTokens)',
       );
     }
+    await this.deps.health?.ensureAvailable();
     let sessionId: string;
     try {
       sessionId = await createSession(pool, {
@@ -87,6 +94,11 @@ export class SessionService {
     } catch (error) {
       // Only an unreachable store is a 503; anything else is a bug to log (a 500), not an outage.
       if (!isStorageError(error)) throw error;
+      const health = this.deps.health;
+      if (health) {
+        health.noteError(error);
+        throw health.unavailableError(error);
+      }
       throw new HttpError(503, 'storage_unavailable', 'the session store is unavailable; try again shortly', {
         cause: error,
         headers: { 'Retry-After': '5' },
@@ -101,6 +113,7 @@ export class SessionService {
 
     const running = this.running;
     const deferredWrites = this.deferredWrites;
+    const health = this.deps.health;
     const parts = logSession(
       pool,
       sessionId,
@@ -111,7 +124,7 @@ export class SessionService {
           maxAttempts: request.maxAttempts,
           sampling: request.sampling,
         },
-        { policy, signal: controller.signal },
+        { policy, signal: controller.signal, ...(this.deps.check ? { check: this.deps.check } : {}) },
       ),
       { onWrite: (ms) => metrics.dbWriteLatency.observe(ms / 1000) },
     );
@@ -139,6 +152,7 @@ export class SessionService {
       } catch (error) {
         if (isStorageError(error)) {
           outcome = 'error';
+          health?.noteError(error);
           // What the client saw acknowledged is stored; record how the session ended once the store is back.
           const failed = {
             code: 'storage_unavailable',

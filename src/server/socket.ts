@@ -29,7 +29,12 @@ export function attachSessionSockets(io: CorgiIo, sessions: SessionService): voi
       socket.emit('session:error', body);
     };
 
-    socket.on('session:start', async (payload, ack) => {
+    socket.on('session:start', async (...args: unknown[]) => {
+      // `emit('session:start', ack)` with no payload: socket.io hands the ack over as the first argument.
+      const ack = (typeof args.at(-1) === 'function' ? args.pop() : undefined) as
+        | ((response: { sessionId: string } | { error: ErrorBody }) => void)
+        | undefined;
+      const payload = args[0];
       let started: Awaited<ReturnType<SessionService['start']>>;
       try {
         started = await sessions.start(parseSessionStart(payload), owner, disconnected.signal);

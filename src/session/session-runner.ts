@@ -1,6 +1,6 @@
 /**
  * The session runner: the CORGI loop, written once. For a prompt and its constraints it
- * generates, checks with `checkAll`, and while the answer falls short and attempts remain,
+ * generates, checks (`checkAll`, in the server's check pool or on this thread), and while the answer falls short and attempts remain,
  * sends the checker's feedback back as a new user turn and generates again.
  *
  * The live server, the trainer's rollouts and `corgi eval` all run sessions through
@@ -9,7 +9,7 @@
  * A consumer that persists turns does so before pulling the next part, so whatever a client
  * sees acknowledged is already written.
  */
-import { type CheckResult, checkAll } from '../checkers/registry.ts';
+import type { CheckResult } from '../checkers/registry.ts';
 import type { ParsedConstraint } from '../checkers/types.ts';
 import type {
   ChatMessage,
@@ -18,6 +18,8 @@ import type {
   PolicySource,
   SamplingOptions,
 } from '../policy/types.ts';
+import { CheckError } from './check-error.ts';
+import { type CheckFunction, checkInProcess } from './check-pool.ts';
 import { renderFeedback, renderInstruction } from './render.ts';
 
 /** The paper trains with 4 attempts: one answer and three retries. */
@@ -40,6 +42,12 @@ export interface SessionOptions {
   signal?: AbortSignal;
   /** Milliseconds clock, injectable for tests. @default performance.now */
   now?: () => number;
+  /**
+   * Checks each attempt: the server passes its check pool (a time budget, off the event loop).
+   * A check that fails (`check_timeout`, `checks_busy`) ends the session with an `error` part of
+   * that code. @default checkInProcess (`checkAll` on this thread, no budget)
+   */
+  check?: CheckFunction;
 }
 
 export interface AttemptTimings {
@@ -120,7 +128,15 @@ export async function* runSession(
     const generateMs = now() - started;
 
     const checkStarted = now();
-    const check = checkAll(generation.text, request.constraints);
+    let check: CheckResult;
+    try {
+      // Not aborted with the session: a cancelled attempt is still checked and stored (the budget bounds it).
+      check = await (options.check ?? checkInProcess)(generation.text, request.constraints);
+    } catch (error) {
+      const code = CheckError.isInstance(error) ? error.code : 'check_failed';
+      yield { type: 'error', code, message: (error as Error).message ?? String(error) };
+      return;
+    }
     const checkMs = now() - checkStarted;
     bestScore = Math.max(bestScore, check.score);
     yield {

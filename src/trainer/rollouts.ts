@@ -9,6 +9,7 @@ import { parseConstraints } from '../checkers/registry.ts';
 import type { ConstraintSpec, ParsedConstraint } from '../checkers/types.ts';
 import type { ChatMessage, ChatPolicy, FinishReason } from '../policy/types.ts';
 import { fixedPolicy } from '../policy/types.ts';
+import type { CheckFunction } from '../session/check-pool.ts';
 import { runSession } from '../session/session-runner.ts';
 
 /** A prompt to roll out: a task instance, or a logged production session's request. */
@@ -51,6 +52,11 @@ export interface RolloutOptions {
   /** Session i of the step samples with seed + i: a rerun draws the same sessions. */
   seed: number;
   signal?: AbortSignal;
+  /**
+   * How attempts are checked: a process that runs a check pool (the server's embedded trainer)
+   * passes it, so the rollouts' checks share its workers and budget. @default checkInProcess
+   */
+  check?: CheckFunction;
 }
 
 /** Rolls out every prompt `groupSize` times; result[p][g] is prompt p's g-th session. */
@@ -99,7 +105,11 @@ async function rollOutSession(
       maxAttempts: options.attempts,
       sampling: { temperature: options.temperature, maxTokens: options.maxTokens, seed: options.seed },
     },
-    { policy: fixedPolicy(policy), ...(options.signal ? { signal: options.signal } : {}) },
+    {
+      policy: fixedPolicy(policy),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.check ? { check: options.check } : {}),
+    },
   );
   for await (const part of parts) {
     if (part.type === 'user-turn') {

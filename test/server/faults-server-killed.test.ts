@@ -65,7 +65,13 @@ beforeAll(async () => {
   const model = tinyModel(5);
   policyDir = await saveTinyCheckpoint(model, root, 'tiny-v1');
   model.dispose();
-  env = corgiEnv(join(root, 'data'), { DATABASE_URL: scratch.url, CORGI_BACKEND: 'wasm' });
+  // The gate holds inserts for as long as the test likes: no query or statement deadline here.
+  env = corgiEnv(join(root, 'data'), {
+    DATABASE_URL: scratch.url,
+    CORGI_BACKEND: 'wasm',
+    CORGI_DB_QUERY_TIMEOUT_MS: '0',
+    CORGI_DB_STATEMENT_TIMEOUT_MS: '0',
+  });
   const flags = ['--policy', policyDir, '--session-rate-limit', '0'];
   // One after the other: the first applies the migrations and records tiny-v1 as the live version.
   a = await startServe(flags, env);

@@ -10,10 +10,16 @@
  *   attempt: a hot swap mid-session does not split it.
  * - `trainingSteps`: the trainer's logged `reward/mean` and `kl` per step (null when a step did not
  *   log that metric as a number), the latest `MAX_TRAINING_STEPS`, oldest first.
+ *
+ * Scope: the session series count only the caller's own sessions (its API key's, or the anonymous
+ * ones for an anonymous caller), unless the caller is an admin (an admin key, or anonymous on
+ * loopback), who sees every tenant's. Training steps describe the shared policy, not a tenant's
+ * traffic, and are the same for everyone.
  */
 import { Router } from 'express';
 import type pg from 'pg';
 import { z } from 'zod';
+import { principalOf } from '../auth.ts';
 import { parseOrThrow } from '../schemas.ts';
 
 /** The most training steps one response carries (the newest ones). */
@@ -51,6 +57,7 @@ const SESSIONS_PER_MINUTE_SQL = `
   FROM minutes m
   LEFT JOIN sessions s
     ON s.source = 'live' AND s.created_at >= m.minute AND s.created_at < m.minute + interval '1 minute'
+   AND (NOT $2::boolean OR s.api_key_id IS NOT DISTINCT FROM $3::uuid)
   GROUP BY m.minute
   ORDER BY m.minute`;
 
@@ -64,6 +71,7 @@ const SUCCESS_AT_K_SQL = `
                AND (t.check_result ->> 'ok')::boolean) AS first_ok
     FROM sessions s
     WHERE s.source = 'live' AND s.status = 'completed'
+      AND (NOT $1::boolean OR s.api_key_id IS NOT DISTINCT FROM $2::uuid)
   ),
   versions AS (
     SELECT policy_version, count(*)::int AS sessions, max(max_attempts) AS k_max, min(created_at) AS first_seen
@@ -91,11 +99,19 @@ const TRAINING_STEPS_SQL = `
   ) latest
   ORDER BY created_at, id`;
 
-/** Reads every dashboard series; exported for the CLI and tests. */
-export async function readStats(pool: pg.Pool, { minutes = 60 } = {}): Promise<StatsResponse> {
+/** Whose sessions the series count: one API key's (null: the anonymous ones), or every tenant's. */
+export type StatsScope = { apiKeyId: string | null } | 'all';
+
+/** Reads every dashboard series; exported for the CLI and tests. @default scope 'all' */
+export async function readStats(
+  pool: pg.Pool,
+  { minutes = 60, scope = 'all' }: { minutes?: number; scope?: StatsScope } = {},
+): Promise<StatsResponse> {
+  const scoped = scope !== 'all';
+  const apiKeyId = scope === 'all' ? null : scope.apiKeyId;
   const [perMinute, success, steps] = await Promise.all([
-    pool.query(SESSIONS_PER_MINUTE_SQL, [minutes]),
-    pool.query(SUCCESS_AT_K_SQL),
+    pool.query(SESSIONS_PER_MINUTE_SQL, [minutes, scoped, apiKeyId]),
+    pool.query(SUCCESS_AT_K_SQL, [scoped, apiKeyId]),
     pool.query(TRAINING_STEPS_SQL, [MAX_TRAINING_STEPS]),
   ]);
   return {
@@ -119,12 +135,17 @@ export async function readStats(pool: pg.Pool, { minutes = 60 } = {}): Promise<S
   };
 }
 
-/** `GET /v1/stats?minutes=60`: sessions per minute, success@k by policy version, training curves. */
+/**
+ * `GET /v1/stats?minutes=60`: sessions per minute, success@k by policy version, training curves;
+ * the session series scoped to the caller unless it is an admin.
+ */
 export function statsRoutes(deps: { pool: pg.Pool }): Router {
   const router = Router();
   router.get('/v1/stats', async (req, res) => {
     const { minutes } = parseOrThrow(StatsQuerySchema, req.query, 'query');
-    res.set('Cache-Control', 'no-store').json(await readStats(deps.pool, { minutes }));
+    const caller = principalOf(req);
+    const scope: StatsScope = caller.admin ? 'all' : { apiKeyId: caller.apiKeyId };
+    res.set('Cache-Control', 'no-store').json(await readStats(deps.pool, { minutes, scope }));
   });
   return router;
 }
