@@ -7,5 +7,8 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 120_000,
+    // Every server a test starts loads the text models once per check worker before it listens:
+    // one worker per server keeps start-up short while two test files already share the two cores.
+    env: { CORGI_CHECK_THREADS: '1' },
   },
 });
