@@ -1,0 +1,377 @@
+/**
+ * `LlamaCppPolicy`: a GGUF model served by llama.cpp (node-llama-cpp) behind the `ChatPolicy`
+ * interface, for serving, evaluation and rollouts.
+ *
+ * - Batching: one llama.cpp context with N sequences. Each `generate` takes a free sequence (or
+ *   waits for one, first come first served), and node-llama-cpp decodes every sequence that is
+ *   generating in one batch per step.
+ * - Tokens: the prompt is rendered and tokenized by our TypeScript `Tokenizer` (the same ids the
+ *   trainer scores) and fed to llama.cpp as ids; the GGUF's own tokenizer only checks the vocabulary
+ *   size. Without a tokenizer.json beside the file, the tokenizer is rebuilt from the GGUF's metadata
+ *   (`tokenizerJsonFromGguf`).
+ * - Sampling: llama.cpp's sampler chain is top-k → top-p → temperature → draw, so top-k and top-p
+ *   pick the candidates from the untempered distribution, and the draw is from the tempered
+ *   distribution over those candidates (the TensorFlow.js engine tempers first; with topP 1 the two
+ *   agree). Every option is passed explicitly: node-llama-cpp's own defaults are top-k 40 / top-p 0.95.
+ *   A seed fixes the draw.
+ * - Log-probabilities: `logprobs[i]` is log q(tokenIds[i]) for q the distribution the token was
+ *   drawn from (llama.cpp's `confidence`: the selected candidate's probability after the chain);
+ *   greedy decoding is a point mass, so 0, as in generate.ts.
+ * - Output, as generate.ts: `tokenIds`/`logprobs` include a final stop token and the tokens that
+ *   spelled a stop string; `text` leaves out special tokens, the stop string and what follows, and
+ *   never ends in a broken UTF-8 character. Aborting ends the stream at once with "cancelled".
+ */
+
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
+import { tokenizerJsonFromGguf } from '../model/gguf-tokenizer.ts';
+import { CheckpointError } from './checkpoint.ts';
+import { fitConversation } from './fit-conversation.ts';
+import { randomSeed } from './generate.ts';
+import { checkGgufFile } from './gguf-file.ts';
+import { acquireModel, type ModelLease } from './llama-runtime.ts';
+import { resolveSampling, SAMPLING_DEFAULTS } from './sampling.ts';
+import { SequencePool, SlotWaitAborted } from './sequence-pool.ts';
+import { TextStream } from './text-stream.ts';
+import { Tokenizer } from './tokenizer.ts';
+import type {
+  ChatMessage,
+  ChatPolicy,
+  FinishReason,
+  GenerateOptions,
+  Generation,
+  GenerationChunk,
+  SamplingOptions,
+} from './types.ts';
+
+/** A LoRA adapter GGUF and the scale its delta is added with. */
+export interface LlamaCppAdapter {
+  path: string;
+  /** @default 1 */
+  scale?: number;
+}
+
+export interface LlamaCppPolicySpec {
+  /** The base model's GGUF file. */
+  modelPath: string;
+  /** LoRA adapters (llama.cpp's adapter GGUF) applied in this policy's context. @default [] */
+  adapters?: readonly LlamaCppAdapter[];
+  /** Recorded with every attempt. */
+  version: string;
+  /** Sessions generating at once; more wait for a free sequence. @default 8 */
+  sequences?: number;
+  /** Tokens each sequence holds, prompt and answer. @default min(2048, the model's training context) */
+  contextSize?: number;
+  /** CPU threads for decoding. @default the machine's available parallelism */
+  threads?: number;
+  /** Our tokenizer for the model. @default tokenizer.json beside the GGUF, else rebuilt from its metadata */
+  tokenizer?: Tokenizer;
+}
+
+/** @default sequences when unset */
+export const DEFAULT_SEQUENCES = 8;
+const DEFAULT_CONTEXT = 2048;
+
+/** Resolves after `signal` aborts; never when there is none. */
+function aborted(signal: AbortSignal | undefined): Promise<typeof ABORTED> {
+  if (!signal) return new Promise(() => {});
+  if (signal.aborted) return Promise.resolve(ABORTED);
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(ABORTED), { once: true }));
+}
+const ABORTED = Symbol('aborted');
+
+export class LlamaCppPolicy implements ChatPolicy {
+  readonly version: string;
+  /** Tokens each sequence holds (prompt and answer). */
+  readonly contextSize: number;
+  private readonly pool: SequencePool<LlamaContextSequence>;
+  private readonly stopIds: ReadonlySet<number>;
+  private active = 0;
+  private disposed = false;
+
+  private constructor(
+    readonly tokenizer: Tokenizer,
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    private readonly lease: ModelLease,
+    version: string,
+  ) {
+    this.version = version;
+    this.contextSize = context.contextSize;
+    const sequences = Array.from({ length: context.totalSequences }, () => context.getSequence());
+    this.pool = new SequencePool(sequences);
+    this.stopIds = new Set(tokenizer.stopIds);
+  }
+
+  /**
+   * Loads (or reuses) the base model and makes a context for this policy: a LoRA adapter means a
+   * new context on the already loaded base.
+   * @throws CheckpointError for a missing, corrupt or truncated GGUF, or a tokenizer that does not fit
+   */
+  static async load(spec: LlamaCppPolicySpec): Promise<LlamaCppPolicy> {
+    const modelPath = resolve(spec.modelPath);
+    const sequences = spec.sequences ?? DEFAULT_SEQUENCES;
+    if (!Number.isInteger(sequences) || sequences < 1)
+      throw new RangeError(`sequences must be a positive integer, got ${sequences}`);
+    if (spec.contextSize !== undefined && !(Number.isInteger(spec.contextSize) && spec.contextSize >= 16))
+      throw new RangeError(`contextSize must be an integer ≥ 16, got ${spec.contextSize}`);
+    if (spec.threads !== undefined && !(Number.isInteger(spec.threads) && spec.threads >= 1))
+      throw new RangeError(`threads must be a positive integer, got ${spec.threads}`);
+    const checked = await checkGgufFile(modelPath);
+    const adapters = [];
+    for (const adapter of spec.adapters ?? []) {
+      const path = resolve(adapter.path);
+      const { metadata } = await checkGgufFile(path);
+      if (metadata['general.type'] !== 'adapter' || metadata['adapter.type'] !== 'lora') {
+        throw new CheckpointError(
+          path,
+          `is not a LoRA adapter GGUF (general.type ${JSON.stringify(metadata['general.type'])}, adapter.type ${JSON.stringify(metadata['adapter.type'])})`,
+        );
+      }
+      const scale = adapter.scale ?? 1;
+      if (!Number.isFinite(scale))
+        throw new RangeError(`adapter ${path}: scale must be a finite number, got ${scale}`);
+      adapters.push({ filePath: path, scale });
+    }
+    const tokenizer = spec.tokenizer ?? tokenizerForGguf(modelPath, checked.metadata);
+    const vocabulary = (checked.metadata['tokenizer.ggml.tokens'] as unknown[] | undefined)?.length;
+    if (vocabulary !== undefined && tokenizer.vocabSize > vocabulary) {
+      throw new CheckpointError(
+        modelPath,
+        `the tokenizer has ${tokenizer.vocabSize} tokens but the GGUF's vocabulary has ${vocabulary}`,
+      );
+    }
+
+    const lease = await acquireModel(modelPath);
+    try {
+      const contextSize = spec.contextSize ?? Math.min(DEFAULT_CONTEXT, lease.model.trainContextSize);
+      const context = await lease.model.createContext({
+        sequences,
+        contextSize,
+        threads: spec.threads ?? availableParallelism(),
+        ...(adapters.length > 0 ? { lora: { adapters } } : {}),
+        failedCreationRemedy: false,
+      });
+      return new LlamaCppPolicy(tokenizer, lease.model, context, lease, spec.version);
+    } catch (error) {
+      await lease.release();
+      throw error;
+    }
+  }
+
+  /** Sequences generating now, callers waiting for one, and free sequences. */
+  get load(): { busy: number; waiting: number; free: number } {
+    return this.pool.load;
+  }
+
+  /**
+   * Streams the assistant's reply to `messages`, one chunk per sampled token (see the file comment
+   * for the log-probabilities, stop handling and what the text contains).
+   */
+  async *generate(
+    messages: readonly ChatMessage[],
+    options: GenerateOptions = {},
+  ): AsyncGenerator<GenerationChunk, Generation> {
+    if (this.disposed) throw new Error(`policy ${this.version} has been disposed`);
+    const sampling = resolveSampling(options);
+    const prompt = this.encodePrompt(messages, sampling);
+    if (prompt.length >= this.contextSize - 1) {
+      throw new Error(
+        `prompt of ${prompt.length} tokens leaves no room to generate: each sequence holds ${this.contextSize} tokens`,
+      );
+    }
+    const { signal } = options;
+    const empty = (finishReason: FinishReason): Generation => ({
+      text: '',
+      tokenIds: [],
+      logprobs: [],
+      finishReason,
+    });
+    if (signal?.aborted) return empty('cancelled');
+    if (sampling.maxTokens === 0) return empty('length');
+
+    let sequence: LlamaContextSequence;
+    try {
+      sequence = await this.pool.acquire(signal);
+    } catch (error) {
+      if (error instanceof SlotWaitAborted && signal?.aborted) return empty('cancelled');
+      throw error;
+    }
+    this.active++;
+    try {
+      return yield* this.decode(sequence, prompt, sampling, signal);
+    } finally {
+      this.active--;
+      this.pool.release(sequence);
+    }
+  }
+
+  /** One attempt on a sequence of its own: prompt in, tokens out until a stop, the limit or abort. */
+  private async *decode(
+    sequence: LlamaContextSequence,
+    prompt: number[],
+    sampling: ReturnType<typeof resolveSampling>,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<GenerationChunk, Generation> {
+    const input = await this.reuseCachedPrefix(sequence, prompt);
+    const greedy = sampling.temperature <= 0;
+    const tokens = sequence.evaluateWithMetadata(
+      input as Token[],
+      { confidence: !greedy },
+      {
+        temperature: sampling.temperature,
+        topK: sampling.topK,
+        topP: sampling.topP,
+        minP: 0,
+        seed: sampling.seed ?? randomSeed(),
+        yieldEogToken: true,
+      },
+    );
+    const text = new TextStream(
+      this.tokenizer.createStreamDecoder({ skipSpecialTokens: true }),
+      sampling.stop,
+    );
+    const tokenIds: number[] = [];
+    const logprobs: number[] = [];
+    const stopped = aborted(signal);
+    type Step = IteratorResult<{ token: Token; confidence?: number }, void>;
+    let pending: Promise<Step> | null = null;
+    let finishReason: FinishReason;
+    try {
+      for (;;) {
+        const step: Promise<Step> = tokens.next();
+        pending = step;
+        const next = await Promise.race([step, stopped]);
+        if (next === ABORTED) {
+          finishReason = 'cancelled';
+          break;
+        }
+        pending = null;
+        if (next.done) {
+          finishReason = 'stop'; // node-llama-cpp ended the evaluation itself
+          break;
+        }
+        const token = next.value.token as number;
+        const { confidence } = next.value;
+        const logprob = greedy ? 0 : Math.log(confidence!);
+        tokenIds.push(token);
+        logprobs.push(logprob);
+        let piece = '';
+        let reason: FinishReason | null = null;
+        if (this.stopIds.has(token) || this.model.isEogToken(token as Token)) {
+          reason = 'stop';
+        } else {
+          const pushed = text.push(token);
+          piece = pushed.text;
+          if (pushed.stop) reason = 'stop';
+        }
+        // The sequence must keep a free cell for the token a next step would evaluate.
+        const contextFull = prompt.length + tokenIds.length >= this.contextSize - 1;
+        if (!reason && (tokenIds.length >= sampling.maxTokens || contextFull)) reason = 'length';
+        if (reason) {
+          const rest = text.finish();
+          piece += rest.text;
+          if (rest.stop) reason = 'stop';
+        }
+        yield { text: piece, tokenIds: [token], logprobs: [logprob] };
+        if (reason) {
+          finishReason = reason;
+          break;
+        }
+      }
+    } finally {
+      // A step still running (abort, or the consumer left) must end before the sequence is reused.
+      await (pending as Promise<Step> | null)?.catch(() => undefined);
+      await tokens.return(undefined);
+    }
+    if (finishReason === 'cancelled') text.finish();
+    return { text: text.emitted, tokenIds, logprobs, finishReason };
+  }
+
+  /**
+   * Keeps the part of the sequence's cached state that equals the prompt's start (a retry re-reads
+   * the conversation, and every prompt starts with the same system turn) and returns the ids left
+   * to evaluate — at least one, whose logits give the first token.
+   */
+  private async reuseCachedPrefix(sequence: LlamaContextSequence, prompt: number[]): Promise<number[]> {
+    const { firstDifferentIndex } = sequence.compareContextTokens(prompt as Token[]);
+    const keep = Math.min(firstDifferentIndex, prompt.length - 1);
+    if (keep === 0) await sequence.clearHistory();
+    else if (sequence.nextTokenIndex > keep)
+      await sequence.eraseContextTokenRanges([{ start: keep, end: sequence.nextTokenIndex }]);
+    return prompt.slice(keep);
+  }
+
+  /**
+   * The prompt ids `generate` decodes from: the chat template over `messages`, fitted to a
+   * sequence's window by `fitConversation` so that at least `min(maxTokens, context / 4)` positions
+   * stay free to generate. The trainer scores attempts on exactly these ids.
+   */
+  encodePrompt(
+    messages: readonly ChatMessage[],
+    { maxTokens = SAMPLING_DEFAULTS.maxTokens }: SamplingOptions = {},
+  ): number[] {
+    const encode = (kept: readonly ChatMessage[]) =>
+      this.tokenizer.applyChatTemplate(kept, { addGenerationPrompt: true }).ids;
+    return fitConversation(messages, encode, this.promptLimit(maxTokens));
+  }
+
+  /** The prompt's tokens, and `encodePrompt`'s budget: the window less room for the answer. */
+  measurePrompt(
+    messages: readonly ChatMessage[],
+    { maxTokens = SAMPLING_DEFAULTS.maxTokens }: SamplingOptions = {},
+  ): { tokens: number; limit: number } {
+    const tokens = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true }).ids.length;
+    return { tokens, limit: this.promptLimit(maxTokens) };
+  }
+
+  private promptLimit(maxTokens: number): number {
+    const reserve = Math.max(1, Math.min(maxTokens, Math.floor(this.contextSize / 4)));
+    return this.contextSize - 1 - reserve;
+  }
+
+  /**
+   * Frees the context (attempts still generating on it fail; `PolicyRegistry` disposes only once
+   * none is left) and lets go of the model, which is unloaded when no other policy uses it.
+   */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.pool.close();
+    await this.context.dispose();
+    await this.lease.release();
+  }
+
+  /** Attempts generating now (for tests and metrics). */
+  get generating(): number {
+    return this.active;
+  }
+}
+
+/**
+ * Our tokenizer for a GGUF: `tokenizer.json` (with `tokenizer_config.json`) beside the file when
+ * present, else rebuilt from the file's tokenizer metadata.
+ * @throws CheckpointError when neither works
+ */
+export function tokenizerForGguf(modelPath: string, metadata: Record<string, unknown>): Tokenizer {
+  const beside = join(dirname(modelPath), 'tokenizer.json');
+  try {
+    if (existsSync(beside)) return Tokenizer.fromFile(beside);
+    const { tokenizerJson, tokenizerConfig } = tokenizerJsonFromGguf(metadata);
+    return new Tokenizer(tokenizerJson, tokenizerConfig);
+  } catch (error) {
+    throw new CheckpointError(modelPath, `no usable tokenizer: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
+/**
+ * Loads a GGUF model (with LoRA adapters) as a policy; see `LlamaCppPolicySpec`.
+ * @example const policy = await loadLlamaCppPolicy({ modelPath: 'SmolLM2-135M-Instruct.Q4_1.gguf', version: 'smollm2' });
+ */
+export function loadLlamaCppPolicy(spec: LlamaCppPolicySpec): Promise<LlamaCppPolicy> {
+  return LlamaCppPolicy.load({ ...spec, version: spec.version || basename(spec.modelPath) });
+}
