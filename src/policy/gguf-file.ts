@@ -2,7 +2,8 @@
  * Checks a GGUF file before llama.cpp's native loader sees it: llama.cpp trusts the header, so a
  * truncated download or a corrupt file would crash the process there instead of failing a load.
  * The magic and version are read first; the header is then parsed in JavaScript
- * (node-llama-cpp's `readGgufFileInfo`) and every tensor's data must end inside the file.
+ * (node-llama-cpp's `readGgufFileInfo`), and the header and every tensor's data must end inside
+ * the file.
  */
 import { open, stat } from 'node:fs/promises';
 import { readGgufFileInfo } from 'node-llama-cpp';
@@ -57,6 +58,10 @@ export async function checkGgufFile(path: string): Promise<CheckedGguf> {
   } catch (error) {
     return refuse(`has a corrupt or truncated header: ${(error as Error).message}`, error);
   }
+  // The parser reads past the end of a short file as zeros instead of failing: compare the sizes.
+  const headerEnd = HEADER_BYTES + parsed.metadataSize + (parsed.tensorInfoSize ?? 0);
+  if (headerEnd > info.size)
+    refuse(`has a corrupt or truncated header: it needs ${headerEnd} bytes but the file has ${info.size}`);
   for (const tensor of parsed.fullTensorInfo ?? parsed.tensorInfo ?? []) {
     const layout = GGML_BLOCK_LAYOUT[tensor.ggmlType as unknown as GgmlType];
     if (!layout) {
