@@ -138,24 +138,6 @@ export function tokenizerJsonFromGguf(metadata: Record<string, unknown>): GgufTo
   return { tokenizerJson, tokenizerConfig };
 }
 
-/**
- * Flattens nested GGUF metadata (node-llama-cpp's `readGgufFileInfo` nests `tokenizer.ggml.tokens`
- * as `{tokenizer: {ggml: {tokens}}}`) into the flat dotted keys the file itself uses. Arrays are
- * values, not levels.
- */
-export function flattenGgufMetadata(nested: Record<string, unknown>, prefix = ''): Record<string, unknown> {
-  const flat: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(nested)) {
-    const name = prefix ? `${prefix}.${key}` : key;
-    if (value !== null && typeof value === 'object' && !Array.isArray(value) && !ArrayBuffer.isView(value)) {
-      Object.assign(flat, flattenGgufMetadata(value as Record<string, unknown>, name));
-    } else {
-      flat[name] = value;
-    }
-  }
-  return flat;
-}
-
 function stringArray(metadata: Record<string, unknown>, key: string): string[] {
   const value = metadata[key];
   if (!Array.isArray(value) || value.length === 0 || value.some((v) => typeof v !== 'string'))

@@ -1,10 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  flattenGgufMetadata,
-  GgufTokenizerError,
-  tokenizerJsonFromGguf,
-} from '../../src/model/gguf-tokenizer.ts';
+import { GgufTokenizerError, tokenizerJsonFromGguf } from '../../src/model/gguf-tokenizer.ts';
 import type { TokenizerJson } from '../../src/policy/bpe-trainer.ts';
 import { defaultSystemMessageOf, Tokenizer } from '../../src/policy/tokenizer.ts';
 import { parityTexts } from '../support/tokenizer-texts.ts';
@@ -81,15 +77,6 @@ describe('tokenizerJsonFromGguf', () => {
     expect(() => tokenizerJsonFromGguf({ ...base, 'tokenizer.ggml.eos_token_id': 1e9 })).toThrow(
       /tokenizer\.ggml\.eos_token_id: expected a token id below/,
     );
-  });
-
-  it('flattens nested metadata into the dotted keys of the file', () => {
-    expect(
-      flattenGgufMetadata({
-        general: { architecture: 'llama' },
-        tokenizer: { ggml: { tokens: ['a', 'b'] } },
-      }),
-    ).toEqual({ 'general.architecture': 'llama', 'tokenizer.ggml.tokens': ['a', 'b'] });
   });
 });
 
