@@ -23,6 +23,7 @@
  */
 
 import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
@@ -119,7 +120,7 @@ export class LlamaCppPolicy implements ChatPolicy {
       throw new RangeError(`contextSize must be an integer ≥ 16, got ${spec.contextSize}`);
     if (spec.threads !== undefined && !(Number.isInteger(spec.threads) && spec.threads >= 1))
       throw new RangeError(`threads must be a positive integer, got ${spec.threads}`);
-    const checked = await checkGgufFile(modelPath);
+    const base = await inspectBaseModel(modelPath, spec.tokenizer);
     const adapters = [];
     for (const adapter of spec.adapters ?? []) {
       const path = resolve(adapter.path);
@@ -135,14 +136,7 @@ export class LlamaCppPolicy implements ChatPolicy {
         throw new RangeError(`adapter ${path}: scale must be a finite number, got ${scale}`);
       adapters.push({ filePath: path, scale });
     }
-    const tokenizer = spec.tokenizer ?? tokenizerForGguf(modelPath, checked.metadata);
-    const vocabulary = (checked.metadata['tokenizer.ggml.tokens'] as unknown[] | undefined)?.length;
-    if (vocabulary !== undefined && tokenizer.vocabSize > vocabulary) {
-      throw new CheckpointError(
-        modelPath,
-        `the tokenizer has ${tokenizer.vocabSize} tokens but the GGUF's vocabulary has ${vocabulary}`,
-      );
-    }
+    const { tokenizer } = base;
 
     const lease = await acquireModel(modelPath);
     try {
@@ -348,6 +342,40 @@ export class LlamaCppPolicy implements ChatPolicy {
   get generating(): number {
     return this.active;
   }
+}
+
+/** A checked base model file and its tokenizer, reused while the file is unchanged. */
+interface InspectedBase {
+  stamp: string;
+  tokenizer: Tokenizer;
+}
+const inspectedBases = new Map<string, InspectedBase>();
+
+/**
+ * Checks the base GGUF and builds its tokenizer, or reuses both while the file's size and mtime
+ * are unchanged: a hot swap to an adapter on the same base then costs the adapter's check and a
+ * new context (parsing SmolLM2's 3 MB header and rebuilding its 49k-token tokenizer took most of a
+ * second on a busy machine).
+ */
+async function inspectBaseModel(modelPath: string, given: Tokenizer | undefined): Promise<InspectedBase> {
+  const info = await stat(modelPath).catch((error) => {
+    throw new CheckpointError(modelPath, `cannot open (${(error as Error).message})`, { cause: error });
+  });
+  const stamp = `${info.size}:${info.mtimeMs}`;
+  const cached = inspectedBases.get(modelPath);
+  if (!given && cached?.stamp === stamp) return cached;
+  const { metadata } = await checkGgufFile(modelPath);
+  const tokenizer = given ?? tokenizerForGguf(modelPath, metadata);
+  const vocabulary = (metadata['tokenizer.ggml.tokens'] as unknown[] | undefined)?.length;
+  if (vocabulary !== undefined && tokenizer.vocabSize > vocabulary) {
+    throw new CheckpointError(
+      modelPath,
+      `the tokenizer has ${tokenizer.vocabSize} tokens but the GGUF's vocabulary has ${vocabulary}`,
+    );
+  }
+  const inspected = { stamp, tokenizer };
+  if (!given) inspectedBases.set(modelPath, inspected);
+  return inspected;
 }
 
 /**
