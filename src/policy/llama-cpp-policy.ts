@@ -169,12 +169,31 @@ export class LlamaCppPolicy implements ChatPolicy {
     options: GenerateOptions = {},
   ): AsyncGenerator<GenerationChunk, Generation> {
     if (this.disposed) throw new Error(`policy ${this.version} has been disposed`);
+    const prompt = this.encodePrompt(messages, resolveSampling(options));
+    return yield* this.generateFromIds(prompt, options);
+  }
+
+  /**
+   * `generate` from prompt ids already rendered (`encodePrompt`'s output, or a benchmark's): the
+   * same stream, stops, log-probabilities and cancellation.
+   */
+  async *generateFromIds(
+    prompt: readonly number[],
+    options: GenerateOptions = {},
+  ): AsyncGenerator<GenerationChunk, Generation> {
+    if (this.disposed) throw new Error(`policy ${this.version} has been disposed`);
     const sampling = resolveSampling(options);
-    const prompt = this.encodePrompt(messages, sampling);
+    if (prompt.length === 0) throw new Error('cannot generate from an empty prompt');
     if (prompt.length >= this.contextSize - 1) {
       throw new Error(
         `prompt of ${prompt.length} tokens leaves no room to generate: each sequence holds ${this.contextSize} tokens`,
       );
+    }
+    for (const id of prompt) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.tokenizer.vocabSize)
+        throw new RangeError(
+          `prompt token ${id} is outside the vocabulary (size ${this.tokenizer.vocabSize})`,
+        );
     }
     const { signal } = options;
     const empty = (finishReason: FinishReason): Generation => ({
@@ -195,7 +214,7 @@ export class LlamaCppPolicy implements ChatPolicy {
     }
     this.active++;
     try {
-      return yield* this.decode(sequence, prompt, sampling, signal);
+      return yield* this.decode(sequence, [...prompt], sampling, signal);
     } finally {
       this.active--;
       this.pool.release(sequence);
