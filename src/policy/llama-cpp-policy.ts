@@ -24,7 +24,6 @@
 
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
 import { tokenizerJsonFromGguf } from '../model/gguf-tokenizer.ts';
@@ -32,7 +31,7 @@ import { CheckpointError } from './checkpoint.ts';
 import { fitConversation } from './fit-conversation.ts';
 import { randomSeed } from './generate.ts';
 import { checkGgufFile } from './gguf-file.ts';
-import { acquireModel, type ModelLease } from './llama-runtime.ts';
+import { acquireModel, defaultThreads, type ModelLease } from './llama-runtime.ts';
 import { resolveSampling, SAMPLING_DEFAULTS } from './sampling.ts';
 import { SequencePool, SlotWaitAborted } from './sequence-pool.ts';
 import { TextStream } from './text-stream.ts';
@@ -65,7 +64,7 @@ export interface LlamaCppPolicySpec {
   sequences?: number;
   /** Tokens each sequence holds, prompt and answer. @default min(2048, the model's training context) */
   contextSize?: number;
-  /** CPU threads for decoding. @default the machine's available parallelism */
+  /** CPU threads for decoding. @default `defaultThreads()`: CORGI_LLAMA_THREADS, else available parallelism */
   threads?: number;
   /** Our tokenizer for the model. @default tokenizer.json beside the GGUF, else rebuilt from its metadata */
   tokenizer?: Tokenizer;
@@ -75,13 +74,19 @@ export interface LlamaCppPolicySpec {
 export const DEFAULT_SEQUENCES = 8;
 const DEFAULT_CONTEXT = 2048;
 
-/** Resolves after `signal` aborts; never when there is none. */
-function aborted(signal: AbortSignal | undefined): Promise<typeof ABORTED> {
-  if (!signal) return new Promise(() => {});
-  if (signal.aborted) return Promise.resolve(ABORTED);
-  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(ABORTED), { once: true }));
-}
 const ABORTED = Symbol('aborted');
+
+/** Resolves after `signal` aborts (never without one); `stop` removes the listener. */
+function whenAborted(signal: AbortSignal | undefined): { promise: Promise<typeof ABORTED>; stop(): void } {
+  if (!signal) return { promise: new Promise(() => {}), stop: () => {} };
+  if (signal.aborted) return { promise: Promise.resolve(ABORTED), stop: () => {} };
+  let listener = () => {};
+  const promise = new Promise<typeof ABORTED>((resolve) => {
+    listener = () => resolve(ABORTED);
+    signal.addEventListener('abort', listener, { once: true });
+  });
+  return { promise, stop: () => signal.removeEventListener('abort', listener) };
+}
 
 export class LlamaCppPolicy implements ChatPolicy {
   readonly version: string;
@@ -144,7 +149,7 @@ export class LlamaCppPolicy implements ChatPolicy {
       const context = await lease.model.createContext({
         sequences,
         contextSize,
-        threads: spec.threads ?? availableParallelism(),
+        threads: spec.threads ?? defaultThreads(),
         ...(adapters.length > 0 ? { lora: { adapters } } : {}),
         failedCreationRemedy: false,
       });
@@ -248,7 +253,7 @@ export class LlamaCppPolicy implements ChatPolicy {
     );
     const tokenIds: number[] = [];
     const logprobs: number[] = [];
-    const stopped = aborted(signal);
+    const stopped = whenAborted(signal);
     type Step = IteratorResult<{ token: Token; confidence?: number }, void>;
     let pending: Promise<Step> | null = null;
     let finishReason: FinishReason;
@@ -256,7 +261,7 @@ export class LlamaCppPolicy implements ChatPolicy {
       for (;;) {
         const step: Promise<Step> = tokens.next();
         pending = step;
-        const next = await Promise.race([step, stopped]);
+        const next = await Promise.race([step, stopped.promise]);
         if (next === ABORTED) {
           finishReason = 'cancelled';
           break;
@@ -295,11 +300,12 @@ export class LlamaCppPolicy implements ChatPolicy {
         }
       }
     } finally {
+      stopped.stop();
       // A step still running (abort, or the consumer left) must end before the sequence is reused.
       await (pending as Promise<Step> | null)?.catch(() => undefined);
       await tokens.return(undefined);
     }
-    if (finishReason === 'cancelled') text.finish();
+    // Cancelled: the text is what was streamed; held-back bytes and stop-string prefixes stay out.
     return { text: text.emitted, tokenIds, logprobs, finishReason };
   }
 

@@ -149,6 +149,7 @@ describe.skipIf(!path)('LlamaCppPolicy (SmolLM2)', () => {
     );
     expect(result.finishReason).toBe('cancelled');
     expect(chunks).toHaveLength(3);
+    expect(chunks.map((c) => c.text).join('')).toBe(result.text);
     expect(result.tokenIds).toHaveLength(3);
     // The sequence went back to the pool: the next generation runs.
     const after = await collect(policy.generate(ASK, { temperature: 0, maxTokens: 3 }));
