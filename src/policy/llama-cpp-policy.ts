@@ -92,6 +92,9 @@ export class LlamaCppPolicy implements ChatPolicy {
   readonly version: string;
   /** Tokens each sequence holds (prompt and answer). */
   readonly contextSize: number;
+  /** The base model's GGUF (absolute path) and the adapters applied in this policy's context. */
+  readonly modelPath: string;
+  readonly adapters: readonly { path: string; scale: number }[];
   private readonly pool: SequencePool<LlamaContextSequence>;
   private readonly stopIds: ReadonlySet<number>;
   private active = 0;
@@ -103,8 +106,12 @@ export class LlamaCppPolicy implements ChatPolicy {
     private readonly context: LlamaContext,
     private readonly lease: ModelLease,
     version: string,
+    modelPath: string,
+    adapters: readonly { filePath: string; scale: number }[],
   ) {
     this.version = version;
+    this.modelPath = modelPath;
+    this.adapters = adapters.map(({ filePath, scale }) => ({ path: filePath, scale }));
     this.contextSize = context.contextSize;
     const sequences = Array.from({ length: context.totalSequences }, () => context.getSequence());
     this.pool = new SequencePool(sequences);
@@ -153,7 +160,7 @@ export class LlamaCppPolicy implements ChatPolicy {
         ...(adapters.length > 0 ? { lora: { adapters } } : {}),
         failedCreationRemedy: false,
       });
-      return new LlamaCppPolicy(tokenizer, lease.model, context, lease, spec.version);
+      return new LlamaCppPolicy(tokenizer, lease.model, context, lease, spec.version, modelPath, adapters);
     } catch (error) {
       await lease.release();
       throw error;
