@@ -23,7 +23,7 @@
  */
 
 import { existsSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
 import { tokenizerJsonFromGguf } from '../model/gguf-tokenizer.ts';
@@ -434,4 +434,43 @@ export function tokenizerForGguf(modelPath: string, metadata: Record<string, unk
  */
 export function loadLlamaCppPolicy(spec: LlamaCppPolicySpec): Promise<LlamaCppPolicy> {
   return LlamaCppPolicy.load({ ...spec, version: spec.version || basename(spec.modelPath) });
+}
+
+export interface LlamaCppLoaderOptions
+  extends Omit<LlamaCppPolicySpec, 'modelPath' | 'adapters' | 'version'> {
+  /** The base GGUF for a directory that holds only adapters. */
+  baseModelPath?: string;
+}
+
+/**
+ * A `PolicyLoader` (promotion.ts) for llama.cpp: a version's directory holds a model GGUF, or LoRA
+ * adapter GGUFs on `baseModelPath` (or both: adapters on the directory's own model). Which is which
+ * comes from each file's `general.type`, read by our GGUF reader.
+ * @throws CheckpointError when the directory holds no model and no base is configured, or two models
+ */
+export function llamaCppPolicyLoader(
+  options: LlamaCppLoaderOptions = {},
+): (checkpointDir: string, version: string) => Promise<LlamaCppPolicy> {
+  return async (checkpointDir, version) => {
+    const dir = resolve(checkpointDir);
+    const files = (await readdir(dir)).filter((name) => name.endsWith('.gguf')).sort();
+    const models: string[] = [];
+    const adapters: LlamaCppAdapter[] = [];
+    for (const name of files) {
+      const path = join(dir, name);
+      const { metadata } = await checkGgufFile(path);
+      if (metadata['general.type'] === 'adapter') adapters.push({ path });
+      else models.push(path);
+    }
+    if (models.length > 1)
+      throw new CheckpointError(
+        dir,
+        `holds ${models.length} model GGUFs (${models.map((m) => basename(m)).join(', ')}); keep one`,
+      );
+    const modelPath = models[0] ?? options.baseModelPath;
+    if (!modelPath)
+      throw new CheckpointError(dir, 'holds no model GGUF, and no base model is configured for its adapters');
+    const { baseModelPath: _base, ...spec } = options;
+    return LlamaCppPolicy.load({ ...spec, modelPath, adapters, version });
+  };
 }
