@@ -2,13 +2,23 @@
  * `corgi bench [--layers L --dim D --heads H --vocab V --ctx T --batch B] --json`: the policy model's
  * training and generation throughput (bench.ts), printed as the CLI contract says:
  * `{"backend", "config", "train_tokens_per_s", "gen_tokens_per_s_b1", "gen_tokens_per_s_b32"}`.
+ *
+ * `corgi bench --policy <gguf | dir | store name> [--threads N --tokens N --rounds N] --json`: the
+ * llama.cpp engine against a bare node-llama-cpp decode loop on the same file (llama-bench.ts):
+ * `{"engine", "model", "gen_tokens_per_s_b1", "gen_tokens_per_s_b32", "peer_gen_tokens_per_s_b1",
+ * "peer_gen_tokens_per_s_b32"}`.
  */
 import { type Command, InvalidArgumentError } from 'commander';
 // Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
 import type { PolicyBenchOptions, PolicyBenchResult } from './bench.ts';
+import type { LlamaBenchOptions, LlamaBenchResult } from './llama-bench.ts';
 
 async function runPolicyBench(options: PolicyBenchOptions): Promise<PolicyBenchResult> {
   return (await import('./bench.ts')).runPolicyBench(options);
+}
+
+async function runLlamaBench(options: LlamaBenchOptions): Promise<LlamaBenchResult> {
+  return (await import('./llama-bench.ts')).runLlamaBench(options);
 }
 
 const positiveInt = (value: string): number => {
@@ -19,12 +29,14 @@ const positiveInt = (value: string): number => {
 };
 
 /**
- * Adds `corgi bench` to `program`. `run` is the benchmark (a test seam).
+ * Adds `corgi bench` to `program`. `run` and `runLlama` are the benchmarks (test seams).
  * @default run runPolicyBench
+ * @default runLlama runLlamaBench
  */
 export function registerBenchCommand(
   program: Command,
   run: (options: PolicyBenchOptions) => Promise<PolicyBenchResult> = runPolicyBench,
+  runLlama: (options: LlamaBenchOptions) => Promise<LlamaBenchResult> = runLlamaBench,
 ): Command {
   return program
     .command('bench')
@@ -35,6 +47,18 @@ export function registerBenchCommand(
     .option('--vocab <n>', 'vocab_size', positiveInt, 2048)
     .option('--ctx <n>', 'context length (training sequence and generation length)', positiveInt, 64)
     .option('--batch <n>', 'training batch size', positiveInt, 16)
+    .option(
+      '--policy <spec>',
+      'benchmark llama.cpp on this GGUF file, directory or store name against a bare decode loop',
+    )
+    .option('--threads <n>', 'with --policy: CPU threads for both sides', positiveInt, 1)
+    .option('--tokens <n>', 'with --policy: new tokens per sequence', positiveInt, 64)
+    .option(
+      '--rounds <n>',
+      'with --policy: measured runs per side and batch (the median counts)',
+      positiveInt,
+      3,
+    )
     .option('--json', 'print the result as one JSON line (the only output format)')
     .action(
       async (o: {
@@ -44,7 +68,21 @@ export function registerBenchCommand(
         vocab: number;
         ctx: number;
         batch: number;
+        policy?: string;
+        threads: number;
+        tokens: number;
+        rounds: number;
       }) => {
+        if (o.policy !== undefined) {
+          const result = await runLlama({
+            policy: o.policy,
+            threads: o.threads,
+            tokens: o.tokens,
+            rounds: o.rounds,
+          });
+          process.stdout.write(`${JSON.stringify(result)}\n`);
+          return;
+        }
         const result = await run({
           layers: o.layers,
           dim: o.dim,

@@ -22,7 +22,10 @@
  *   trimmed as Meta's template does. Not reproduced: Llama 3.1+'s automatic system preamble
  *   ("Cutting Knowledge Date: ...", tools);
  * - `chatml` (`<|im_start|>`, `<|im_end|>`, as SmolLM2): `<|im_start|>user\n{content}<|im_end|>\n`.
- *   Not reproduced: SmolLM2's default system prompt when none is given.
+ *   A Jinja template that opens with a system message when the conversation has none (SmolLM2's:
+ *   "You are a helpful AI assistant named SmolLM, trained by Hugging Face") is read from
+ *   `chat_template` (`defaultSystemMessageOf`) and rendered the same way, so our ids equal the
+ *   template's.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -63,7 +66,25 @@ export interface TokenizerConfigJson {
   bos_token?: string | { content: string } | null;
   eos_token?: string | { content: string } | null;
   pad_token?: string | { content: string } | null;
+  /** The Jinja chat template (a string, or named templates); only its default system message is read. */
+  chat_template?: string | { name: string; template: string }[] | null;
   [key: string]: unknown;
+}
+
+/**
+ * The system message a ChatML Jinja template inserts when the first message is not a system one
+ * (`{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n…<|im_end|>\n' }}`),
+ * or null when it inserts none.
+ */
+export function defaultSystemMessageOf(template: string | null | undefined): string | null {
+  if (!template) return null;
+  const match =
+    /\{%-?\s*if[^%]*\[\s*['"]role['"]\s*\]\s*!=\s*['"]system['"][^%]*-?%\}\s*\{\{-?\s*(['"])<\|im_start\|>system(?:\n|\\n)([\s\S]*?)<\|im_end\|>/.exec(
+      template,
+    );
+  if (!match) return null;
+  // A Jinja string literal may spell a newline as \n.
+  return match[2]!.replace(/\\n/g, '\n');
 }
 
 export interface EncodeOptions {
@@ -125,6 +146,11 @@ export class Tokenizer {
   readonly stopIds: readonly number[];
   /** The chat template chosen from the special tokens, or null when none fits. */
   readonly chatTemplate: ChatTemplateName | null;
+  /**
+   * The system message the ChatML template renders when the conversation has none (from the
+   * config's Jinja `chat_template`), or null.
+   */
+  readonly defaultSystemMessage: string | null;
 
   private readonly hf: HfTokenizer;
   /** Added tokens by id: the decoder prints these as their content, never as bytes. */
@@ -195,6 +221,10 @@ export class Tokenizer {
     }
     this.stopIds = [...stops];
     this.chatTemplate = this.detectChatTemplate();
+    const jinja = Array.isArray(config.chat_template)
+      ? config.chat_template.find((entry) => entry.name === 'default')?.template
+      : config.chat_template;
+    this.defaultSystemMessage = this.chatTemplate === 'chatml' ? defaultSystemMessageOf(jinja) : null;
   }
 
   /**
@@ -297,7 +327,9 @@ export class Tokenizer {
         'this tokenizer has no chat markers we know (<|user|>/<|assistant|>/<|end|>, Llama 3 <|start_header_id|>, or ChatML <|im_start|>)',
       );
     }
-    const parsed = z.array(chatMessageSchema).parse(messages);
+    let parsed = z.array(chatMessageSchema).parse(messages);
+    if (this.defaultSystemMessage !== null && parsed.length > 0 && parsed[0]!.role !== 'system')
+      parsed = [{ role: 'system', content: this.defaultSystemMessage }, ...parsed];
     const out: ChatEncoding = { ids: [], assistantMask: [], spans: [] };
     const special = (name: string, target = false) => {
       out.ids.push(this.addedId(name)!);
