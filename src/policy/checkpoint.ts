@@ -12,8 +12,8 @@
  * safetensors header checks catch truncation.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, type LlamaConfig, parseLlamaConfig, toConfigJson } from './config.ts';
@@ -282,4 +282,33 @@ async function fsyncPath(path: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Files that make up a checkpoint when it has no `checksums.sha256` (one from elsewhere). */
+const CHECKPOINT_FILE =
+  /^(config|generation_config|tokenizer|tokenizer_config|adapter_config|manifest)\.json$|\.safetensors(\.index\.json)?$|\.gguf$/;
+
+/**
+ * An identity for a checkpoint's contents, stored with its version so a directory replaced after
+ * registration is noticed: the sha256 of its `checksums.sha256` (which lists every file's sha256,
+ * above), or for a checkpoint without one (a store model, a download), of its files' own sha256s,
+ * each read as a stream (a GGUF may be gigabytes).
+ */
+export async function checkpointDigest(dir: string): Promise<string> {
+  const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest('hex');
+  const list = join(dir, CHECKSUM_FILE);
+  if (existsSync(list)) return `sha256:${sha256(await readFile(list))}`;
+  const names = (await readdir(dir, { withFileTypes: true }))
+    .filter((entry) => entry.isFile() && CHECKPOINT_FILE.test(entry.name))
+    .map((entry) => entry.name)
+    .sort();
+  const lines: string[] = [];
+  for (const name of names) lines.push(`${await sha256OfFile(join(dir, name))}  ${name}\n`);
+  return `sha256:${sha256(lines.join(''))}`;
+}
+
+async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }

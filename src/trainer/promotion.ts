@@ -1,31 +1,5 @@
-/**
- * Promotion: making a checkpoint the live policy of every server, and keeping each server on it.
- *
- * - `registerCheckpoint` records a checkpoint as a `candidate` (the trainer, after writing it).
- * - `promote(db, target)` loads the checkpoint (which verifies `checksums.sha256`, every tensor
- *   name and shape, and the tokenizer; a corrupt or partial checkpoint is refused and nothing
- *   changes), then makes it live in one transaction that carries the signal.
- * - `rollback(db)` returns to the version that was live before (the one rolled back from is marked
- *   `refused`, so a second rollback goes one further back).
- * - `followPromotions` keeps one process's `PolicyRegistry` on the live version: on a signal it
- *   re-reads the live row, loads that checkpoint while the old version keeps serving, and swaps;
- *   the registry lets attempts in flight finish on their version and disposes it afterwards.
- *
- * The signal: on PostgreSQL `NOTIFY corgi_policy, '<version>'`, committed with the change, and every
- * server LISTENs on a connection of its own. The embedded database (PGlite behind pglite-socket)
- * does not deliver NOTIFY across connections (measured with pglite-socket 0.2.17), so there
- * `promote` signals followers in the same process directly, and followers also poll the live row
- * (which catches a promotion made from a worker thread). The payload is only a hint: a follower
- * always reads the live row itself, so missed, repeated or out-of-order signals all converge.
- *
- * A server serving a remote policy follows promotions the same way with another loader
- * (remote-policy.ts, `remotePromotionLoader`): on vLLM "loading" a version is asking vLLM to load its
- * LoRA adapter, then serving that adapter by name; its base model is recorded under its spec.
- */
-import { createHash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import pg from 'pg';
 import type { Database } from '../db/database.ts';
 import {
@@ -39,7 +13,7 @@ import {
   PolicyVersionError,
   registerCandidate,
 } from '../db/policy-versions.ts';
-import { CHECKSUM_FILE, unfinishedCheckpointReason } from '../policy/checkpoint.ts';
+import { checkpointDigest, unfinishedCheckpointReason } from '../policy/checkpoint.ts';
 import { LocalPolicy, SERVING_SCHEDULER } from '../policy/local-policy.ts';
 import type { DisposablePolicy, PolicyRegistry } from '../policy/policy-registry.ts';
 import { isRemotePolicySpec, RemotePromotionError } from '../policy/remote-policy.ts';
@@ -56,6 +30,8 @@ export function policyChannel(schema: string): string {
  * is not the checkpoint's (its inference server refused or is down): the error keeps its code and
  * a candidate is not marked refused.
  */
+export { checkpointDigest };
+
 export type PolicyLoader = (checkpointDir: string, version: string) => Promise<DisposablePolicy>;
 
 /** The default loader: the TensorFlow.js model, refusing corrupt or partial checkpoints. */
@@ -68,28 +44,6 @@ export const loadLocalPolicy: PolicyLoader = async (checkpointDir, version) => {
   }
   return LocalPolicy.load(checkpointDir, { ...SERVING_SCHEDULER, version });
 };
-
-/** Files that make up a checkpoint when it has no `checksums.sha256` (one from elsewhere). */
-const CHECKPOINT_FILE =
-  /^(config|generation_config|tokenizer|tokenizer_config|adapter_config)\.json$|\.safetensors(\.index\.json)?$/;
-
-/**
- * An identity for a checkpoint's contents, stored with its version so a directory replaced after
- * registration is noticed: the sha256 of its `checksums.sha256` (which lists every file's sha256,
- * see checkpoint.ts), or for a checkpoint without one, of its files' own sha256s.
- */
-export async function checkpointDigest(dir: string): Promise<string> {
-  const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest('hex');
-  const list = join(dir, CHECKSUM_FILE);
-  if (existsSync(list)) return `sha256:${sha256(await readFile(list))}`;
-  const names = (await readdir(dir, { withFileTypes: true }))
-    .filter((entry) => entry.isFile() && CHECKPOINT_FILE.test(entry.name))
-    .map((entry) => entry.name)
-    .sort();
-  const lines: string[] = [];
-  for (const name of names) lines.push(`${sha256(await readFile(join(dir, name)))}  ${name}\n`);
-  return `sha256:${sha256(lines.join(''))}`;
-}
 
 export interface RegisterCheckpointOptions {
   /** The checkpoint directory (written atomically by `saveCheckpoint`). */
