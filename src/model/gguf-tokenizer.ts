@@ -21,14 +21,25 @@ const BYTE_LEVEL = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: t
 /**
  * `tokenizer.ggml.pre` → the Hugging Face pre-tokenizer splitting text as llama.cpp does.
  * - gpt-2: GPT-2's regex (our built-in tokenizer's);
- * - smollm, starcoder and kin: every digit on its own, then GPT-2's regex (SmolLM2's tokenizer.json).
+ * - smollm, starcoder and kin: every digit on its own, then GPT-2's regex (SmolLM2's tokenizer.json);
+ * - llama-bpe: Llama 3's split regex, then byte-level without GPT-2's regex.
  */
 const DIGITS_THEN_BYTE_LEVEL = {
   type: 'Sequence',
   pretokenizers: [{ type: 'Digits', individual_digits: true }, BYTE_LEVEL],
 };
+/** Llama 3's split regex (llama.cpp's LLAMA_VOCAB_PRE_TYPE_LLAMA3, the tokenizer.json of Llama 3.x). */
+const LLAMA3_PATTERN =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const PRE_TOKENIZERS: Readonly<Record<string, unknown>> = {
   'gpt-2': BYTE_LEVEL,
+  'llama-bpe': {
+    type: 'Sequence',
+    pretokenizers: [
+      { type: 'Split', pattern: { Regex: LLAMA3_PATTERN }, behavior: 'Isolated', invert: false },
+      { ...BYTE_LEVEL, use_regex: false },
+    ],
+  },
   gpt2: BYTE_LEVEL,
   smollm: DIGITS_THEN_BYTE_LEVEL,
   starcoder: DIGITS_THEN_BYTE_LEVEL,

@@ -296,6 +296,8 @@ const CHECKPOINT_FILE =
  */
 export async function checkpointDigest(dir: string): Promise<string> {
   const sha256 = (data: Uint8Array | string) => createHash('sha256').update(data).digest('hex');
+  // A single-file model (a GGUF named directly) is identified by its own contents.
+  if ((await stat(dir)).isFile()) return `sha256:${await sha256OfFile(dir)}`;
   const list = join(dir, CHECKSUM_FILE);
   if (existsSync(list)) return `sha256:${sha256(await readFile(list))}`;
   const names = (await readdir(dir, { withFileTypes: true }))

