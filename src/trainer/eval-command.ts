@@ -8,15 +8,13 @@
  * out of range) exits 2 with a message naming the flag or the file and line; with `--json` the
  * message also goes to stdout as `{"error", "field"}`. Ctrl-C stops the sessions and exits 130.
  */
-import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
 import { dataDirFromEnv } from '../model/store/store-commands.ts';
 import { resolveCheckpointDir } from '../policy/builtin-model.ts';
 import { defaultPolicyDir } from '../policy/generate-command.ts';
-// Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
-import type { LocalPolicy } from '../policy/local-policy.ts';
 import { MAX_ATTEMPTS_LIMIT } from '../session/session-runner.ts';
 import { type EvalCase, readCasesJsonl } from '../tasks/cases.ts';
 import {
@@ -86,7 +84,7 @@ export function registerEvalCommand(program: Command): Command {
     )
     .option(
       '--concurrency <c>',
-      'sessions in flight (batched into one forward per step)',
+      'sessions in flight (decoded together, up to 32 llama.cpp sequences)',
       String(DEFAULT_EVAL_CONCURRENCY),
     )
     .option('--out <file>', "write each case's session (attempt texts, scores, feedback) as JSON lines")
@@ -112,15 +110,19 @@ async function runEval(options: EvalCommandOptions): Promise<number> {
     throw error;
   }
 
-  const [{ selectBackend }, { CheckpointError }, { LocalPolicy }] = await Promise.all([
-    import('../policy/backend.ts'),
+  const [{ CheckpointError }, { servingPolicyLoader }] = await Promise.all([
     import('../policy/checkpoint.ts'),
-    import('../policy/local-policy.ts'),
+    import('../policy/serving-loader.ts'),
   ]);
-  await selectBackend();
-  let policy: LocalPolicy;
+  // Evaluation decodes on llama.cpp, the engine that serves: a checkpoint directory is converted
+  // to GGUF once (cached in the data directory) and decoded with its own tokenizer.
+  const load = servingPolicyLoader({
+    cacheDir: join(dataDirFromEnv(), 'cache', 'gguf'),
+    sequences: Math.min(input.concurrency, MAX_SEQUENCES),
+  });
+  let policy: Awaited<ReturnType<typeof load>>;
   try {
-    policy = await LocalPolicy.load(input.policyDir, { maxBatch: Math.max(64, input.concurrency) });
+    policy = await load(input.policyDir, input.version);
   } catch (error) {
     if (CheckpointError.isInstance(error)) return fail(`--policy: ${error.message}`, '--policy');
     throw error;
@@ -175,6 +177,8 @@ async function runEval(options: EvalCommandOptions): Promise<number> {
 /** Validates the flags and reads the cases; throws `EvalInputError` naming the flag. */
 function parseInput(options: EvalCommandOptions): {
   policyDir: string;
+  /** The name the report gives the policy. */
+  version: string;
   cases: EvalCase[];
   attempts: number;
   concurrency: number;
@@ -186,14 +190,17 @@ function parseInput(options: EvalCommandOptions): {
   const n = options.n === undefined ? undefined : parseInteger('--n', options.n, 1);
   const seed = options.seed === undefined ? undefined : parseInteger('--seed', options.seed, 0);
 
-  const policyDir = resolveCheckpointDir(
-    expandStoreName(options.policy ?? defaultPolicyDir(), { dataDir: dataDirFromEnv() }),
-  );
-  if (!existsSync(join(policyDir, 'config.json'))) {
+  const spec = options.policy ?? defaultPolicyDir();
+  const expanded = expandStoreName(spec, { dataDir: dataDirFromEnv() });
+  const policyDir = resolveCheckpointDir(expanded);
+  // A store model is reported under its store name, anything else under its file or directory name.
+  const version = expanded !== spec ? spec : basename(policyDir).replace(/\.gguf$/i, '');
+  if (!isModel(policyDir)) {
     throw new EvalInputError(
       '--policy',
-      `no checkpoint in ${policyDir} (expected config.json, model.safetensors and tokenizer.json); ` +
-        'pass --policy <dir> or set CORGI_POLICY',
+      `no model at ${policyDir} (expected a GGUF file, a directory holding one, or a checkpoint directory ` +
+        'with config.json, model.safetensors and tokenizer.json); pass --policy <store name | dir | file.gguf> ' +
+        'or set CORGI_POLICY',
     );
   }
   if (options.cases === undefined) {
@@ -216,7 +223,17 @@ function parseInput(options: EvalCommandOptions): {
     );
   }
   if (all.length === 0) throw new EvalInputError('--cases', `${options.cases} holds no cases`);
-  return { policyDir, cases: selectCases(all, { n, seed }), attempts, concurrency, maxTokens };
+  return { policyDir, version, cases: selectCases(all, { n, seed }), attempts, concurrency, maxTokens };
+}
+
+/** Sessions decoded at once on llama.cpp; more cases wait for a free sequence. */
+const MAX_SEQUENCES = 32;
+
+/** A GGUF file, a directory holding one, or a checkpoint directory. */
+function isModel(path: string): boolean {
+  if (!existsSync(path)) return false;
+  if (statSync(path).isFile()) return path.toLowerCase().endsWith('.gguf');
+  return existsSync(join(path, 'config.json')) || readdirSync(path).some((name) => name.endsWith('.gguf'));
 }
 
 function parseInteger(flag: string, text: string, min: number, max = Number.POSITIVE_INFINITY): number {
