@@ -10,7 +10,7 @@
  * llama.cpp's `llama_token_type`: 3 (control) becomes a special added token, 4 (user-defined) a
  * plain added token.
  */
-import type { TokenizerJson } from '../policy/bpe-trainer.ts';
+import { byteLevelBpeJson, type TokenizerJson } from '../policy/bpe-trainer.ts';
 
 /** llama.cpp's `llama_token_type` values that become added tokens. */
 const TOKEN_TYPE_CONTROL = 3;
@@ -107,28 +107,7 @@ export function tokenizerJsonFromGguf(metadata: Record<string, unknown>): GgufTo
     if (!Object.hasOwn(vocab, token)) vocab[token] = id;
   });
 
-  const tokenizerJson: TokenizerJson = {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: added,
-    normalizer: null,
-    pre_tokenizer: preTokenizer,
-    post_processor: null,
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges,
-    },
-  };
+  const tokenizerJson = byteLevelBpeJson({ addedTokens: added, preTokenizer, vocab, merges });
 
   const tokenizerConfig: GgufTokenizerFiles['tokenizerConfig'] = {};
   const named = (key: string): string | undefined => {

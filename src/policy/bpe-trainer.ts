@@ -334,11 +334,8 @@ export function trainBpe({
         ? '<|begin_of_text|>'
         : null
       : bosToken;
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: specialTokens.map((content, id) => ({
+  return byteLevelBpeJson({
+    addedTokens: specialTokens.map((content, id) => ({
       id,
       content,
       single_word: false,
@@ -347,9 +344,38 @@ export function trainBpe({
       normalized: false,
       special: true,
     })),
+    preTokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    postProcessor: bos === null ? null : bosTemplateProcessor(bos, vocab[bos]),
+    vocab,
+    merges,
+  });
+}
+
+/**
+ * A byte-level BPE `tokenizer.json` (GPT-2's decoder, no normalizer): what our trainer writes and what
+ * a GGUF's tokenizer metadata rebuilds into.
+ */
+export function byteLevelBpeJson({
+  addedTokens,
+  preTokenizer,
+  postProcessor = null,
+  vocab,
+  merges,
+}: {
+  addedTokens: AddedTokenJson[];
+  preTokenizer: unknown;
+  postProcessor?: unknown;
+  vocab: Record<string, number>;
+  merges: string[];
+}): TokenizerJson {
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: addedTokens,
     normalizer: null,
-    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor: bos === null ? null : bosTemplateProcessor(bos, vocab[bos]),
+    pre_tokenizer: preTokenizer,
+    post_processor: postProcessor,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
       type: 'BPE',
