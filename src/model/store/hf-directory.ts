@@ -5,6 +5,7 @@
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { ModelFileEntry, ModelManifest } from './manifest.ts';
 import { ModelStoreError } from './model-store-error.ts';
 
 /** The files a Llama directory must have. */
@@ -143,5 +144,37 @@ export async function checkHfDirectory(dir: string): Promise<HfSummary> {
     chatTemplate,
     parameters: [...counts.values()].reduce((a, b) => a + b, 0),
     quantization: dominant,
+  };
+}
+
+/** The manifest of an HF Llama directory: identified by its weights file, described by its summary. */
+export function hfDirectoryManifest({
+  name,
+  source,
+  files,
+  summary,
+  createdAt = new Date().toISOString(),
+}: {
+  name: string;
+  source: string;
+  files: ModelFileEntry[];
+  summary: HfSummary;
+  createdAt?: string;
+}): ModelManifest {
+  const weights = files.find((file) => file.path === 'model.safetensors');
+  if (!weights) throw new ModelStoreError('invalid_input', `${name}: no model.safetensors among its files`);
+  return {
+    name,
+    source,
+    sha256: weights.sha256,
+    size: weights.size,
+    format: 'hf',
+    file: weights.path,
+    chatTemplate: summary.chatTemplate,
+    parameters: summary.parameters,
+    architecture: summary.architecture,
+    quantization: summary.quantization,
+    files,
+    createdAt,
   };
 }

@@ -8,7 +8,12 @@ import { stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { checkGgufFile } from './gguf-check.ts';
 import { appendHashed } from './hashed-file.ts';
-import { checkHfDirectory, HF_OPTIONAL_FILES, HF_REQUIRED_FILES } from './hf-directory.ts';
+import {
+  checkHfDirectory,
+  HF_OPTIONAL_FILES,
+  HF_REQUIRED_FILES,
+  hfDirectoryManifest,
+} from './hf-directory.ts';
 import { checkNotInstalled, commitStaging, prepareStaging } from './install.ts';
 import { checkModelName, type ModelFileEntry, type ModelManifest } from './manifest.ts';
 import { ModelStoreError } from './model-store-error.ts';
@@ -95,21 +100,7 @@ export async function importModel(
   for (const file of [...HF_REQUIRED_FILES, ...HF_OPTIONAL_FILES]) {
     if (await exists(join(from, file))) files.push(await copyHashed(join(from, file), join(staged, file)));
   }
-  const weights = files.find((file) => file.path === 'model.safetensors') as ModelFileEntry;
-  const manifest: ModelManifest = {
-    name,
-    source,
-    sha256: weights.sha256,
-    size: weights.size,
-    format: 'hf',
-    file: weights.path,
-    chatTemplate: summary.chatTemplate,
-    parameters: summary.parameters,
-    architecture: summary.architecture,
-    quantization: summary.quantization,
-    files,
-    createdAt,
-  };
+  const manifest = hfDirectoryManifest({ name, source, files, summary, createdAt });
   const dir = await commitStaging(dataDir, manifest);
-  return { name, path: dir, sha256: weights.sha256, source, manifest };
+  return { name, path: dir, sha256: manifest.sha256, source, manifest };
 }

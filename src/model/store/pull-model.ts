@@ -7,7 +7,12 @@
 import { mkdir, rename } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { checkGgufFile } from './gguf-check.ts';
-import { checkHfDirectory, HF_OPTIONAL_FILES, HF_REQUIRED_FILES } from './hf-directory.ts';
+import {
+  checkHfDirectory,
+  HF_OPTIONAL_FILES,
+  HF_REQUIRED_FILES,
+  hfDirectoryManifest,
+} from './hf-directory.ts';
 import { downloadHubFile, type HubFetchOptions } from './hub-download.ts';
 import { checkNotInstalled, commitStaging, prepareStaging } from './install.ts';
 import { checkModelName, type ModelFileEntry, type ModelManifest, partialDir } from './manifest.ts';
@@ -193,22 +198,8 @@ async function pullHubDirectory(spec: HubSpec, name: string, options: PullOption
   const summary = await checkHfDirectory(downloads);
   const staged = await prepareStaging(dataDir, name);
   for (const file of files) await rename(join(downloads, file.path), join(staged, file.path));
-  const weights = files.find((file) => file.path === 'model.safetensors') as ModelFileEntry;
   const source = `hf:${spec.repo}@${revision}`;
-  const manifest: ModelManifest = {
-    name,
-    source,
-    sha256: weights.sha256,
-    size: weights.size,
-    format: 'hf',
-    file: weights.path,
-    chatTemplate: summary.chatTemplate,
-    parameters: summary.parameters,
-    architecture: summary.architecture,
-    quantization: summary.quantization,
-    files,
-    createdAt: new Date().toISOString(),
-  };
+  const manifest = hfDirectoryManifest({ name, source, files, summary });
   const path = await commitStaging(dataDir, manifest);
   onProgress?.({ phase: 'done', name, path });
   return { name, path, sha256: manifest.sha256, source, manifest };
