@@ -5,8 +5,9 @@
  *   npm run bench:serve -- [--clients 64] [--sessions 128] [--max-attempts 4] [--max-tokens 64]
  *                          [--temperature 0.7] [--seed 1] [--rounds 2] [--db embedded|postgres|url]
  *
- * One process loads the shipped model (`models/base`) once and runs the same sessions two ways,
- * with the same concurrency:
+ * One process loads the served model once (`--policy`: a store name, a GGUF file or a checkpoint
+ * directory, on llama.cpp exactly as `corgi serve` loads it; default SmolLM2-135M-Instruct) and runs
+ * the same sessions two ways, with the same concurrency:
  * - **server**: `startServer` (express + socket.io + the session service + the database, exactly
  *   as `corgi serve` wires them) on a loopback port, and `--clients` socket.io clients in a worker
  *   thread (bench/serve-clients.ts), each on its own websocket connection, each running sessions
@@ -14,8 +15,8 @@
  * - **direct**: `--clients` workers calling `runSession` on the same policy, with no server,
  *   socket or database.
  * The sessions are fixed: `buildTaskPool` cases from the test split (seeded), the same sampling
- * options and a per-session seed, so both paths generate the same tokens (the scheduler's output
- * does not depend on batch companions; `outputs_identical_to_direct` checks it) and the wall
+ * options and a per-session seed, so both paths ask for the same tokens (`outputs_identical_to_direct`
+ * says whether they got them: llama.cpp's batched float sums may differ with batch companions) and the wall
  * times compare like for like. With `--rounds R` the two paths alternate ABBA so a drift in the
  * machine's load does not favour either.
  *
@@ -42,9 +43,11 @@ import type { Worker } from 'node:worker_threads';
 import { Command, Option } from 'commander';
 import { preloadTextModels } from '../src/checkers/text.ts';
 import { type Database, openDatabase } from '../src/db/database.ts';
+import { expandStoreName } from '../src/model/store/resolve-policy-spec.ts';
 import { selectBackend } from '../src/policy/backend.ts';
-import { LocalPolicy, SERVING_SCHEDULER } from '../src/policy/local-policy.ts';
+import { resolveCheckpointDir } from '../src/policy/builtin-model.ts';
 import { PolicyRegistry } from '../src/policy/policy-registry.ts';
+import { servingPolicyLoader } from '../src/policy/serving-loader.ts';
 import type { PolicySource } from '../src/policy/types.ts';
 import { type RunningServer, startServer } from '../src/server/server.ts';
 import { runSession } from '../src/session/session-runner.ts';
@@ -85,7 +88,11 @@ const program = new Command('bench/serve.ts')
     positiveInt,
     2,
   )
-  .option('--policy <dir>', 'checkpoint to serve', 'models/base')
+  .option(
+    '--policy <spec>',
+    'store name, GGUF file or checkpoint directory to serve',
+    'smollm2-135m-instruct',
+  )
   .addOption(
     new Option(
       '--db <kind>',
@@ -142,14 +149,18 @@ interface SchedulerSample {
  * attempts end together re-enter as one prefill group, padded to the longest conversation and
  * prefilled a few columns per step while the decode batch runs short. These numbers show that.
  */
-function sampleScheduler(policy: LocalPolicy): () => SchedulerSample {
+function sampleScheduler(policy: {
+  load?: { active?: number; busy?: number; waiting: number };
+}): () => SchedulerSample {
   let samples = 0;
   let active = 0;
   let waiting = 0;
   const timer = setInterval(() => {
     const load = policy.load;
+    if (!load) return;
     samples++;
-    active += load.active;
+    // The TensorFlow.js scheduler's decoding rows, or llama.cpp's busy sequences.
+    active += load.active ?? load.busy ?? 0;
     waiting += load.waiting;
   }, 10);
   return () => {
@@ -316,7 +327,9 @@ async function main(): Promise<void> {
   await selectBackend({ log });
   // IFEval's sentence splitter trains on first use: do it now, not inside a timed session.
   preloadTextModels();
-  const local = await LocalPolicy.load(resolve(o.policy), SERVING_SCHEDULER);
+  const dataDir = resolve(process.env.CORGI_DATA_DIR ?? 'data');
+  const load = servingPolicyLoader({ cacheDir: join(dataDir, 'cache', 'gguf'), sequences: o.clients });
+  const local = await load(resolveCheckpointDir(expandStoreName(o.policy, { dataDir })), o.policy);
   const registry = new PolicyRegistry(local);
   const loadAtStart = os.loadavg()[0];
 

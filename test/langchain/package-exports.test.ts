@@ -148,12 +148,7 @@ export async function run(): Promise<CheckerFeedbackResult> {
 
   const examples = readmePackageExamples();
   it('finds README examples that import the package', () => {
-    expect(examples.map((example) => example.heading)).toEqual(
-      expect.arrayContaining([
-        'A chat model: `CorgiChatModel`',
-        'The feedback loop around any chat model: `withCheckerFeedback`',
-      ]),
-    );
+    expect(examples.map((example) => example.heading)).toEqual(expect.arrayContaining(['LangChain']));
   });
 
   it.each(examples.map((example, i) => [example.heading, i] as const))(

@@ -4,15 +4,16 @@
  * it is absent (CI pulls it with `corgi pull smollm2-135m-instruct`).
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
+/** The file's absolute path (the engine keys loaded models by it), or null. */
 export function smollm2GgufPath(): string | null {
   const configured = process.env.CORGI_SMOLLM2_GGUF;
-  if (configured) return existsSync(configured) ? configured : null;
+  if (configured) return existsSync(configured) ? resolve(configured) : null;
   const dir = join(process.env.CORGI_DATA_DIR ?? 'data', 'models', 'smollm2-135m-instruct');
   if (!existsSync(dir)) return null;
   const file = readdirSync(dir).find((name) => name.endsWith('.gguf'));
-  return file ? join(dir, file) : null;
+  return file ? resolve(dir, file) : null;
 }
 
 export const SMOLLM2_SKIP_REASON =
