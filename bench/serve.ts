@@ -46,6 +46,7 @@ import { type Database, openDatabase } from '../src/db/database.ts';
 import { expandStoreName } from '../src/model/store/resolve-policy-spec.ts';
 import { selectBackend } from '../src/policy/backend.ts';
 import { resolveCheckpointDir } from '../src/policy/builtin-model.ts';
+import { LocalPolicy, SERVING_SCHEDULER } from '../src/policy/local-policy.ts';
 import { PolicyRegistry } from '../src/policy/policy-registry.ts';
 import { servingPolicyLoader } from '../src/policy/serving-loader.ts';
 import type { PolicySource } from '../src/policy/types.ts';
@@ -95,6 +96,14 @@ const program = new Command('bench/serve.ts')
   )
   .addOption(
     new Option(
+      '--engine <engine>',
+      "llama.cpp (what corgi serve uses) or tfjs (the trainer's TensorFlow.js scheduler)",
+    )
+      .choices(['llama.cpp', 'tfjs'])
+      .default('llama.cpp'),
+  )
+  .addOption(
+    new Option(
       '--db <kind>',
       'embedded: PGlite in a temp dir (what `npm start` uses); postgres: 127.0.0.1:5432/test ' +
         '(TEST_DATABASE_URL); url: DATABASE_URL. Each in a fresh schema, dropped afterwards ' +
@@ -113,6 +122,7 @@ const o = program.opts<{
   seed: number;
   rounds: number;
   policy: string;
+  engine: string;
   db?: 'embedded' | 'postgres' | 'url';
 }>();
 checkSessionOptions(o);
@@ -329,7 +339,9 @@ async function main(): Promise<void> {
   preloadTextModels();
   const dataDir = resolve(process.env.CORGI_DATA_DIR ?? 'data');
   const load = servingPolicyLoader({ cacheDir: join(dataDir, 'cache', 'gguf'), sequences: o.clients });
-  const local = await load(resolveCheckpointDir(expandStoreName(o.policy, { dataDir })), o.policy);
+  const path = resolveCheckpointDir(expandStoreName(o.policy, { dataDir }));
+  const local =
+    o.engine === 'tfjs' ? await LocalPolicy.load(path, SERVING_SCHEDULER) : await load(path, o.policy);
   const registry = new PolicyRegistry(local);
   const loadAtStart = os.loadavg()[0];
 
@@ -431,6 +443,7 @@ async function main(): Promise<void> {
     ...machineReport(loadAtStart),
     policy: registry.current().version,
     policy_dir: o.policy,
+    engine: o.engine,
     server:
       'startServer (express + socket.io + session service) in the bench process on 127.0.0.1; ' +
       'socket.io clients (one websocket each) in a worker thread',
