@@ -16,6 +16,7 @@ import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
 import { dataDirFromEnv } from '../model/store/store-commands.ts';
 import { selectBackend } from '../policy/backend.ts';
 import { BUILTIN_MODEL_SPEC, resolveCheckpointDir } from '../policy/builtin-model.ts';
+import { DEFAULT_SEQUENCES } from '../policy/llama-cpp-policy.ts';
 import { PolicyRegistry } from '../policy/policy-registry.ts';
 import { loadPolicyFromSpec, parsePolicySpec, remotePromotionLoader } from '../policy/remote-policy.ts';
 import { servingPolicyLoader } from '../policy/serving-loader.ts';
@@ -173,15 +174,27 @@ export function registerServeCommand(program: Command): void {
     .option('--port <port>', 'port to listen on (env PORT)', process.env.PORT ?? '3000')
     .option('--host <host>', 'address to bind (env HOST)', process.env.HOST ?? '127.0.0.1')
     .option(
+      '--sequences <n>',
+      'sessions decoding at once on llama.cpp; more wait for a free sequence (env CORGI_SEQUENCES)',
+      process.env.CORGI_SEQUENCES ?? String(DEFAULT_SEQUENCES),
+    )
+    .option(
       '--policy <spec>',
       'store model name (corgi models), GGUF file, checkpoint directory, or openai:<baseURL>#<model> / vllm:<baseURL>#<model> to serve (env CORGI_POLICY)',
       process.env.CORGI_POLICY ?? DEFAULT_POLICY,
     )
     .action(
-      async (options: { port: string; host: string; policy: string } & SecurityFlags & TrainerFlags) => {
+      async (
+        options: { port: string; host: string; policy: string; sequences: string } & SecurityFlags &
+          TrainerFlags,
+      ) => {
         const port = Number(options.port);
         if (!Number.isInteger(port) || port < 0 || port > 65535) {
           throw new Error(`--port: expected an integer in 0..65535, got "${options.port}"`);
+        }
+        const sequences = Number(options.sequences);
+        if (!Number.isInteger(sequences) || sequences < 1 || sequences > 256) {
+          throw new Error(`--sequences: expected an integer in 1..256, got "${options.sequences}"`);
         }
         const security = securityOptionsFromFlags(options, options.host);
         await selectBackend();
@@ -192,7 +205,7 @@ export function registerServeCommand(program: Command): void {
         const policy = choice.spec;
         // A malformed --policy fails here, before anything is opened.
         parsePolicySpec(policy, '--policy');
-        const localLoader = servingPolicyLoader({ cacheDir: join(dataDir, 'cache', 'gguf') });
+        const localLoader = servingPolicyLoader({ cacheDir: join(dataDir, 'cache', 'gguf'), sequences });
         let db: Awaited<ReturnType<typeof openDatabase>> | undefined;
         let registry: PolicyRegistry | undefined;
         let promotions: PolicyFollower | undefined;

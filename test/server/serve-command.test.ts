@@ -57,4 +57,12 @@ describe('corgi serve', () => {
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/nope/);
   });
+
+  it('refuses a sequence count llama.cpp cannot serve, naming the flag', async () => {
+    const bad = await runCorgi(['serve', '--port', '0', '--sequences', '0'], {
+      env: { ...process.env, CORGI_DATA_DIR: join(root, 'data3') },
+    });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--sequences: expected an integer in 1\.\.256, got "0"/);
+  });
 });
