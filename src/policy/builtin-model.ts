@@ -3,7 +3,7 @@
  * in a clone (from the repository root) and where `corgi-live` is installed as a dependency.
  */
 import { existsSync } from 'node:fs';
-import { join, normalize, resolve } from 'node:path';
+import { basename, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The spec that names the built-in model. @default "models/base" */
@@ -20,4 +20,9 @@ export function resolveCheckpointDir(spec: string): string {
   const local = resolve(spec);
   if (normalize(spec).replace(/[/\\]+$/, '') !== normalize(BUILTIN_MODEL_SPEC)) return local;
   return existsSync(join(local, 'config.json')) ? local : BUILTIN_MODEL_DIR;
+}
+
+/** A local model's version name: its directory's name, or its file's without `.gguf`. */
+export function modelVersionName(path: string): string {
+  return basename(path).replace(/\.gguf$/i, '');
 }

@@ -5,7 +5,7 @@
  * the default model it is pulled in the background while the built-in model serves, then promoted
  * and swapped in; offline, the built-in model keeps serving and the console says how to get the real one.
  */
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Database } from '../db/database.ts';
 import { openDatabase } from '../db/database.ts';
@@ -15,7 +15,7 @@ import { DEFAULT_MODEL_NAME } from '../model/store/registry.ts';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
 import { dataDirFromEnv } from '../model/store/store-commands.ts';
 import { selectBackend } from '../policy/backend.ts';
-import { BUILTIN_MODEL_SPEC, resolveCheckpointDir } from '../policy/builtin-model.ts';
+import { BUILTIN_MODEL_SPEC, modelVersionName, resolveCheckpointDir } from '../policy/builtin-model.ts';
 import { DEFAULT_SEQUENCES } from '../policy/llama-cpp-policy.ts';
 import { PolicyRegistry } from '../policy/policy-registry.ts';
 import { loadPolicyFromSpec, parsePolicySpec, remotePromotionLoader } from '../policy/remote-policy.ts';
@@ -91,7 +91,7 @@ export async function startServedPolicy(
   const { policy } = await loadLivePolicy(db, {
     fallback: () =>
       spec.kind === 'local' && localLoader
-        ? localLoader(spec.dir, versionName(spec.dir))
+        ? localLoader(spec.dir, modelVersionName(spec.dir))
         : loadPolicyFromSpec(policySpec, { field }),
     fallbackDir: !recordFallback ? undefined : spec.kind === 'local' ? spec.dir : policySpec,
     load,
@@ -104,11 +104,6 @@ export async function startServedPolicy(
     await registry.close();
     throw error;
   }
-}
-
-/** A local model's version name: its directory's name, or its file's without `.gguf`. */
-function versionName(path: string): string {
-  return basename(path).replace(/\.gguf$/i, '');
 }
 
 /** What `corgi serve` serves: the spec's model, or the built-in one while the default is pulled. */

@@ -9,11 +9,11 @@
  * message also goes to stdout as `{"error", "field"}`. Ctrl-C stops the sessions and exits 130.
  */
 import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
 import { dataDirFromEnv } from '../model/store/store-commands.ts';
-import { resolveCheckpointDir } from '../policy/builtin-model.ts';
+import { modelVersionName, resolveCheckpointDir } from '../policy/builtin-model.ts';
 import { defaultPolicyDir } from '../policy/generate-command.ts';
 import { MAX_ATTEMPTS_LIMIT } from '../session/session-runner.ts';
 import { type EvalCase, readCasesJsonl } from '../tasks/cases.ts';
@@ -194,7 +194,7 @@ function parseInput(options: EvalCommandOptions): {
   const expanded = expandStoreName(spec, { dataDir: dataDirFromEnv() });
   const policyDir = resolveCheckpointDir(expanded);
   // A store model is reported under its store name, anything else under its file or directory name.
-  const version = expanded !== spec ? spec : basename(policyDir).replace(/\.gguf$/i, '');
+  const version = expanded !== spec ? spec : modelVersionName(policyDir);
   if (!isModel(policyDir)) {
     throw new EvalInputError(
       '--policy',
