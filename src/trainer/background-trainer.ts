@@ -15,6 +15,7 @@
 import { join, resolve } from 'node:path';
 import type { Database } from '../db/database.ts';
 import { getLivePolicyVersion } from '../db/policy-versions.ts';
+import { trainingStepRecorder } from '../db/training-steps.ts';
 import { LocalPolicy } from '../policy/local-policy.ts';
 import type { EvalCase } from '../tasks/cases.ts';
 import type { CorgiConfigInput } from './corgi-config.ts';
@@ -69,6 +70,7 @@ export async function runTrainerRound(options: TrainerRoundOptions): Promise<Tra
         { ...options.train, policy: parentDir, out, version },
         {
           db: db.pool,
+          onStep: trainingStepRecorder(db.pool),
           signal,
           ...(options.prompts ? { prompts: options.prompts } : {}),
           ...(options.progress ? { progress: options.progress } : {}),

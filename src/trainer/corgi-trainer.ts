@@ -9,7 +9,8 @@
  *      prompt as context, its sampled tokens as targets;
  *   3. scores the targets under the frozen reference (for the KL penalty) and runs `epochs`
  *      passes of minibatch AdamW steps on the clipped surrogate (corgi-objective.ts);
- *   4. logs the step's metrics (console, `<out>.work/train_log.jsonl`, PostgreSQL training_steps).
+ *   4. logs the step's metrics (console, `<out>.work/train_log.jsonl`) and emits `onStep`, where the
+ *      caller attaches PostgreSQL's training_steps (db/training-steps.ts).
  *
  * It ends after `steps` steps or `pg_tokens` policy-gradient tokens and writes an HF-layout
  * checkpoint: the base weights plus the PEFT adapter (LoRA), or the updated weights (full).
@@ -100,12 +101,20 @@ export interface TrainSummary {
   last: StepMetrics | null;
 }
 
+/** Which run a step belongs to, as `training_steps` records it. */
+export interface StepRun {
+  /** `run_id` (the config's, or the version). */
+  runId: string;
+  /** The version the run writes. */
+  version: string;
+}
+
 export interface TrainHooks {
-  /** Logs steps to training_steps and draws production prompts / replays from it. */
+  /** Draws production prompts and replayed sessions from the logged live traffic. */
   db?: pg.Pool;
   signal?: AbortSignal;
-  /** Called after every step. */
-  onStep?: (metrics: StepMetrics) => void;
+  /** Called after every step (minGPT's `on_batch_end`); a returned promise is awaited before the next. */
+  onStep?: (metrics: StepMetrics, run: StepRun) => unknown;
   /** Where progress goes. @default a ProgressReporter on stderr */
   progress?: ProgressReporter;
   /** Train on these prompts instead of the task pools (toy tasks in tests, a curated set). */
@@ -319,14 +328,7 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
       state.first ??= metrics;
       last = metrics;
       log.write(metrics as unknown as Record<string, unknown>);
-      if (hooks.db) {
-        await hooks.db.query(
-          `INSERT INTO training_steps (run_id, step, policy_version, metrics) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (run_id, step) DO UPDATE SET metrics = EXCLUDED.metrics`,
-          [runId, step, version, metrics],
-        );
-      }
-      hooks.onStep?.(metrics);
+      await hooks.onStep?.(metrics, { runId, version });
       const fraction = config.budget === 'steps' ? step / config.steps : state.pgTokens / config.pg_tokens;
       progress.update({
         phase: `train K=${config.attempts}`,

@@ -34,13 +34,19 @@ export function registerTrainCommand(program: Command): Command {
 async function runTrain(input: CorgiConfigInput): Promise<number> {
   const parsed = corgiConfigSchema.safeParse(input);
   if (!parsed.success) return refuse(parsed.error);
-  const [{ selectBackend }, { trainCorgi }, { TrainingInterruptedError }, { openDatabase }] =
-    await Promise.all([
-      import('../policy/backend.ts'),
-      import('./corgi-trainer.ts'),
-      import('./interrupted.ts'),
-      import('../db/database.ts'),
-    ]);
+  const [
+    { selectBackend },
+    { trainCorgi },
+    { TrainingInterruptedError },
+    { openDatabase },
+    { trainingStepRecorder },
+  ] = await Promise.all([
+    import('../policy/backend.ts'),
+    import('./corgi-trainer.ts'),
+    import('./interrupted.ts'),
+    import('../db/database.ts'),
+    import('../db/training-steps.ts'),
+  ]);
   await selectBackend();
   const db = process.env.DATABASE_URL ? await openDatabase() : undefined;
   const controller = new AbortController();
@@ -55,7 +61,7 @@ async function runTrain(input: CorgiConfigInput): Promise<number> {
   try {
     const summary = await trainCorgi(input, {
       signal: controller.signal,
-      ...(db ? { db: db.pool } : {}),
+      ...(db ? { db: db.pool, onStep: trainingStepRecorder(db.pool) } : {}),
     });
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     return 0;
