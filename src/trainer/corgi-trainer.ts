@@ -51,10 +51,10 @@ import {
   sessionReward,
 } from './corgi-objective.ts';
 import { TrainingInterruptedError } from './interrupted.ts';
-import { loadOptimizerState, serializeOptimizerState } from './optimizer-state.ts';
 import { loadLoggedSessions, loadProductionPrompts, policyFamily, replaySamples } from './production.ts';
-import { MetricsLog, ProgressReporter } from './progress.ts';
+import { ProgressReporter } from './progress.ts';
 import { type RolloutPrompt, type RolloutSession, rollOut } from './rollouts.ts';
+import { resumedConfig, WorkCheckpoint } from './run-state.ts';
 
 /** Every metric of a step, as logged (docs/training.md explains each). */
 export interface StepMetrics {
@@ -126,40 +126,61 @@ interface WorkState {
   step: number;
   pgTokens: number;
   optimizerSteps: number;
-  logBytes: number;
   elapsedSeconds: number;
   /** The run's first step, kept here so a resumed run's summary still reports step 1. */
   first?: StepMetrics;
 }
 
-const WORK_STATE = 'corgi_train_state.json';
-const OPTIMIZER_FILE = 'optimizer.safetensors';
+/**
+ * Config fields a resumed run may change (every other one must match the record): run control,
+ * and the budget, which ends the run later or sooner without changing any step taken.
+ */
+const MAY_CHANGE_ON_RESUME: ReadonlySet<string> = new Set([
+  'out',
+  'resume',
+  'overwrite',
+  'budget',
+  'steps',
+  'pg_tokens',
+  'save_steps',
+]);
 /** Files copied from the start checkpoint into every checkpoint this run writes. */
 const CARRIED_FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
 
 /** Runs a CORGI training run; see the file comment. */
 export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}): Promise<TrainSummary> {
-  const config = parseCorgiConfig(input);
-  const out = resolve(config.out);
+  const given = parseCorgiConfig(input);
+  const out = resolve(given.out);
   const work = `${out}.work`;
+  // The work checkpoint is replaced whole at every save; the metrics log lives beside it.
+  const workCheckpoint = new WorkCheckpoint<CorgiConfig, WorkState>(work, 'corgi');
+  const resumed = given.resume && workCheckpoint.saved ? await workCheckpoint.read() : null;
+  // A resumed run keeps the config it started with; flags that would change it are refused.
+  const config = resumed
+    ? parseCorgiConfig({
+        ...resumedConfig(resumed.config, input, MAY_CHANGE_ON_RESUME),
+        resume: true,
+      } as CorgiConfigInput)
+    : given;
   const version = config.version ?? basename(out);
   const runId = config.run_id ?? version;
   if (existsSync(out) && !config.overwrite && !config.resume)
     throw new CheckpointError(config.out, 'already exists (pass --overwrite to replace it)');
   const progress = hooks.progress ?? new ProgressReporter();
 
-  // The work checkpoint is replaced whole at every save; the metrics log lives beside it.
-  const workCheckpoint = join(work, 'checkpoint');
-  const resuming = config.resume && existsSync(join(workCheckpoint, WORK_STATE));
+  const resuming = resumed !== null;
   const startDir = resolve(config.policy);
-  const weightsDir = resuming ? workCheckpoint : startDir;
+  const weightsDir = resuming ? workCheckpoint.dir : startDir;
 
   // The policy being trained, and the frozen reference it is kept close to (always the start
   // checkpoint, adapter merged). Both load merged; the trained model gets fresh adapters on top.
-  const trained = await LocalPolicy.load(resuming && config.finetune === 'full' ? workCheckpoint : startDir, {
-    version,
-    mergeAdapter: true,
-  });
+  const trained = await LocalPolicy.load(
+    resuming && config.finetune === 'full' ? workCheckpoint.dir : startDir,
+    {
+      version,
+      mergeAdapter: true,
+    },
+  );
   const reference = await LocalPolicy.load(startDir, { version: 'reference' });
   const model = trained.model;
   const carried: Record<string, string> = {};
@@ -196,15 +217,14 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
   });
   const refreshSampler = () => copyMergedWeights(sampler.model, model);
 
-  const state: WorkState = { step: 0, pgTokens: 0, optimizerSteps: 0, logBytes: 0, elapsedSeconds: 0 };
-  if (resuming) {
-    Object.assign(state, JSON.parse(readFileSync(join(workCheckpoint, WORK_STATE), 'utf8')) as WorkState);
-    loadOptimizerState(optimizer, readFileSync(join(workCheckpoint, OPTIMIZER_FILE)));
+  const state: WorkState = resumed?.state ?? { step: 0, pgTokens: 0, optimizerSteps: 0, elapsedSeconds: 0 };
+  if (resumed) {
+    await workCheckpoint.loadOptimizer(optimizer);
     progress.line(`train: resuming ${version} at step ${state.step} (${state.pgTokens} pg tokens)`);
   }
   mkdirSync(work, { recursive: true });
   refreshSampler();
-  const log = MetricsLog.open(join(work, 'train_log.jsonl'), resuming ? state.logBytes : null);
+  const log = workCheckpoint.openLog(resumed);
 
   const pool: readonly RolloutPrompt[] =
     hooks.prompts ??
@@ -227,16 +247,14 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
   let last: StepMetrics | null = null;
 
   const saveWork = async () => {
-    state.logBytes = log.size;
     state.elapsedSeconds = elapsed();
-    await saveCheckpoint(model, workCheckpoint, {
-      overwrite: true,
-      files: {
-        ...carried,
-        ...(lora ? loraAdapterFiles(model) : {}),
-        [OPTIMIZER_FILE]: serializeOptimizerState(optimizer),
-        [WORK_STATE]: JSON.stringify(state, null, 2),
-      },
+    await workCheckpoint.save({
+      model,
+      optimizer,
+      config,
+      state,
+      log,
+      extraFiles: { ...carried, ...(lora ? loraAdapterFiles(model) : {}) },
     });
   };
 

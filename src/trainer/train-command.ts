@@ -40,12 +40,14 @@ async function runTrain(input: CorgiConfigInput): Promise<number> {
     { TrainingInterruptedError },
     { openDatabase },
     { trainingStepRecorder },
+    { ResumeConfigError },
   ] = await Promise.all([
     import('../policy/backend.ts'),
     import('./corgi-trainer.ts'),
     import('./interrupted.ts'),
     import('../db/database.ts'),
     import('../db/training-steps.ts'),
+    import('./run-state.ts'),
   ]);
   await selectBackend();
   const db = process.env.DATABASE_URL ? await openDatabase() : undefined;
@@ -69,6 +71,11 @@ async function runTrain(input: CorgiConfigInput): Promise<number> {
     if (TrainingInterruptedError.isInstance(error)) {
       process.stderr.write(`train: ${error.message}\n`);
       return 130;
+    }
+    if (ResumeConfigError.isInstance(error)) {
+      process.stderr.write(`corgi train: ${error.message}\n`);
+      process.stdout.write(`${JSON.stringify({ error: error.message, field: error.field })}\n`);
+      return 2;
     }
     throw error;
   } finally {

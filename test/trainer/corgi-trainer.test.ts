@@ -7,6 +7,7 @@ import { sessionReward } from '../../src/trainer/corgi-objective.ts';
 import { type StepMetrics, trainCorgi } from '../../src/trainer/corgi-trainer.ts';
 import { ProgressReporter } from '../../src/trainer/progress.ts';
 import { type RolloutPrompt, rollOut } from '../../src/trainer/rollouts.ts';
+import { ResumeConfigError } from '../../src/trainer/run-state.ts';
 import { useBackend } from '../policy/helpers.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
 
@@ -123,6 +124,18 @@ describe('trainCorgi', () => {
         },
       ),
     ).rejects.toThrow(/interrupted after step 2/);
+    // A resume keeps the recorded config: a changed field is refused by name, before any work.
+    await expect(
+      trainCorgi(
+        { ...config, out: resumed, resume: true, learning_rate: 1e-2, group_size: 2 },
+        { prompts: TOY, progress: quiet },
+      ),
+    ).rejects.toSatisfy(
+      (e) =>
+        ResumeConfigError.isInstance(e) &&
+        e.field === 'group_size' &&
+        /group_size \(recorded 4, given 2\), learning_rate/.test(e.message),
+    );
     const summary = await trainCorgi(
       { ...config, out: resumed, resume: true },
       { prompts: TOY, progress: quiet },
