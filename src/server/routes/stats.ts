@@ -8,7 +8,7 @@
  *   sessions (a session that stopped early counts as not satisfied at the later ks, as in
  *   `corgi eval`'s `success_at`). A session belongs to the version that generated its first
  *   attempt: a hot swap mid-session does not split it.
- * - `trainingSteps`: the trainer's logged `reward/mean` and `kl` per step (null when a step did not
+ * - `trainingSteps`: the trainer's logged `reward` and `kl` per step (null when a step did not
  *   log that metric as a number), the latest `MAX_TRAINING_STEPS`, oldest first.
  *
  * Scope: the session series count only the caller's own sessions (its API key's, or the anonymous
@@ -90,8 +90,8 @@ const SUCCESS_AT_K_SQL = `
 const TRAINING_STEPS_SQL = `
   SELECT * FROM (
     SELECT id, run_id, step, policy_version, created_at,
-           CASE WHEN jsonb_typeof(metrics -> 'reward/mean') = 'number'
-                THEN (metrics ->> 'reward/mean')::float8 END AS reward,
+           CASE WHEN jsonb_typeof(metrics -> 'reward') = 'number'
+                THEN (metrics ->> 'reward')::float8 END AS reward,
            CASE WHEN jsonb_typeof(metrics -> 'kl') = 'number' THEN (metrics ->> 'kl')::float8 END AS kl
     FROM training_steps
     ORDER BY created_at DESC, id DESC
