@@ -131,12 +131,14 @@ export async function promote(
   target: string | PromotionTarget,
   { load = loadLocalPolicy, keepPolicy = false }: PromoteOptions = {},
 ): Promise<Promotion> {
-  const resolved = await resolveTarget(db, target);
-  const live = await getLivePolicyVersion(db.pool);
+  const [resolved, live] = await Promise.all([resolveTarget(db, target), getLivePolicyVersion(db.pool)]);
   if (resolved.row && live?.version === resolved.row.version) {
     return { version: live.version, previous: live.version, changed: false, live };
   }
-  const policy = await loadVerified(db, resolved.row ?? resolved.unregistered!, load, resolved.field);
+  // A directory registered by this call was hashed just now: its digest is not computed twice.
+  const policy = await loadVerified(db, resolved.row ?? resolved.unregistered!, load, resolved.field, {
+    hashedNow: resolved.unregistered !== undefined,
+  });
   return activateLoaded(policy, keepPolicy, async () => {
     const row =
       resolved.row ??
@@ -573,6 +575,7 @@ async function loadVerified(
   row: Pick<PolicyVersion, 'version' | 'checkpointPath' | 'checksum'> & { status?: PolicyVersion['status'] },
   load: PolicyLoader,
   field: string,
+  { hashedNow = false }: { hashedNow?: boolean } = {},
 ): Promise<DisposablePolicy> {
   const refuse = async (reason: string, cause?: unknown): Promise<never> => {
     if (row.status === 'candidate') await markRefused(db.pool, row.version, reason).catch(() => {});
@@ -589,7 +592,7 @@ async function loadVerified(
   // A killed writer's leftover (checkpoint.ts): refused whatever its files say, and whatever the loader.
   const unfinished = remote ? null : unfinishedCheckpointReason(row.checkpointPath);
   if (unfinished) return refuse(`${row.checkpointPath} is ${unfinished}`);
-  if (!remote && row.checksum) {
+  if (!remote && row.checksum && !hashedNow) {
     const now = await checkpointDigest(row.checkpointPath);
     if (now !== row.checksum) {
       return refuse(
