@@ -8,6 +8,7 @@ import {
   getLivePolicyVersion,
   getPolicyVersion,
   getPreviousPolicyVersion,
+  listenForPromotions,
   markRefused,
   type PolicyVersion,
   PolicyVersionError,
@@ -480,7 +481,7 @@ export class PolicyFollower {
     client.on('end', () => lost());
     await client.connect();
     try {
-      await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
+      await listenForPromotions(client, this.channel);
     } catch (error) {
       await client.end().catch(() => {});
       throw error;
