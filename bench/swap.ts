@@ -20,9 +20,10 @@
  * | `load_ms` | of that, the loader: checks, the new context with the adapter |
  * | `promote_to_next_attempt_ms` | `promote` called → `attempt:start` on the new version of a session started the moment promote resolved |
  * | `promote_to_next_first_token_ms` | … → that attempt's first token |
- * | `running_next_attempt_ms` | `promote` called → the next `attempt:start` of each session already running (it first finishes the attempt it is in) |
+ * | `running_next_attempt_ms` | `promote` called → the first `attempt:start` on the new version of each session already running (it first finishes the attempt it is in) |
  * | `running_attempt_left_ms` | `promote` called → the end of the attempt each running session was in: the part of the above a swap cannot shorten |
  * | `in_flight_at_promote` / `in_flight_completed` | attempts generating when promote was called / of those, ended without error on the version they started on |
+ * | `new_version_used` | the new session, and every attempt started after promote resolved, ran on the new version |
  * | `old_disposed_after_last_attempt` | swapped-out versions whose context was disposed, each only when no attempt was generating on it |
  * | `failures` | sessions that ended with an error part |
  */
@@ -204,9 +205,13 @@ async function benchModel(model: 'builtin' | 'smollm2', root: string) {
       } else if (part.type === 'token' && Number.isNaN(firstToken)) firstToken = now() - t0;
       else if (part.type === 'error') failures++;
     }
-    // Every running session's next attempt on the new version.
-    await until(() => states.every((s) => s.events.some((e) => e.at > t0 && e.type === 'start')));
-    const runningNext = states.map((s) => s.events.find((e) => e.at > t0 && e.type === 'start')!);
+    // Every running session's next attempt on the new version (one started while the promotion was
+    // under way may still be on the old one: swaps land between attempts).
+    await until(() => states.every((s) => s.events.some((e) => e.type === 'start' && e.version === version)));
+    const runningNext = states.map((s) => s.events.find((e) => e.type === 'start' && e.version === version)!);
+    const startedAfterReady = states.flatMap((s) =>
+      s.events.filter((e) => e.type === 'start' && e.at >= t0 + ready),
+    );
     const attemptLeft = states.flatMap((s, i) =>
       inFlight[i] ? [s.events.slice(inFlight[i].from).find((e) => e.type === 'end')!.at - t0] : [],
     );
@@ -220,7 +225,7 @@ async function benchModel(model: 'builtin' | 'smollm2', root: string) {
       load: loadMs.get(version)!,
       nextAttempt,
       firstToken,
-      newVersionUsed: nextVersion === version && runningNext.every((e) => e.version === version),
+      newVersionUsed: nextVersion === version && startedAfterReady.every((e) => e.version === version),
       runningNext: runningNext.map((e) => e.at - t0),
       attemptLeft,
       previous: before,
@@ -235,14 +240,9 @@ async function benchModel(model: 'builtin' | 'smollm2', root: string) {
   await follower.close();
   await registry.close();
 
-  // Each swapped-out version: disposed, with no attempt generating on it, after its last attempt ended.
-  const lastEnd = (version: string) =>
-    Math.max(...states.flatMap((s) => s.events.filter((e) => e.version === version).map((e) => e.at)));
+  // Each swapped-out version: disposed, and only when no attempt was generating on it.
   const swappedOut = rows.map((row) => row.previous);
-  const disposedClean = swappedOut.filter((version) => {
-    const disposal = disposals.get(version);
-    return disposal && disposal.generating === 0 && disposal.at >= lastEnd(version);
-  }).length;
+  const disposedClean = swappedOut.filter((version) => disposals.get(version)?.generating === 0).length;
   await db.pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
   await db.close();
 
