@@ -14,7 +14,7 @@
  * (`activatePolicyVersion`) that can carry the NOTIFY telling servers about it, so the signal goes
  * out if and only if the change commits.
  */
-import type pg from 'pg';
+import pg from 'pg';
 
 export type PolicyStatus = 'candidate' | 'promoted' | 'refused' | 'retired';
 
@@ -323,4 +323,9 @@ async function activateSteps(
 
 function unknownVersion(version: string): PolicyVersionError {
   return new PolicyVersionError('unknown_version', `version: no policy version named "${version}"`);
+}
+
+/** Subscribes `client` (a connection of its own) to the promotions signalled on `channel`. */
+export async function listenForPromotions(client: pg.ClientBase, channel: string): Promise<void> {
+  await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
 }

@@ -15,6 +15,7 @@
 import { join, resolve } from 'node:path';
 import type { Database } from '../db/database.ts';
 import { getLivePolicyVersion } from '../db/policy-versions.ts';
+import { liveSessionsSinceLastVersion } from '../db/sessions.ts';
 import { trainingStepRecorder } from '../db/training-steps.ts';
 import { LocalPolicy } from '../policy/local-policy.ts';
 import type { EvalCase } from '../tasks/cases.ts';
@@ -153,14 +154,7 @@ export async function roundDue(
     clock = Date.now,
   }: TriggerOptions = {},
 ): Promise<{ due: boolean; newSessions: number; since: string | null; retryAt: string | null }> {
-  const { rows } = await db.pool.query<{ since: Date | null; sessions: string; now: Date }>(
-    `WITH last AS (SELECT max(created_at) AS since FROM policy_versions)
-     SELECT last.since, now() AS now,
-            (SELECT count(*) FROM sessions s
-              WHERE s.source = 'live' AND (last.since IS NULL OR s.created_at > last.since)) AS sessions
-       FROM last`,
-  );
-  const { since, sessions, now: dbNow } = rows[0]!;
+  const { since, sessions, now: dbNow } = await liveSessionsSinceLastVersion(db.pool);
   const newSessions = Number(sessions);
   const minutes = since ? (dbNow.getTime() - since.getTime()) / 60_000 : Number.POSITIVE_INFINITY;
   const triggered = newSessions >= minSessions || (newSessions > 0 && minutes >= periodMinutes);

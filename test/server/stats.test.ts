@@ -5,8 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
+import type { StatsResponse } from '../../src/db/stats.ts';
 import { fixedPolicy } from '../../src/policy/types.ts';
-import type { StatsResponse } from '../../src/server/routes/stats.ts';
 import { type RunningServer, startServer } from '../../src/server/server.ts';
 import { openTestDatabase } from '../support/database.ts';
 import { ScriptedPolicy } from '../support/scripted-policy.ts';
