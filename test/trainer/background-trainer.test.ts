@@ -29,6 +29,7 @@ let db: Database;
 let root: string;
 let base: string;
 beforeAll(async () => {
+  process.env.CORGI_LLAMA_THREADS ??= '1';
   await useBackend('wasm');
   db = await openTestDatabase();
   root = mkdtempSync(join(tmpdir(), 'corgi-background-trainer-'));
@@ -62,6 +63,7 @@ describe('the background trainer', () => {
     const round = await runTrainerRound({
       db,
       checkpointDir: join(root, 'checkpoints'),
+      dataDir: root,
       fallbackPolicy: base,
       train: {
         budget: 'steps',
