@@ -107,7 +107,7 @@ export async function runTrainerRound(options: TrainerRoundOptions): Promise<Tra
         await candidate.dispose();
         await current.dispose();
       }
-      if (gate.passed) await promote(db, { version });
+      if (gate.passed) await promote(db, { version }, { load });
       return { version, parentVersion, promoted: gate.passed, reason: gate.reason, summary, gate };
     },
     options.signal ? { signal: options.signal } : {},

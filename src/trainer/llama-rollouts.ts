@@ -12,10 +12,12 @@
  * decodes. Prompt ids come from one tokenizer: the llama.cpp policy's `encodePrompt`, which the
  * trainer's samples use too.
  */
+import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { writeLlamaGguf } from '../model/gguf/checkpoint-to-gguf.ts';
 import { writeLoraAdapterGguf } from '../model/gguf/lora-to-gguf.ts';
+import { MANIFEST_FILE, type ModelManifest } from '../model/store/manifest.ts';
 import { resolvePolicySpec } from '../model/store/resolve-policy-spec.ts';
 import {
   type BaseModelRef,
@@ -72,9 +74,11 @@ export async function resolveTrainingBase(
       ref: null,
     };
   }
+  // A GGUF named by its path inside the store is still that store model.
+  const manifest = resolved.manifest ?? storeManifestOf(resolved.path);
   const ref: BaseModelRef = {
-    name: resolved.manifest?.name ?? null,
-    sha256: resolved.manifest?.sha256 ?? (await sha256OfFile(resolved.path)),
+    name: manifest?.name ?? null,
+    sha256: manifest?.sha256 ?? (await sha256OfFile(resolved.path)),
     path: resolved.path,
   };
   return {
@@ -84,6 +88,13 @@ export async function resolveTrainingBase(
     adapterDir: null,
     ref,
   };
+}
+
+/** The manifest of the store model whose main file `path` is, if it is one. */
+function storeManifestOf(path: string): ModelManifest | undefined {
+  const dir = dirname(path);
+  const resolved = existsSync(join(dir, MANIFEST_FILE)) ? resolvePolicySpec(dir, { dataDir: dir }) : null;
+  return resolved?.kind === 'gguf' && resolved.path === path ? resolved.manifest : undefined;
 }
 
 /** The tokenizer `LlamaCppPolicy` decodes a GGUF with. */
