@@ -17,7 +17,8 @@ import type { Database } from '../db/database.ts';
 import { getLivePolicyVersion } from '../db/policy-versions.ts';
 import { liveSessionsSinceLastVersion } from '../db/sessions.ts';
 import { trainingStepRecorder } from '../db/training-steps.ts';
-import { LocalPolicy } from '../policy/local-policy.ts';
+import { dataDirFromEnv } from '../model/store/store-commands.ts';
+import { servingPolicyLoader } from '../policy/serving-loader.ts';
 import type { EvalCase } from '../tasks/cases.ts';
 import type { CorgiConfigInput } from './corgi-config.ts';
 import { type TrainSummary, trainCorgi } from './corgi-trainer.ts';
@@ -43,6 +44,8 @@ export interface TrainerRoundOptions {
   progress?: ProgressReporter;
   /** Version names: `corgi-<UTC timestamp>` by default. */
   now?: () => Date;
+  /** The model store and GGUF cache. @default $CORGI_DATA_DIR */
+  dataDir?: string;
 }
 
 export interface TrainerRound {
@@ -67,11 +70,13 @@ export async function runTrainerRound(options: TrainerRoundOptions): Promise<Tra
       const stamp = (options.now?.() ?? new Date()).toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
       const version = `corgi-${stamp}`;
       const out = join(resolve(options.checkpointDir), version);
+      const dataDir = options.dataDir ?? dataDirFromEnv();
       const summary = await trainCorgi(
         { ...options.train, policy: parentDir, out, version },
         {
           db: db.pool,
           onStep: trainingStepRecorder(db.pool),
+          dataDir,
           signal,
           ...(options.prompts ? { prompts: options.prompts } : {}),
           ...(options.progress ? { progress: options.progress } : {}),
@@ -83,8 +88,13 @@ export async function runTrainerRound(options: TrainerRoundOptions): Promise<Tra
         parentVersion,
         metrics: { ...summary.last, steps: summary.steps, minutes: summary.minutes },
       });
-      const candidate = await LocalPolicy.load(out, { version });
-      const current = await LocalPolicy.load(parentDir, { version: parentVersion ?? 'fallback' });
+      // Both gated on llama.cpp, loaded as a server loads them.
+      const load = servingPolicyLoader({ cacheDir: join(dataDir, 'cache', 'gguf'), dataDir });
+      const candidate = await load(out, version);
+      const current = await load(parentDir, parentVersion ?? 'fallback').catch(async (error) => {
+        await candidate.dispose();
+        throw error;
+      });
       let gate: GateRecord;
       try {
         gate = await gateCandidate({
@@ -97,10 +107,10 @@ export async function runTrainerRound(options: TrainerRoundOptions): Promise<Tra
           evalOptions: { signal },
         });
       } finally {
-        candidate.dispose();
-        current.dispose();
+        await candidate.dispose();
+        await current.dispose();
       }
-      if (gate.passed) await promote(db, { version });
+      if (gate.passed) await promote(db, { version }, { load });
       return { version, parentVersion, promoted: gate.passed, reason: gate.reason, summary, gate };
     },
     options.signal ? { signal: options.signal } : {},

@@ -3,17 +3,22 @@
  *
  *   1. draws `prompts_per_step` prompts (task pools, plus logged live prompts when a database is
  *      given) and rolls each out `group_size` times as K-attempt feedback sessions (rollouts.ts,
- *      the live server's session runner);
+ *      the live server's session runner) on llama.cpp, the model under training exported to it
+ *      (llama-rollouts.ts: an adapter GGUF on the base for LoRA);
  *   2. scores each session (best attempt score, plus a rating bonus for logged sessions), turns
  *      rewards into group-relative advantages, and makes every attempt a training sequence: its
  *      prompt as context, its sampled tokens as targets;
- *   3. scores the targets under the frozen reference (for the KL penalty) and runs `epochs`
- *      passes of minibatch AdamW steps on the clipped surrogate (corgi-objective.ts);
+ *   3. scores the targets under the frozen reference (for the KL penalty) and under the policy as
+ *      it is (π_old, recomputed in TensorFlow.js: llama.cpp's quantized μ differs), logs how far
+ *      μ is from π_old, and runs `epochs` passes of minibatch AdamW steps on the clipped surrogate
+ *      against π_old, weighted by min(c, π_old/μ) (corgi-objective.ts);
  *   4. logs the step's metrics (console, `<out>.work/train_log.jsonl`) and emits `onStep`, where the
  *      caller attaches PostgreSQL's training_steps (db/training-steps.ts).
  *
- * It ends after `steps` steps or `pg_tokens` policy-gradient tokens and writes an HF-layout
- * checkpoint: the base weights plus the PEFT adapter (LoRA), or the updated weights (full).
+ * It ends after `steps` steps or `pg_tokens` policy-gradient tokens and writes a checkpoint: from a
+ * checkpoint directory, HF layout with the base weights plus the PEFT adapter (LoRA) or the updated
+ * weights (full); from a GGUF base (a store model), an adapter checkpoint (PEFT files, the llama.cpp
+ * adapter GGUF and `base_model.json` naming the base), which a later run trains further.
  * Seeded end to end on one thread: the same config gives the same checkpoint, and `--resume`
  * continues from the last work checkpoint exactly.
  */
@@ -23,17 +28,25 @@ import { readFile, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type pg from 'pg';
+import { writeLoraAdapterGguf } from '../model/gguf/lora-to-gguf.ts';
+import { dataDirFromEnv } from '../model/store/store-commands.ts';
+import { ADAPTER_GGUF_FILE, BASE_MODEL_FILE } from '../policy/adapter-base.ts';
 import { selectedBackend } from '../policy/backend.ts';
-import { CheckpointError, loadCheckpoint, saveCheckpoint } from '../policy/checkpoint.ts';
-import { LocalPolicy } from '../policy/local-policy.ts';
+import {
+  CheckpointError,
+  loadCheckpoint,
+  saveCheckpoint,
+  writeCheckpointFiles,
+} from '../policy/checkpoint.ts';
 import {
   attachLora,
-  copyMergedWeights,
   hasLoraAdapter,
   type LoraConfig,
   loadLoraAdapter,
   loraAdapterFiles,
+  mergeLora,
 } from '../policy/lora.ts';
+import type { LlamaModel } from '../policy/model.ts';
 import { AdamW } from '../policy/optim.ts';
 import { computeGradients, maskedLogProbs, trainableParameters } from '../policy/sequence-logprobs.ts';
 import { buildTaskPool } from '../tasks/pools.ts';
@@ -43,6 +56,7 @@ import {
   type AttemptSample,
   corgiLoss,
   disposePrepared,
+  engineMismatch,
   groupAdvantages,
   type ObjectiveStats,
   prepareBatch,
@@ -51,7 +65,14 @@ import {
   sessionReward,
 } from './corgi-objective.ts';
 import { TrainingInterruptedError } from './interrupted.ts';
-import { loadLoggedSessions, loadProductionPrompts, policyFamily, replaySamples } from './production.ts';
+import { baseModelJson, baseModelName, LlamaRollouts, resolveTrainingBase } from './llama-rollouts.ts';
+import {
+  loadLoggedSessions,
+  loadProductionPrompts,
+  type PromptEncoder,
+  policyFamily,
+  replaySamples,
+} from './production.ts';
 import { ProgressReporter } from './progress.ts';
 import { type RolloutPrompt, type RolloutSession, rollOut } from './rollouts.ts';
 import { resumedConfig, WorkCheckpoint } from './run-state.ts';
@@ -69,6 +90,10 @@ export interface StepMetrics {
   clip_fraction: number;
   /** Sampled-token entropy estimate −mean log μ(token) of the rollouts (nats). */
   entropy: number;
+  /** Mean |log π_old − log μ| over the rollouts' sampled tokens: TensorFlow.js against llama.cpp. */
+  mismatch_abs_logprob: number;
+  /** KL(μ‖π_old) per sampled token (k3 estimate): how far llama.cpp's sampling is from the trained model. */
+  mismatch_kl: number;
   /** Mean loss over the step's updates. */
   loss: number;
   grad_norm: number;
@@ -119,6 +144,8 @@ export interface TrainHooks {
   progress?: ProgressReporter;
   /** Train on these prompts instead of the task pools (toy tasks in tests, a curated set). */
   prompts?: readonly RolloutPrompt[];
+  /** The model store (store names, bases of adapter checkpoints) and converted-GGUF cache. @default $CORGI_DATA_DIR */
+  dataDir?: string;
 }
 
 /** What a work checkpoint records besides weights and optimizer moments. */
@@ -169,20 +196,29 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
   const progress = hooks.progress ?? new ProgressReporter();
 
   const resuming = resumed !== null;
-  const startDir = resolve(config.policy);
+  const base = await resolveTrainingBase(config.policy, { dataDir: hooks.dataDir ?? dataDirFromEnv() });
+  const startDir = base.weights;
   const weightsDir = resuming ? workCheckpoint.dir : startDir;
+  // From a GGUF base, LoRA checkpoints hold the adapter only (the base stays where it is).
+  const adapterOnly = config.finetune === 'lora' && base.ref !== null;
 
   // The policy being trained, and the frozen reference it is kept close to (always the start
-  // checkpoint, adapter merged). Both load merged; the trained model gets fresh adapters on top.
-  const trained = await LocalPolicy.load(
-    resuming && config.finetune === 'full' ? workCheckpoint.dir : startDir,
-    {
-      version,
-      mergeAdapter: true,
-    },
-  );
-  const reference = await LocalPolicy.load(startDir, { version: 'reference' });
-  const model = trained.model;
+  // weights, adapter merged). The trained model gets fresh adapters on the merged start weights,
+  // or, from an adapter checkpoint on a GGUF base, trains that adapter further.
+  const startAdapter = base.adapterDir ?? (hasLoraAdapter(startDir) ? startDir : null);
+  const loadStart = async (merge: boolean): Promise<LlamaModel> => {
+    const model = await loadCheckpoint(startDir);
+    if (startAdapter && merge) {
+      await loadLoraAdapter(model, startAdapter);
+      mergeLora(model);
+    }
+    return model;
+  };
+  const model =
+    resuming && config.finetune === 'full'
+      ? await loadCheckpoint(workCheckpoint.dir)
+      : await loadStart(config.finetune === 'full' || base.adapterDir === null);
+  const reference = await loadStart(true);
   const carried: Record<string, string> = {};
   for (const name of CARRIED_FILES) {
     const path = join(startDir, name);
@@ -196,11 +232,12 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
           alpha: config.lora_alpha,
           targetModules: config.lora_target_modules,
           seed: config.seed,
-          baseModelNameOrPath: config.policy,
+          baseModelNameOrPath: base.ref ? baseModelName(base.ref) : config.policy,
         }
       : null;
   if (lora) {
     if (resuming && hasLoraAdapter(weightsDir)) await loadLoraAdapter(model, weightsDir);
+    else if (base.adapterDir) await loadLoraAdapter(model, base.adapterDir);
     else attachLora(model, lora);
   }
   const params = trainableParameters(model);
@@ -209,13 +246,12 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
     weightDecay: config.weight_decay,
     maxGradNorm: config.max_grad_norm,
   });
-  // Rollouts sample from a merged copy of the model under training, refreshed after every update:
-  // unmerged adapters would triple the small matmuls of every decoding step.
-  const sampler = new LocalPolicy(await loadCheckpoint(startDir), trained.tokenizer, {
+  // Rollouts decode on llama.cpp: the model under training, exported again before every step.
+  const rollouts = new LlamaRollouts(base, {
+    dir: join(work, 'rollout'),
     version,
-    maxBatch: Math.max(16, config.prompts_per_step * config.group_size),
+    sequences: Math.min(32, config.prompts_per_step * config.group_size),
   });
-  const refreshSampler = () => copyMergedWeights(sampler.model, model);
 
   const state: WorkState = resumed?.state ?? { step: 0, pgTokens: 0, optimizerSteps: 0, elapsedSeconds: 0 };
   if (resumed) {
@@ -223,7 +259,6 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
     progress.line(`train: resuming ${version} at step ${state.step} (${state.pgTokens} pg tokens)`);
   }
   mkdirSync(work, { recursive: true });
-  refreshSampler();
   const log = workCheckpoint.openLog(resumed);
 
   const pool: readonly RolloutPrompt[] =
@@ -246,15 +281,23 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
   const total = () => (config.budget === 'steps' ? config.steps : config.pg_tokens);
   let last: StepMetrics | null = null;
 
+  // A checkpoint of the model under training with `files`: the adapter alone on a GGUF base.
+  const writeModel = (dir: string, files: Record<string, string | Uint8Array>) =>
+    adapterOnly
+      ? writeCheckpointFiles(dir, { ...loraAdapterFiles(model), ...files }, { overwrite: true })
+      : saveCheckpoint(model, dir, {
+          overwrite: true,
+          files: { ...carried, ...(lora ? loraAdapterFiles(model) : {}), ...files },
+        });
   const saveWork = async () => {
     state.elapsedSeconds = elapsed();
     await workCheckpoint.save({
-      model,
+      model: adapterOnly ? null : model,
       optimizer,
       config,
       state,
       log,
-      extraFiles: { ...carried, ...(lora ? loraAdapterFiles(model) : {}) },
+      extraFiles: { ...(adapterOnly ? {} : carried), ...(lora ? loraAdapterFiles(model) : {}) },
     });
   };
 
@@ -268,7 +311,8 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
       const prompts = drawPrompts(pool, production, config, step);
 
       const rolloutStart = performance.now();
-      const sessions = await rollOut(sampler, prompts, {
+      const policy = await rollouts.renew(model);
+      const sessions = await rollOut(policy, prompts, {
         groupSize: config.group_size,
         attempts: config.attempts,
         temperature: config.temperature,
@@ -279,7 +323,7 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
       const rolloutSeconds = (performance.now() - rolloutStart) / 1000;
       if (hooks.signal?.aborted) continue; // saves and stops at the top of the loop
 
-      const { samples, rewards, trainedSessions } = buildSamples(sessions, sampler, config);
+      const { samples, rewards, trainedSessions } = buildSamples(sessions, policy, config);
       const meanReward = rewards.reduce((a, b) => a + b, 0) / Math.max(1, rewards.length);
       let replayed = 0;
       if (hooks.db && config.replay_sessions > 0) {
@@ -293,7 +337,7 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
           progress.line(
             `train: step ${step}: ${logged.skipped.length} logged attempts/sessions not replayed (${summarizeSkips(logged.skipped)})`,
           );
-        const replay = replaySamples(logged.sessions, sampler, {
+        const replay = replaySamples(logged.sessions, policy, {
           ratingWeight: config.rating_weight,
           baseline: meanReward,
           skipZeroAdvantage: config.skip_zero_advantage,
@@ -303,16 +347,18 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
       }
 
       const trainStart = performance.now();
-      const update = await optimise(samples, {
+      // π_old in TensorFlow.js: the ratio's denominator and, against llama.cpp's μ, the mismatch.
+      const old = oldLogprobs(model, samples, config);
+      const mismatch = engineMismatch(samples, old);
+      const update = await optimise(samples, old, {
         model,
-        reference: reference.model,
+        reference,
         optimizer,
         params,
         config,
         state,
         step,
       });
-      refreshSampler();
       const trainSeconds = (performance.now() - trainStart) / 1000;
 
       const pgTokens = samples.reduce((a, s) => a + s.completionIds.length, 0);
@@ -330,6 +376,8 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
         kl: round(update.kl),
         clip_fraction: round(update.clipFraction),
         entropy: round(behaviour.length > 0 ? -behaviour.reduce((a, b) => a + b, 0) / behaviour.length : 0),
+        mismatch_abs_logprob: round(mismatch.absLogprob, 6),
+        mismatch_kl: round(mismatch.kl, 6),
         loss: round(update.loss),
         grad_norm: round(update.gradNorm),
         learning_rate: optimizer.lr,
@@ -378,15 +426,15 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
       trainer: 'corgi',
       attempts: config.attempts,
     };
-    await saveCheckpoint(model, out, {
-      overwrite: true,
-      files: {
-        ...carried,
-        ...(lora ? loraAdapterFiles(model) : {}),
-        'corgi.json': `${JSON.stringify(corgiJson, null, 2)}\n`,
-        'train_log.jsonl': await readFile(log.path, 'utf8'),
-        'training_summary.json': `${JSON.stringify(summary, null, 2)}\n`,
-      },
+    const adapterGguf = join(work, ADAPTER_GGUF_FILE);
+    if (adapterOnly) await writeLoraAdapterGguf(model, adapterGguf);
+    await writeModel(out, {
+      ...(adapterOnly && base.ref
+        ? { [ADAPTER_GGUF_FILE]: await readFile(adapterGguf), [BASE_MODEL_FILE]: baseModelJson(base.ref) }
+        : {}),
+      'corgi.json': `${JSON.stringify(corgiJson, null, 2)}\n`,
+      'train_log.jsonl': await readFile(log.path, 'utf8'),
+      'training_summary.json': `${JSON.stringify(summary, null, 2)}\n`,
     });
     await rm(work, { recursive: true, force: true });
     progress.line(
@@ -394,9 +442,9 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
     );
     return summary;
   } finally {
-    sampler.dispose();
+    await rollouts.dispose();
     optimizer.dispose();
-    trained.dispose();
+    model.dispose();
     reference.dispose();
   }
 }
@@ -424,7 +472,7 @@ function drawPrompts(
 /** Rewards, advantages and one training sample per attempt of every session that carries signal. */
 function buildSamples(
   groups: readonly RolloutSession[][],
-  sampler: LocalPolicy,
+  policy: PromptEncoder,
   config: CorgiConfig,
 ): { samples: AttemptSample[]; rewards: number[]; trainedSessions: number } {
   const samples: AttemptSample[] = [];
@@ -447,7 +495,7 @@ function buildSamples(
       for (const attempt of session.attempts) {
         if (attempt.tokenIds.length === 0) continue;
         samples.push({
-          promptIds: sampler.encodePrompt(attempt.messages, { maxTokens: config.max_tokens }),
+          promptIds: policy.encodePrompt(attempt.messages, { maxTokens: config.max_tokens }),
           completionIds: attempt.tokenIds,
           behaviourLogprobs: attempt.logprobs,
           advantage,
@@ -467,8 +515,8 @@ function summarizeSkips(skipped: readonly { code: string }[]): string {
 }
 
 interface OptimiseContext {
-  model: LocalPolicy['model'];
-  reference: LocalPolicy['model'];
+  model: LlamaModel;
+  reference: LlamaModel;
   optimizer: AdamW;
   params: ReturnType<typeof trainableParameters>;
   config: CorgiConfig;
@@ -477,35 +525,27 @@ interface OptimiseContext {
 }
 
 /**
- * log π of every off-policy sample's targets under `model` as it is before the step's updates (null
- * for on-policy samples): what the truncated importance weights min(c, π/μ) are fixed from.
+ * log π_old of every sample's targets under `model` as it is before the step's updates: the PPO
+ * ratio's denominator, and what the truncated importance weights min(c, π_old/μ) are fixed from.
  */
-export function offPolicyLogprobs(
-  model: LocalPolicy['model'],
+export function oldLogprobs(
+  model: LlamaModel,
   samples: readonly AttemptSample[],
   config: Pick<CorgiConfig, 'minibatch_size' | 'temperature'>,
-): (number[] | null)[] {
+): number[][] {
   const M = config.minibatch_size;
-  const current: (number[] | null)[] = samples.map(() => null);
+  const old: number[][] = [];
   for (let i = 0; i < samples.length; i += M) {
     const chunk = samples.slice(i, i + M);
-    const off = chunk.map((s, j) => (s.offPolicy ? j : -1)).filter((j) => j >= 0);
-    if (off.length === 0) continue;
-    const scored = maskedLogProbs(
-      model,
-      off.map((j) => sampleSequence(chunk[j]!)),
-      { temperature: config.temperature },
-    );
-    off.forEach((j, n) => {
-      current[i + j] = scored[n]!;
-    });
+    old.push(...maskedLogProbs(model, chunk.map(sampleSequence), { temperature: config.temperature }));
   }
-  return current;
+  return old;
 }
 
-/** Reference log-probs, then `epochs` passes of minibatch updates; returns the step's means. */
+/** Reference log-probs, then `epochs` passes of minibatch updates against `old`; returns the step's means. */
 async function optimise(
   samples: readonly AttemptSample[],
+  old: readonly (readonly number[])[],
   ctx: OptimiseContext,
 ): Promise<{ loss: number; kl: number; clipFraction: number; gradNorm: number }> {
   const { model, reference, optimizer, params, config, state } = ctx;
@@ -517,7 +557,6 @@ async function optimise(
     const chunk = samples.slice(i, i + M);
     referenceLogprobs.push(...maskedLogProbs(reference, chunk.map(sampleSequence), scoring));
   }
-  const currentLogprobs = offPolicyLogprobs(model, samples, config);
 
   const totals: ObjectiveStats = {
     tokens: 0,
@@ -536,7 +575,7 @@ async function optimise(
       const prepared = prepareBatch(
         idx.map((j) => samples[j]!),
         idx.map((j) => referenceLogprobs[j]!),
-        idx.map((j) => currentLogprobs[j]!),
+        idx.map((j) => old[j]!),
         { importanceCap: config.importance_cap },
       );
       let stats: tf.Tensor1D | undefined;

@@ -16,7 +16,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { saveCheckpoint } from '../policy/checkpoint.ts';
+import { saveCheckpoint, writeCheckpointFiles } from '../policy/checkpoint.ts';
 import type { LlamaModel } from '../policy/model.ts';
 import { AdamW } from '../policy/optim.ts';
 import { loadOptimizerState, serializeOptimizerState } from './optimizer-state.ts';
@@ -146,8 +146,9 @@ export class WorkCheckpoint<Config, State> {
   }
 
   /**
-   * Replaces the checkpoint: weights, optimizer moments (none: between phases, nothing to keep),
-   * `extraFiles`, and the record with the log's current length.
+   * Replaces the checkpoint: weights (none: an adapter-only run on a GGUF base, whose adapter is
+   * among `extraFiles`), optimizer moments (none: between phases, nothing to keep), `extraFiles`,
+   * and the record with the log's current length.
    */
   async save({
     model,
@@ -157,7 +158,7 @@ export class WorkCheckpoint<Config, State> {
     log,
     extraFiles = {},
   }: {
-    model: LlamaModel;
+    model: LlamaModel | null;
     optimizer: AdamW | null;
     config: Config;
     state: State;
@@ -171,13 +172,12 @@ export class WorkCheckpoint<Config, State> {
       logBytes: log.size,
       state,
     };
-    await saveCheckpoint(model, this.dir, {
-      overwrite: true,
-      files: {
-        ...extraFiles,
-        [OPTIMIZER_FILE]: serializeOptimizerState(optimizer ?? new AdamW(new Map())),
-        [RUN_STATE_FILE]: JSON.stringify(record, null, 2),
-      },
-    });
+    const files = {
+      ...extraFiles,
+      [OPTIMIZER_FILE]: serializeOptimizerState(optimizer ?? new AdamW(new Map())),
+      [RUN_STATE_FILE]: JSON.stringify(record, null, 2),
+    };
+    if (model) await saveCheckpoint(model, this.dir, { overwrite: true, files });
+    else await writeCheckpointFiles(this.dir, files, { overwrite: true });
   }
 }

@@ -97,6 +97,9 @@ export function startTrainerWorker(options: TrainerWorkerOptions): TrainerWorker
         DATABASE_URL: options.db.url,
         CORGI_TRAINER_NICE: String(nice),
       };
+      // One llama.cpp thread for the rollouts unless configured: at nice 19 a second thread waits
+      // at every layer's barrier for a core the server is using.
+      env.CORGI_LLAMA_THREADS ??= '1';
       if (options.db.embedded) env.CORGI_DATABASE_EMBEDDED = '1';
       else delete env.CORGI_DATABASE_EMBEDDED;
       const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });

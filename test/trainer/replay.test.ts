@@ -22,7 +22,7 @@ import { buildTokenizerConfig } from '../../src/policy/train-tokenizer.ts';
 import { fixedPolicy, type SamplingOptions } from '../../src/policy/types.ts';
 import { runSession } from '../../src/session/session-runner.ts';
 import { disposePrepared, prepareBatch, ratingBonus } from '../../src/trainer/corgi-objective.ts';
-import { offPolicyLogprobs, trainCorgi } from '../../src/trainer/corgi-trainer.ts';
+import { oldLogprobs, trainCorgi } from '../../src/trainer/corgi-trainer.ts';
 import {
   type LoggedSession,
   loadLoggedSessions,
@@ -325,7 +325,7 @@ describe('replaying logged production sessions', () => {
       );
 
       // The trainer's path: π scored before the update, weights fixed in prepareBatch.
-      const current = offPolicyLogprobs(policy.model, samples, { minibatch_size: 4, temperature: 1 });
+      const current = oldLogprobs(policy.model, samples, { minibatch_size: 4, temperature: 1 });
       const prepared = prepareBatch(
         samples,
         samples.map((s) => s.completionIds.map(() => 0)),
