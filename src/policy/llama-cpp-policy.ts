@@ -221,7 +221,7 @@ export class LlamaCppPolicy implements ChatPolicy {
     try {
       sequence = await this.pool.acquire(signal);
     } catch (error) {
-      if (error instanceof SlotWaitAborted && signal?.aborted) return empty('cancelled');
+      if (SlotWaitAborted.isInstance(error) && signal?.aborted) return empty('cancelled');
       throw error;
     }
     this.active++;

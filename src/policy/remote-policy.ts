@@ -20,12 +20,14 @@
  * `return_tokens_as_token_ids` (the `vllm:` spec), each token then reading `token_id:<id>`. Otherwise
  * both arrays stay empty — never one without the other, which the `Generation` contract forbids.
  */
+
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
 import { AIMessage, type BaseMessage, HumanMessage, SystemMessage } from '@langchain/core/messages';
 import type { RunnableConfig } from '@langchain/core/runnables';
 import { ChatOpenAI } from '@langchain/openai';
+import { CorgiError } from '../errors.ts';
 import { selectBackend, selectedBackend } from './backend.ts';
 import { LocalPolicy, SERVING_SCHEDULER } from './local-policy.ts';
 import {
@@ -284,14 +286,13 @@ export interface VllmAdapterRequest {
   signal?: AbortSignal;
 }
 
-export class VllmAdapterError extends Error {
-  override readonly name = 'VllmAdapterError';
+export class VllmAdapterError extends CorgiError {
   constructor(
     message: string,
     /** The server's HTTP status; 0 when it could not be reached (or did not answer in time). */
     readonly status: number,
   ) {
-    super(message);
+    super('upstream_error', message);
   }
 }
 
@@ -382,14 +383,15 @@ async function postAdapterEndpoint(
  * server, a directory without a LoRA adapter, another base model), `upstream_error` when vLLM
  * refused the adapter or could not be reached.
  */
-export class RemotePromotionError extends Error {
-  override readonly name = 'RemotePromotionError';
+export class RemotePromotionError extends CorgiError {
+  declare readonly code: 'promotion_unsupported' | 'upstream_error';
+
   constructor(
-    readonly code: 'promotion_unsupported' | 'upstream_error',
+    code: 'promotion_unsupported' | 'upstream_error',
     message: string,
     options: { cause?: unknown } = {},
   ) {
-    super(message, options);
+    super(code, message, options);
   }
 }
 

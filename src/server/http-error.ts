@@ -3,22 +3,24 @@
  * middleware answers it as `{"error": {"code", "message"}}` with its status; anything else is
  * logged and answered with a generic 500 so internals never reach the client.
  */
+
 import type { ErrorRequestHandler } from 'express';
 import { ConstraintError } from '../checkers/errors.ts';
+import { CorgiError } from '../errors.ts';
 import { CheckError } from '../session/check-error.ts';
 
-export class HttpError extends Error {
-  override readonly name = 'HttpError';
+export class HttpError extends CorgiError {
+  readonly headers: Record<string, string>;
+
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: string,
     message: string,
     options: { cause?: unknown; headers?: Record<string, string> } = {},
   ) {
-    super(message, { cause: options.cause });
+    super(code, message, options);
     this.headers = options.headers ?? {};
   }
-  readonly headers: Record<string, string>;
 }
 
 /** The wire form of an error, shared by HTTP bodies, SSE `error` frames and socket events. */
@@ -33,7 +35,7 @@ export function toErrorBody(error: unknown): {
   body: ErrorBody;
   headers: Record<string, string>;
 } {
-  if (error instanceof HttpError) {
+  if (HttpError.isInstance(error)) {
     return {
       status: error.status,
       body: { code: error.code, message: error.message },

@@ -601,7 +601,7 @@ async function loadVerified(
     return await load(row.checkpointPath, row.version);
   } catch (error) {
     // This server's inference server, not the checkpoint, is at fault: the candidate stays as it is.
-    if (error instanceof RemotePromotionError) {
+    if (RemotePromotionError.isInstance(error)) {
       throw new PolicyVersionError(
         error.code,
         `${field}: "${row.version}" cannot be served: ${error.message}`,
