@@ -7,6 +7,7 @@
 import type { ErrorRequestHandler } from 'express';
 import { ConstraintError } from '../checkers/errors.ts';
 import { CorgiError } from '../errors.ts';
+import { defaultLogger, type Logger } from '../logger.ts';
 import { CheckError } from '../session/check-error.ts';
 
 export class HttpError extends CorgiError {
@@ -29,8 +30,11 @@ export interface ErrorBody {
   message: string;
 }
 
-/** Maps any thrown value to a status and an error body; unexpected errors are logged here. */
-export function toErrorBody(error: unknown): {
+/** Maps any thrown value to a status and an error body; unexpected errors are logged to `logger`. */
+export function toErrorBody(
+  error: unknown,
+  logger: Logger = defaultLogger,
+): {
   status: number;
   body: ErrorBody;
   headers: Record<string, string>;
@@ -70,18 +74,21 @@ export function toErrorBody(error: unknown): {
         : 'body: malformed JSON';
     return { status, body: { code, message }, headers: {} };
   }
-  console.error('[server] unexpected error:', error);
+  logger.child('server').error('unexpected error', { error });
   return { status: 500, body: { code: 'internal', message: 'internal server error' }, headers: {} };
 }
 
-export const errorMiddleware: ErrorRequestHandler = (error, _req, res, _next) => {
-  const { status, body, headers } = toErrorBody(error);
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
-  res.status(status).set(headers).json({ error: body });
-};
+/** The app's last middleware: every error becomes `{"error": {code, message}}`. */
+export function errorMiddleware(logger: Logger = defaultLogger): ErrorRequestHandler {
+  return function errorMiddleware(error, _req, res, _next) {
+    const { status, body, headers } = toErrorBody(error, logger);
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    res.status(status).set(headers).json({ error: body });
+  };
+}
 
 /** Connection-level failures of PostgreSQL (down, restarting, unreachable), not bad queries. */
 export function isStorageError(error: unknown): boolean {
