@@ -8,7 +8,9 @@
  * `{"engine", "model", "gen_tokens_per_s_b1", "gen_tokens_per_s_b32", "peer_gen_tokens_per_s_b1",
  * "peer_gen_tokens_per_s_b32"}`.
  */
+
 import { type Command, InvalidArgumentError } from 'commander';
+import { backendOptionsFromEnv, dataDirFromEnv } from '../command-env.ts';
 // Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
 import type { PolicyBenchOptions, PolicyBenchResult } from './bench.ts';
 import type { LlamaBenchOptions, LlamaBenchResult } from './llama-bench.ts';
@@ -76,6 +78,7 @@ export function registerBenchCommand(
         if (o.policy !== undefined) {
           const result = await runLlama({
             policy: o.policy,
+            dataDir: dataDirFromEnv(),
             threads: o.threads,
             tokens: o.tokens,
             rounds: o.rounds,
@@ -83,7 +86,10 @@ export function registerBenchCommand(
           process.stdout.write(`${JSON.stringify(result)}\n`);
           return;
         }
+        const { preferred, simdMatMul } = backendOptionsFromEnv();
+        if (simdMatMul === false) (await import('./wasm-kernels.ts')).setSimdMatMul(false);
         const result = await run({
+          ...(preferred ? { backend: preferred } : {}),
           layers: o.layers,
           dim: o.dim,
           heads: o.heads,

@@ -2,11 +2,12 @@
  * `corgi generate [--policy dir] [--max-tokens N] [--temperature T] [--seed S] "<prompt>"`: one reply
  * from a local checkpoint, streamed to stdout as it is generated. A thin shell over `LocalPolicy`.
  */
+
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
+import { backendOptionsFromEnv, dataDirFromEnv } from '../command-env.ts';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
-import { dataDirFromEnv } from '../model/store/store-commands.ts';
 // Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
 import { resolveCheckpointDir } from './builtin-model.ts';
 import type { LocalPolicy } from './local-policy.ts';
@@ -82,7 +83,7 @@ async function runGenerate(prompt: string, options: GenerateCommandOptions): Pro
     import('./checkpoint.ts'),
     import('./local-policy.ts'),
   ]);
-  await selectBackend();
+  await selectBackend(backendOptionsFromEnv());
   let policy: LocalPolicy;
   try {
     policy = await LocalPolicy.load(dir);

@@ -5,9 +5,15 @@
  * the default model it is pulled in the background while the built-in model serves, then promoted
  * and swapped in; offline, the built-in model keeps serving and the console says how to get the real one.
  */
+
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { loggerFromEnv } from '../command-env.ts';
+import {
+  backendOptionsFromEnv,
+  databaseOptionsFromEnv,
+  dataDirFromEnv,
+  loggerFromEnv,
+} from '../command-env.ts';
 import type { Database } from '../db/database.ts';
 import { openDatabase } from '../db/database.ts';
 import { defaultLogger, type Logger } from '../logger.ts';
@@ -15,7 +21,6 @@ import { type DefaultModelPull, startDefaultModelPull } from '../model/store/def
 import { modelDir, readManifest } from '../model/store/manifest.ts';
 import { DEFAULT_MODEL_NAME } from '../model/store/registry.ts';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
-import { dataDirFromEnv } from '../model/store/store-commands.ts';
 import { selectBackend } from '../policy/backend.ts';
 import { BUILTIN_MODEL_SPEC, modelVersionName, resolveCheckpointDir } from '../policy/builtin-model.ts';
 import { DEFAULT_SEQUENCES } from '../policy/llama-cpp-policy.ts';
@@ -199,7 +204,7 @@ export function registerServeCommand(program: Command): void {
         }
         const logger = loggerFromEnv();
         const security = securityOptionsFromFlags(options, options.host);
-        await selectBackend();
+        await selectBackend(backendOptionsFromEnv());
         const dataDir = dataDirFromEnv();
         // A store name (`corgi models`) becomes its path here: the loaders below take paths.
         const choice = await chooseServedModel(options.policy, dataDir);
@@ -212,7 +217,7 @@ export function registerServeCommand(program: Command): void {
         let promotions: PolicyFollower | undefined;
         let server: Awaited<ReturnType<typeof startServer>>;
         try {
-          db = await openDatabase();
+          db = await openDatabase(databaseOptionsFromEnv(process.env, logger));
           ({ registry, promotions } = await startServedPolicy(db, policy, {
             localLoader,
             recordFallback: !choice.pull,

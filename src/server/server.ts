@@ -34,9 +34,9 @@ const DEFAULT_WEB_DIR = fileURLToPath(new URL('../../web', import.meta.url));
 export interface ServerOptions {
   db: Database;
   policy: PolicySource;
-  /** @default Number(process.env.PORT ?? 3000); 0 picks a free port */
+  /** @default 3000; 0 picks a free port */
   port?: number;
-  /** @default process.env.HOST ?? '127.0.0.1' */
+  /** @default '127.0.0.1' */
   host?: string;
   /** The static front end served at `/`. @default the repository's `web/` directory */
   webDir?: string;
@@ -77,7 +77,7 @@ export interface RunningServer {
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  const host = options.host ?? process.env.HOST ?? '127.0.0.1';
+  const host = options.host ?? '127.0.0.1';
   const security = createSecurity(options.db.pool, {
     ...options.security,
     // Never spread an explicit `auth: undefined` over the default: that would open a public bind.
@@ -166,7 +166,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await presence.close();
     throw error;
   });
-  const port = options.port ?? Number(process.env.PORT ?? 3000);
+  const port = options.port ?? 3000;
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(port, host, () => resolve());

@@ -12,9 +12,9 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
+import { dataDirFromEnv } from '../command-env.ts';
 import { CorgiError } from '../errors.ts';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
-import { dataDirFromEnv } from '../model/store/store-commands.ts';
 import { modelVersionName, resolveCheckpointDir } from '../policy/builtin-model.ts';
 import { defaultPolicyDir } from '../policy/generate-command.ts';
 import { MAX_ATTEMPTS_LIMIT } from '../session/session-runner.ts';

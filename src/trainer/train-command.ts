@@ -7,8 +7,10 @@
  * Output: progress on stderr, the summary JSON on stdout. Ctrl-C finishes the current step, writes
  * a work checkpoint and exits 130 (`--resume` continues); exit 2 on a bad config, naming the field.
  */
+
 import type { Command } from 'commander';
 import type { ZodError, z } from 'zod';
+import { backendOptionsFromEnv, databaseOptionsFromEnv } from '../command-env.ts';
 import { addConfigOptions, flagOf, readConfigFlags } from './config-flags.ts';
 import { type CorgiConfigInput, corgiConfigSchema } from './corgi-config.ts';
 
@@ -41,8 +43,8 @@ async function runTrain(input: CorgiConfigInput): Promise<number> {
       import('./interrupted.ts'),
       import('../db/database.ts'),
     ]);
-  await selectBackend();
-  const db = process.env.DATABASE_URL ? await openDatabase() : undefined;
+  await selectBackend(backendOptionsFromEnv());
+  const db = process.env.DATABASE_URL ? await openDatabase(databaseOptionsFromEnv()) : undefined;
   const controller = new AbortController();
   const onInterrupt = () => {
     process.stderr.write(

@@ -17,10 +17,14 @@ import { getPriority, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { z } from 'zod';
-import { loggerFromEnv } from '../command-env.ts';
+import {
+  backendOptionsFromEnv,
+  databaseOptionsFromEnv,
+  dataDirFromEnv,
+  loggerFromEnv,
+} from '../command-env.ts';
 import type { Logger } from '../logger.ts';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
-import { dataDirFromEnv } from '../model/store/store-commands.ts';
 import { addConfigOptions, readConfigFlags } from './config-flags.ts';
 import { type CorgiConfigInput, corgiConfigSchema } from './corgi-config.ts';
 
@@ -106,10 +110,13 @@ async function runTrainer(options: TrainerCommandOptions, train: Partial<CorgiCo
   ]);
   const logger = loggerFromEnv();
   if (process.env.CORGI_TRAINER_NICE) reniceThisProcess(Number(process.env.CORGI_TRAINER_NICE), logger);
-  await selectBackend();
+  await selectBackend(backendOptionsFromEnv());
   // The embedded database of the `corgi serve` that started this process, through its socket.
   const embedded = process.env.CORGI_DATABASE_EMBEDDED === '1';
-  const opened = await openDatabase(embedded ? { poolSize: 1, migrate: false } : {});
+  const opened = await openDatabase({
+    ...databaseOptionsFromEnv(process.env, logger),
+    ...(embedded ? { poolSize: 1, migrate: false } : {}),
+  });
   const db = embedded ? { ...opened, embedded: true } : opened;
   const controller = new AbortController();
   const stop = () => controller.abort(new Error('interrupted'));
