@@ -17,9 +17,9 @@ import { findConcept } from '../checkers/concepts.ts';
 import { analyzeText } from '../checkers/nlp.ts';
 import type { BrownSplit } from '../data/brown.ts';
 import type { ChatMessage } from '../policy/types.ts';
+import { createRng } from '../random.ts';
 import { renderTaskInstruction } from './generate.ts';
 import { buildTaskPool } from './pools.ts';
-import { createRng } from './random.ts';
 import { contentWords, taskSentences } from './sentences.ts';
 import { ALL_TASKS, type TaskInstance, type TaskName } from './types.ts';
 

@@ -35,8 +35,8 @@ import {
 } from '../policy/lora.ts';
 import { AdamW } from '../policy/optim.ts';
 import { computeGradients, maskedLogProbs, trainableParameters } from '../policy/sequence-logprobs.ts';
+import { createRng } from '../random.ts';
 import { buildTaskPool } from '../tasks/pools.ts';
-import { createRng } from '../tasks/random.ts';
 import { type CorgiConfig, type CorgiConfigInput, parseCorgiConfig } from './corgi-config.ts';
 import {
   type AttemptSample,
