@@ -11,6 +11,7 @@ import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
 // Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
 import { resolveCheckpointDir } from './builtin-model.ts';
 import type { LocalPolicy } from './local-policy.ts';
+import { SAMPLING_DEFAULTS } from './sampling.ts';
 
 /** Where `corgi generate` looks without `--policy`. */
 export function defaultPolicyDir(): string {
@@ -55,7 +56,12 @@ export function registerGenerateCommand(program: Command): Command {
       'store model name or checkpoint directory in Hugging Face layout (default: $CORGI_POLICY or models/base)',
     )
     .option('--max-tokens <n>', 'upper bound on generated tokens', parseNumber('integer', 1), 128)
-    .option('--temperature <t>', 'softmax temperature; 0 is greedy', parseNumber('number', 0), 0.7)
+    .option(
+      '--temperature <t>',
+      'softmax temperature; 0 is greedy',
+      parseNumber('number', 0),
+      SAMPLING_DEFAULTS.temperature,
+    )
     .option('--top-k <k>', 'keep only the k most likely tokens (0: off)', parseNumber('integer', 0))
     .option('--top-p <p>', 'nucleus sampling threshold in (0, 1]', parseTopP)
     .option('--seed <s>', 'seed for reproducible sampling', parseNumber('integer', 0))

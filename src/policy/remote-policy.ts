@@ -37,6 +37,7 @@ import {
   parsePolicySpec,
   type RemotePolicySpec,
 } from './policy-spec.ts';
+import { SAMPLING_DEFAULTS } from './sampling.ts';
 import type { ChatMessage, ChatPolicy, FinishReason, GenerateOptions, SamplingOptions } from './types.ts';
 
 // The spec parser lives in a module of its own (commands parse `--policy` without loading TensorFlow.js).
@@ -210,9 +211,6 @@ export interface RemotePolicyOptions {
   maxRetries?: number;
 }
 
-/** The SamplingOptions defaults (types.ts), applied here because the server's defaults differ. */
-const SAMPLING_DEFAULTS = { temperature: 0.7, topP: 1, maxTokens: 128 } as const;
-
 /**
  * A policy served by an OpenAI-compatible chat-completions endpoint. Each attempt streams from
  * a ChatOpenAI configured with that attempt's sampling (temperature, top-p and the token budget are
@@ -226,6 +224,7 @@ export function createRemotePolicy(options: RemotePolicyOptions): ChatPolicy {
   return {
     version,
     generate(messages, generateOptions: GenerateOptions = {}) {
+      // Ours, not the remote server's: its defaults differ.
       const { temperature, topP, maxTokens, topK } = { ...SAMPLING_DEFAULTS, ...generateOptions };
       const modelKwargs: Record<string, unknown> = {};
       if (options.vllm) {
