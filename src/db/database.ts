@@ -198,3 +198,13 @@ function freeLoopbackPort(): Promise<number> {
     });
   });
 }
+
+/** `SELECT 1` on `pool`, given up by the driver after `timeoutMs` (a liveness probe). */
+export async function pingDatabase(pool: pg.Pool, timeoutMs: number): Promise<void> {
+  await pool.query({ text: 'SELECT 1', query_timeout: timeoutMs } as pg.QueryConfig);
+}
+
+/** Names `client`'s connection in `pg_stat_activity` (a connection string's own name would win over the option). */
+export async function setApplicationName(client: pg.ClientBase, name: string): Promise<void> {
+  await client.query('SELECT set_config($1, $2, false)', ['application_name', name]);
+}

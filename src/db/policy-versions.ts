@@ -15,7 +15,7 @@
  * out if and only if the change commits.
  */
 
-import type pg from 'pg';
+import pg from 'pg';
 import { CorgiError } from '../errors.ts';
 
 export type PolicyStatus = 'candidate' | 'promoted' | 'refused' | 'retired';
@@ -314,4 +314,9 @@ async function activateSteps(
 
 function unknownVersion(version: string): PolicyVersionError {
   return new PolicyVersionError('unknown_version', `version: no policy version named "${version}"`);
+}
+
+/** Subscribes `client` (a connection of its own) to the promotions signalled on `channel`. */
+export async function listenForPromotions(client: pg.ClientBase, channel: string): Promise<void> {
+  await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
 }

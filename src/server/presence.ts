@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import type { Database } from '../db/database.ts';
+import { type Database, setApplicationName } from '../db/database.ts';
 import { PRESENCE_APPLICATION_PREFIX } from '../db/sessions.ts';
 import { defaultLogger, type Logger } from '../logger.ts';
 
@@ -59,8 +59,7 @@ export async function startPresence(
     next.on('end', () => lost());
     try {
       await next.connect();
-      // A connection string's own application_name would win over the option: set it explicitly.
-      await next.query('SELECT set_config($1, $2, false)', ['application_name', applicationName]);
+      await setApplicationName(next, applicationName);
     } catch (error) {
       next.end().catch(() => {});
       throw error;

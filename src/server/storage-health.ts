@@ -7,6 +7,7 @@
  * `probeTimeoutMs`.
  */
 import type pg from 'pg';
+import { pingDatabase } from '../db/database.ts';
 import { defaultLogger, type Logger } from '../logger.ts';
 import { HttpError, isStorageError } from './http-error.ts';
 
@@ -63,7 +64,7 @@ export class StorageHealth {
         this.probeTimeoutMs,
       );
     });
-    const query = this.pool.query({ text: 'SELECT 1', query_timeout: this.probeTimeoutMs } as pg.QueryConfig);
+    const query = pingDatabase(this.pool, this.probeTimeoutMs);
     try {
       await Promise.race([query, deadline]);
       this.markAvailable();

@@ -16,8 +16,10 @@
 import { join, resolve } from 'node:path';
 import type { Database } from '../db/database.ts';
 import { getLivePolicyVersion } from '../db/policy-versions.ts';
+import { liveSessionsSinceLastVersion } from '../db/sessions.ts';
+import { trainingStepRecorder } from '../db/training-steps.ts';
 import { defaultLogger, type Logger } from '../logger.ts';
-import { LocalPolicy } from '../policy/local-policy.ts';
+import { servingPolicyLoader } from '../policy/serving-loader.ts';
 import type { EvalCase } from '../tasks/cases.ts';
 import type { CorgiConfigInput } from './corgi-config.ts';
 import { type TrainSummary, trainCorgi } from './corgi-trainer.ts';
@@ -43,6 +45,8 @@ export interface TrainerRoundOptions {
   progress?: ProgressReporter;
   /** Version names: `corgi-<UTC timestamp>` by default. */
   now?: () => Date;
+  /** The model store and GGUF cache (the commands pass CORGI_DATA_DIR). @default './data' */
+  dataDir?: string;
 }
 
 export interface TrainerRound {
@@ -67,10 +71,13 @@ export async function runTrainerRound(options: TrainerRoundOptions): Promise<Tra
       const stamp = (options.now?.() ?? new Date()).toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
       const version = `corgi-${stamp}`;
       const out = join(resolve(options.checkpointDir), version);
+      const dataDir = options.dataDir ?? './data';
       const summary = await trainCorgi(
         { ...options.train, policy: parentDir, out, version },
         {
           db: db.pool,
+          onStep: trainingStepRecorder(db.pool),
+          dataDir,
           signal,
           ...(options.prompts ? { prompts: options.prompts } : {}),
           ...(options.progress ? { progress: options.progress } : {}),
@@ -82,8 +89,13 @@ export async function runTrainerRound(options: TrainerRoundOptions): Promise<Tra
         parentVersion,
         metrics: { ...summary.last, steps: summary.steps, minutes: summary.minutes },
       });
-      const candidate = await LocalPolicy.load(out, { version });
-      const current = await LocalPolicy.load(parentDir, { version: parentVersion ?? 'fallback' });
+      // Both gated on llama.cpp, loaded as a server loads them.
+      const load = servingPolicyLoader({ cacheDir: join(dataDir, 'cache', 'gguf'), dataDir });
+      const candidate = await load(out, version);
+      const current = await load(parentDir, parentVersion ?? 'fallback').catch(async (error) => {
+        await candidate.dispose();
+        throw error;
+      });
       let gate: GateRecord;
       try {
         gate = await gateCandidate({
@@ -96,10 +108,10 @@ export async function runTrainerRound(options: TrainerRoundOptions): Promise<Tra
           evalOptions: { signal },
         });
       } finally {
-        candidate.dispose();
-        current.dispose();
+        await candidate.dispose();
+        await current.dispose();
       }
-      if (gate.passed) await promote(db, { version });
+      if (gate.passed) await promote(db, { version }, { load });
       return { version, parentVersion, promoted: gate.passed, reason: gate.reason, summary, gate };
     },
     options.signal ? { signal: options.signal } : {},
@@ -153,14 +165,7 @@ export async function roundDue(
     clock = Date.now,
   }: TriggerOptions = {},
 ): Promise<{ due: boolean; newSessions: number; since: string | null; retryAt: string | null }> {
-  const { rows } = await db.pool.query<{ since: Date | null; sessions: string; now: Date }>(
-    `WITH last AS (SELECT max(created_at) AS since FROM policy_versions)
-     SELECT last.since, now() AS now,
-            (SELECT count(*) FROM sessions s
-              WHERE s.source = 'live' AND (last.since IS NULL OR s.created_at > last.since)) AS sessions
-       FROM last`,
-  );
-  const { since, sessions, now: dbNow } = rows[0]!;
+  const { since, sessions, now: dbNow } = await liveSessionsSinceLastVersion(db.pool);
   const newSessions = Number(sessions);
   const minutes = since ? (dbNow.getTime() - since.getTime()) / 60_000 : Number.POSITIVE_INFINITY;
   const triggered = newSessions >= minSessions || (newSessions > 0 && minutes >= periodMinutes);

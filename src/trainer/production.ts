@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type pg from 'pg';
-import type { ConstraintSpec } from '../checkers/types.ts';
+import { readProductionRequests, readReplaySessions, readReplayTurns } from '../db/production-traffic.ts';
 import { SAMPLING_DEFAULTS } from '../policy/sampling.ts';
 import type { ChatMessage, SamplingOptions } from '../policy/types.ts';
 import { type AttemptSample, ratingBonus } from './corgi-objective.ts';
@@ -26,13 +26,7 @@ import type { RolloutPrompt } from './rollouts.ts';
 
 /** Logged live sessions' requests, newest first, one per distinct prompt + constraints. */
 export async function loadProductionPrompts(pool: pg.Pool, limit = 5000): Promise<RolloutPrompt[]> {
-  const { rows } = await pool.query<{ id: string; prompt: string | null; constraints: ConstraintSpec[] }>(
-    `SELECT DISTINCT ON (coalesce(prompt, ''), constraints) id, prompt, constraints, created_at
-       FROM sessions WHERE source = 'live'
-      ORDER BY coalesce(prompt, ''), constraints, created_at DESC
-      LIMIT $1`,
-    [limit],
-  );
+  const rows = await readProductionRequests(pool, limit);
   return rows.map((row) => ({
     id: `production/${row.id}`,
     task: 'production',
@@ -128,41 +122,11 @@ export async function loadLoggedSessions(
   pool: pg.Pool,
   { limit, offset = 0, family, vocabSize }: LoadLoggedSessionsOptions,
 ): Promise<{ sessions: LoggedSession[]; skipped: ReplaySkip[] }> {
-  const { rows: sessions } = await pool.query<{
-    id: string;
-    best_score: number | null;
-    sampling: SamplingOptions | null;
-    rating: number | null;
-  }>(
-    `SELECT s.id, s.best_score, s.sampling,
-            (SELECT r.rating FROM ratings r WHERE r.session_id = s.id
-              ORDER BY r.created_at DESC, r.id DESC LIMIT 1) AS rating
-       FROM sessions s
-      WHERE s.source = 'live' AND s.status = 'completed'
-        AND EXISTS (SELECT 1 FROM turns t WHERE t.session_id = s.id AND t.role = 'assistant'
-                      AND cardinality(t.token_ids) > 0)
-      ORDER BY s.created_at DESC, s.id DESC
-      LIMIT $1 OFFSET $2`,
-    [limit, offset],
-  );
+  const sessions = await readReplaySessions(pool, { limit, offset });
   if (sessions.length === 0) return { sessions: [], skipped: [] };
-  const { rows: turns } = await pool.query<{
-    session_id: string;
-    role: 'user' | 'assistant';
-    attempt: number;
-    text: string;
-    token_ids: number[] | null;
-    logprobs: number[] | null;
-    policy_version: string | null;
-    finish_reason: string | null;
-    checkpoint_path: string | null;
-  }>(
-    `SELECT t.session_id, t.role, t.attempt, t.text, t.token_ids, t.logprobs, t.policy_version,
-            t.finish_reason, v.checkpoint_path
-       FROM turns t LEFT JOIN policy_versions v ON v.version = t.policy_version
-      WHERE t.session_id = ANY($1)
-      ORDER BY t.session_id, t.idx`,
-    [sessions.map((s) => s.id)],
+  const turns = await readReplayTurns(
+    pool,
+    sessions.map((s) => s.id),
   );
   const turnsOf = new Map<string, typeof turns>();
   for (const turn of turns) {

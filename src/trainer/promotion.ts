@@ -8,6 +8,7 @@ import {
   getLivePolicyVersion,
   getPolicyVersion,
   getPreviousPolicyVersion,
+  listenForPromotions,
   markRefused,
   type PolicyVersion,
   PolicyVersionError,
@@ -132,12 +133,14 @@ export async function promote(
   target: string | PromotionTarget,
   { load = loadLocalPolicy, keepPolicy = false }: PromoteOptions = {},
 ): Promise<Promotion> {
-  const resolved = await resolveTarget(db, target);
-  const live = await getLivePolicyVersion(db.pool);
+  const [resolved, live] = await Promise.all([resolveTarget(db, target), getLivePolicyVersion(db.pool)]);
   if (resolved.row && live?.version === resolved.row.version) {
     return { version: live.version, previous: live.version, changed: false, live };
   }
-  const policy = await loadVerified(db, resolved.row ?? resolved.unregistered!, load, resolved.field);
+  // A directory registered by this call was hashed just now: its digest is not computed twice.
+  const policy = await loadVerified(db, resolved.row ?? resolved.unregistered!, load, resolved.field, {
+    hashedNow: resolved.unregistered !== undefined,
+  });
   return activateLoaded(policy, keepPolicy, async () => {
     const row =
       resolved.row ??
@@ -480,7 +483,7 @@ export class PolicyFollower {
     client.on('end', () => lost());
     await client.connect();
     try {
-      await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
+      await listenForPromotions(client, this.channel);
     } catch (error) {
       await client.end().catch(() => {});
       throw error;
@@ -575,6 +578,7 @@ async function loadVerified(
   row: Pick<PolicyVersion, 'version' | 'checkpointPath' | 'checksum'> & { status?: PolicyVersion['status'] },
   load: PolicyLoader,
   field: string,
+  { hashedNow = false }: { hashedNow?: boolean } = {},
 ): Promise<DisposablePolicy> {
   const refuse = async (reason: string, cause?: unknown): Promise<never> => {
     if (row.status === 'candidate') await markRefused(db.pool, row.version, reason).catch(() => {});
@@ -591,7 +595,7 @@ async function loadVerified(
   // A killed writer's leftover (checkpoint.ts): refused whatever its files say, and whatever the loader.
   const unfinished = remote ? null : unfinishedCheckpointReason(row.checkpointPath);
   if (unfinished) return refuse(`${row.checkpointPath} is ${unfinished}`);
-  if (!remote && row.checksum) {
+  if (!remote && row.checksum && !hashedNow) {
     const now = await checkpointDigest(row.checkpointPath);
     if (now !== row.checksum) {
       return refuse(

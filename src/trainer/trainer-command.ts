@@ -132,6 +132,7 @@ async function runTrainer(options: TrainerCommandOptions, train: Partial<CorgiCo
     db,
     checkpointDir: options.checkpointDir,
     fallbackPolicy: expandStoreName(options.policy, { dataDir: dataDirFromEnv() }),
+    dataDir: dataDirFromEnv(),
     train,
     gate: { cases: validationCases({ size: options.gateCases }), tolerance: options.tolerance },
     signal: controller.signal,

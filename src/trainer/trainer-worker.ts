@@ -102,6 +102,9 @@ export function startTrainerWorker(options: TrainerWorkerOptions): TrainerWorker
         // Plain lines: this process relays each one through its own logger.
         CORGI_LOG_FORMAT: 'text',
       };
+      // One llama.cpp thread for the rollouts unless configured: at nice 19 a second thread waits
+      // at every layer's barrier for a core the server is using.
+      env.CORGI_LLAMA_THREADS ??= '1';
       if (options.db.embedded) env.CORGI_DATABASE_EMBEDDED = '1';
       else delete env.CORGI_DATABASE_EMBEDDED;
       const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });

@@ -90,12 +90,12 @@ describe('promotion on PostgreSQL', () => {
   });
 
   it('registers a checkpoint as a candidate once, and refuses its name for another checkpoint', async () => {
-    const row = await registerCheckpoint(db, { dir: dirs.v1, metrics: { 'reward/mean': 0.5 } });
+    const row = await registerCheckpoint(db, { dir: dirs.v1, metrics: { reward: 0.5 } });
     expect(row).toMatchObject({
       version: 'v1',
       status: 'candidate',
       checkpointPath: dirs.v1,
-      metrics: { 'reward/mean': 0.5 },
+      metrics: { reward: 0.5 },
       promotedAt: null,
     });
     expect(row.checksum).toMatch(/^sha256:[0-9a-f]{64}$/);
