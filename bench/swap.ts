@@ -27,6 +27,7 @@
  * | `old_disposed_after_last_attempt` | swapped-out versions whose context was disposed, each only when no attempt was generating on it |
  * | `failures` | sessions that ended with an error part |
  */
+
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -35,6 +36,7 @@ import { Command, Option } from 'commander';
 import { parseConstraints } from '../src/checkers/registry.ts';
 import { preloadTextModels } from '../src/checkers/text.ts';
 import { openDatabase } from '../src/db/database.ts';
+import { silentLogger } from '../src/logger.ts';
 import { expandStoreName } from '../src/model/store/resolve-policy-spec.ts';
 import { BUILTIN_MODEL_DIR } from '../src/policy/builtin-model.ts';
 import type { LlamaCppPolicy } from '../src/policy/llama-cpp-policy.ts';
@@ -141,7 +143,7 @@ async function benchModel(model: 'builtin' | 'smollm2', root: string) {
     poolSize: 4,
   });
   const registry = new PolicyRegistry(observed(base));
-  const follower = await followPromotions({ db, registry, load, pollMs: 0, log: () => {} });
+  const follower = await followPromotions({ db, registry, load, pollMs: 0, logger: silentLogger });
 
   const constraints = parseConstraints([
     { id: 'length_constraints:number_words', kwargs: { num_words: 400, relation: 'at least' } },

@@ -13,7 +13,9 @@
  * peer doing the same step on the same weights (lora-bench.ts): `{"train_tokens_per_s",
  * "peer_train_tokens_per_s", "train_ratio", "threads", "shape", ...}`.
  */
+
 import { type Command, InvalidArgumentError } from 'commander';
+import { backendOptionsFromEnv, dataDirFromEnv } from '../command-env.ts';
 // Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
 import type { PolicyBenchOptions, PolicyBenchResult } from './bench.ts';
 import type { LlamaBenchOptions, LlamaBenchResult } from './llama-bench.ts';
@@ -117,6 +119,7 @@ export function registerBenchCommand(
         if (o.policy !== undefined) {
           const result = await runLlama({
             policy: o.policy,
+            dataDir: dataDirFromEnv(),
             threads: o.threads,
             tokens: o.tokens,
             rounds: o.rounds,
@@ -124,7 +127,10 @@ export function registerBenchCommand(
           process.stdout.write(`${JSON.stringify(result)}\n`);
           return;
         }
+        const { preferred, simdMatMul } = backendOptionsFromEnv();
+        if (simdMatMul === false) (await import('./wasm-kernels.ts')).setSimdMatMul(false);
         const result = await run({
+          ...(preferred ? { backend: preferred } : {}),
           layers: o.layers,
           dim: o.dim,
           heads: o.heads,

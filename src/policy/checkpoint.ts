@@ -11,32 +11,25 @@
  * file is there (checkpoints we wrote); checkpoints from elsewhere have none, and then the
  * safetensors header checks catch truncation.
  */
+
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { CorgiError } from '../errors.ts';
 import { ConfigError, type LlamaConfig, parseLlamaConfig, toConfigJson } from './config.ts';
 import { LlamaModel, llamaParameterShapes } from './model.ts';
 import { type FloatTensor, parseSafetensors, SafetensorsError, serializeSafetensors } from './safetensors.ts';
 
-const MARKER = Symbol.for('corgi.CheckpointError');
-
 /** A checkpoint that cannot be loaded (or saved), with the directory and the reason. */
-export class CheckpointError extends Error {
-  readonly [MARKER] = true;
-  override readonly name = 'CheckpointError';
-
+export class CheckpointError extends CorgiError {
   constructor(
     readonly dir: string,
     reason: string,
     options: { cause?: unknown } = {},
   ) {
-    super(`checkpoint ${dir}: ${reason}`, options);
-  }
-
-  static isInstance(error: unknown): error is CheckpointError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
+    super('invalid_checkpoint', `checkpoint ${dir}: ${reason}`, options);
   }
 }
 

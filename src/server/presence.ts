@@ -16,6 +16,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { type Database, setApplicationName } from '../db/database.ts';
 import { PRESENCE_APPLICATION_PREFIX } from '../db/sessions.ts';
+import { defaultLogger, type Logger } from '../logger.ts';
 
 export interface ServerPresence {
   /** This process's server id, recorded on its sessions. */
@@ -33,9 +34,10 @@ const MAX_RECONNECT_MS = 30_000;
  */
 export async function startPresence(
   db: Pick<Database, 'pool' | 'embedded'>,
-  { log = (line: string) => process.stderr.write(`${line}\n`) }: { log?: (line: string) => void } = {},
+  { logger = defaultLogger }: { logger?: Logger } = {},
 ): Promise<ServerPresence> {
   const id = randomUUID();
+  const log = logger.child('presence');
   if (db.embedded) return { id, close: async () => {} };
 
   const applicationName = `${PRESENCE_APPLICATION_PREFIX}${id}`;
@@ -50,7 +52,7 @@ export async function startPresence(
       if (client !== next) return; // already handled, or closing
       client = null;
       next.end().catch(() => {});
-      log(`[presence] connection lost${error ? ` (${error.message})` : ''}; reconnecting`);
+      log.warn(`connection lost${error ? ` (${error.message})` : ''}; reconnecting`);
       schedule();
     };
     next.on('error', lost);
@@ -76,7 +78,7 @@ export async function startPresence(
       timer = null;
       try {
         await connect();
-        if (!closed) log('[presence] connection re-established');
+        if (!closed) log.info('connection re-established');
       } catch {
         delay = Math.min(delay * 2, MAX_RECONNECT_MS);
         schedule();

@@ -4,8 +4,8 @@
  */
 import { z } from 'zod';
 import type { BrownSplit } from '../data/brown.ts';
+import { createRng } from '../random.ts';
 import { generateTaskInstances } from './generate.ts';
-import { createRng } from './random.ts';
 import { taskSentences } from './sentences.ts';
 import { ALL_TASKS, SOURCE_TASKS, type TaskInstance, type TaskName } from './types.ts';
 

@@ -15,9 +15,9 @@
  */
 import type { BrownSplit } from '../data/brown.ts';
 import type { ChatMessage } from '../policy/types.ts';
+import { createRng } from '../random.ts';
 import { renderTaskInstruction } from './generate.ts';
 import { buildTaskPool } from './pools.ts';
-import { createRng } from './random.ts';
 import { taskSentences } from './sentences.ts';
 import { ALL_TASKS, type TaskName } from './types.ts';
 

@@ -12,12 +12,13 @@
  * polling of policy_versions on the embedded database, so the trainer may run in another process
  * or in a worker of the server's own process.
  */
+
 import { join, resolve } from 'node:path';
 import type { Database } from '../db/database.ts';
 import { getLivePolicyVersion } from '../db/policy-versions.ts';
 import { liveSessionsSinceLastVersion } from '../db/sessions.ts';
 import { trainingStepRecorder } from '../db/training-steps.ts';
-import { dataDirFromEnv } from '../model/store/store-commands.ts';
+import { defaultLogger, type Logger } from '../logger.ts';
 import { servingPolicyLoader } from '../policy/serving-loader.ts';
 import type { EvalCase } from '../tasks/cases.ts';
 import type { CorgiConfigInput } from './corgi-config.ts';
@@ -44,7 +45,7 @@ export interface TrainerRoundOptions {
   progress?: ProgressReporter;
   /** Version names: `corgi-<UTC timestamp>` by default. */
   now?: () => Date;
-  /** The model store and GGUF cache. @default $CORGI_DATA_DIR */
+  /** The model store and GGUF cache (the commands pass CORGI_DATA_DIR). @default './data' */
   dataDir?: string;
 }
 
@@ -70,7 +71,7 @@ export async function runTrainerRound(options: TrainerRoundOptions): Promise<Tra
       const stamp = (options.now?.() ?? new Date()).toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
       const version = `corgi-${stamp}`;
       const out = join(resolve(options.checkpointDir), version);
-      const dataDir = options.dataDir ?? dataDirFromEnv();
+      const dataDir = options.dataDir ?? './data';
       const summary = await trainCorgi(
         { ...options.train, policy: parentDir, out, version },
         {
@@ -186,7 +187,8 @@ export interface BackgroundTrainerOptions extends TrainerRoundOptions, TriggerOp
   pollSeconds?: number;
   /** Called after each round (and with the error of a failed one). */
   onRound?: (round: TrainerRound | Error) => void;
-  log?: (line: string) => void;
+  /** Where rounds are logged (as `[trainer]`). @default defaultLogger (logger.ts) */
+  logger?: Logger;
 }
 
 /**
@@ -194,19 +196,19 @@ export interface BackgroundTrainerOptions extends TrainerRoundOptions, TriggerOp
  * back-off that doubles with each failure in a row (`retryDelayMs`), not at every poll.
  */
 export async function runBackgroundTrainer(options: BackgroundTrainerOptions): Promise<void> {
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const log = (options.logger ?? defaultLogger).child('trainer');
   const pollMs = (options.pollSeconds ?? 30) * 1000;
   const failures: RoundFailures = { count: 0, lastAt: 0 };
   while (!options.signal?.aborted) {
     const check = await roundDue(options.db, { ...options, failures });
     if (check.due) {
-      log(`[trainer] ${check.newSessions} new live sessions since ${check.since ?? 'the start'}: training`);
+      log.info(`${check.newSessions} new live sessions since ${check.since ?? 'the start'}: training`);
       try {
         const round = await runTrainerRound(options);
-        log(
+        log.info(
           round.promoted
-            ? `[trainer] promoted ${round.version} (from ${round.parentVersion ?? 'the base model'})`
-            : `[trainer] refused ${round.version}: ${round.reason}`,
+            ? `promoted ${round.version} (from ${round.parentVersion ?? 'the base model'})`
+            : `refused ${round.version}: ${round.reason}`,
         );
         failures.count = 0;
         options.onRound?.(round);
@@ -215,8 +217,8 @@ export async function runBackgroundTrainer(options: BackgroundTrainerOptions): P
         failures.count++;
         failures.lastAt = (options.clock ?? Date.now)();
         const wait = retryDelayMs(failures.count, options);
-        log(
-          `[trainer] round failed (${failures.count} in a row): ${(error as Error).message}; next try in ${Math.round(wait / 1000)} s at the earliest`,
+        log.error(
+          `round failed (${failures.count} in a row): ${(error as Error).message}; next try in ${Math.round(wait / 1000)} s at the earliest`,
         );
         options.onRound?.(error as Error);
       }

@@ -29,7 +29,6 @@ import { basename, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type pg from 'pg';
 import { writeLoraAdapterGguf } from '../model/gguf/lora-to-gguf.ts';
-import { dataDirFromEnv } from '../model/store/store-commands.ts';
 import { ADAPTER_GGUF_FILE, BASE_MODEL_FILE } from '../policy/adapter-base.ts';
 import { selectedBackend } from '../policy/backend.ts';
 import {
@@ -49,8 +48,8 @@ import {
 import type { LlamaModel } from '../policy/model.ts';
 import { AdamW } from '../policy/optim.ts';
 import { computeGradients, maskedLogProbs, trainableParameters } from '../policy/sequence-logprobs.ts';
+import { createRng } from '../random.ts';
 import { buildTaskPool } from '../tasks/pools.ts';
-import { createRng } from '../tasks/random.ts';
 import { type CorgiConfig, type CorgiConfigInput, parseCorgiConfig } from './corgi-config.ts';
 import {
   type AttemptSample,
@@ -144,7 +143,7 @@ export interface TrainHooks {
   progress?: ProgressReporter;
   /** Train on these prompts instead of the task pools (toy tasks in tests, a curated set). */
   prompts?: readonly RolloutPrompt[];
-  /** The model store (store names, bases of adapter checkpoints) and converted-GGUF cache. @default $CORGI_DATA_DIR */
+  /** The model store (store names, bases of adapter checkpoints) and converted-GGUF cache (the commands pass CORGI_DATA_DIR). @default './data' */
   dataDir?: string;
 }
 
@@ -196,7 +195,7 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
   const progress = hooks.progress ?? new ProgressReporter();
 
   const resuming = resumed !== null;
-  const base = await resolveTrainingBase(config.policy, { dataDir: hooks.dataDir ?? dataDirFromEnv() });
+  const base = await resolveTrainingBase(config.policy, { dataDir: hooks.dataDir ?? './data' });
   const startDir = base.weights;
   const weightsDir = resuming ? workCheckpoint.dir : startDir;
   // From a GGUF base, LoRA checkpoints hold the adapter only (the base stays where it is).

@@ -7,8 +7,10 @@
  * Output: progress on stderr, the summary JSON on stdout. Ctrl-C finishes the current step, writes
  * a checkpoint and exits 130; a second Ctrl-C exits at once. Exit 2 on a bad config.
  */
+
 import type { Command } from 'commander';
 import type { z } from 'zod';
+import { backendOptionsFromEnv } from '../command-env.ts';
 import { addConfigOptions, readConfigFlags } from './config-flags.ts';
 import { TrainingInterruptedError } from './interrupted.ts';
 import { runPretrain } from './pretrain.ts';
@@ -56,7 +58,9 @@ async function commandPretrain(input: PretrainConfigInput): Promise<void> {
   };
   process.on('SIGINT', onInterrupt);
   try {
-    const summary = await runPretrain(input, { signal: controller.signal });
+    const { preferred: backend, simdMatMul } = backendOptionsFromEnv();
+    if (simdMatMul === false) (await import('../policy/wasm-kernels.ts')).setSimdMatMul(false);
+    const summary = await runPretrain(input, { signal: controller.signal, ...(backend ? { backend } : {}) });
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   } catch (error) {
     if (TrainingInterruptedError.isInstance(error)) {

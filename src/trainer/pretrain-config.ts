@@ -8,7 +8,9 @@
  * The defaults are the shipped base model, chosen by measurement on the 2-core development machine
  * (wasm backend, two data-parallel threads): see the chosen-config note in pretrain.ts.
  */
+
 import { z } from 'zod';
+import { CorgiError } from '../errors.ts';
 import { ConfigError, parseLlamaConfig } from '../policy/config.ts';
 
 const nullableInt = (min: number) => z.int().min(min).nullable().default(null);
@@ -246,23 +248,14 @@ export type PretrainConfig = z.infer<typeof pretrainConfigSchema>;
 /** What a caller writes: any subset of the fields. */
 export type PretrainConfigInput = z.input<typeof pretrainConfigSchema>;
 
-const MARKER = Symbol.for('corgi.PretrainConfigError');
-
 /** A bad pretraining config, naming the offending field. */
-export class PretrainConfigError extends Error {
-  readonly [MARKER] = true;
-  override readonly name = 'PretrainConfigError';
-
+export class PretrainConfigError extends CorgiError {
   constructor(
     readonly field: string,
     reason: string,
     options: { cause?: unknown } = {},
   ) {
-    super(`${field}: ${reason}`, options);
-  }
-
-  static isInstance(error: unknown): error is PretrainConfigError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
+    super('invalid_config', `${field}: ${reason}`, options);
   }
 }
 

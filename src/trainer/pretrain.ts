@@ -57,7 +57,7 @@ import { AdamW, createLrSchedule } from '../policy/optim.ts';
 import { Tokenizer } from '../policy/tokenizer.ts';
 import { DataParallelTrainer, type StepStats, trainStep } from '../policy/train.ts';
 import { buildTokenizerConfig } from '../policy/train-tokenizer.ts';
-import { createRng } from '../tasks/random.ts';
+import { createRng } from '../random.ts';
 import { buildSftExamples } from '../tasks/sft.ts';
 import { TrainingInterruptedError } from './interrupted.ts';
 import {

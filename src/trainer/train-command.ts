@@ -7,8 +7,10 @@
  * Output: progress on stderr, the summary JSON on stdout. Ctrl-C finishes the current step, writes
  * a work checkpoint and exits 130 (`--resume` continues); exit 2 on a bad config, naming the field.
  */
+
 import type { Command } from 'commander';
 import type { ZodError, z } from 'zod';
+import { backendOptionsFromEnv, databaseOptionsFromEnv, dataDirFromEnv } from '../command-env.ts';
 import { addConfigOptions, flagOf, readConfigFlags } from './config-flags.ts';
 import { type CorgiConfigInput, corgiConfigSchema } from './corgi-config.ts';
 
@@ -49,8 +51,8 @@ async function runTrain(input: CorgiConfigInput): Promise<number> {
     import('../db/training-steps.ts'),
     import('./run-state.ts'),
   ]);
-  await selectBackend();
-  const db = process.env.DATABASE_URL ? await openDatabase() : undefined;
+  await selectBackend(backendOptionsFromEnv());
+  const db = process.env.DATABASE_URL ? await openDatabase(databaseOptionsFromEnv()) : undefined;
   const controller = new AbortController();
   const onInterrupt = () => {
     process.stderr.write(
@@ -63,6 +65,7 @@ async function runTrain(input: CorgiConfigInput): Promise<number> {
   try {
     const summary = await trainCorgi(input, {
       signal: controller.signal,
+      dataDir: dataDirFromEnv(),
       ...(db ? { db: db.pool, onStep: trainingStepRecorder(db.pool) } : {}),
     });
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);

@@ -16,20 +16,15 @@
 import pg from 'pg';
 import { type AdvisoryKey, advisoryLockHeld, advisoryUnlock, tryAdvisoryLock } from '../db/advisory-locks.ts';
 import type { Database } from '../db/database.ts';
-
-const MARKER = Symbol.for('corgi.TrainerLockedError');
+import { CorgiError } from '../errors.ts';
 
 /** Another trainer holds the lock. */
-export class TrainerLockedError extends Error {
-  readonly [MARKER] = true;
-  override readonly name = 'TrainerLockedError';
-
+export class TrainerLockedError extends CorgiError {
   constructor() {
-    super('trainer lock: another trainer is training on this database; wait for it to finish (or stop it)');
-  }
-
-  static isInstance(error: unknown): error is TrainerLockedError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
+    super(
+      'trainer_locked',
+      'trainer lock: another trainer is training on this database; wait for it to finish (or stop it)',
+    );
   }
 }
 

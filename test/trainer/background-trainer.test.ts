@@ -20,6 +20,7 @@ import {
 import { useBackend } from '../policy/helpers.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
 import { openTestDatabase } from '../support/database.ts';
+import { linesLogger } from '../support/logger-lines.ts';
 
 const TOY: RolloutPrompt[] = ['dog', 'park'].map((word, i) => ({
   id: `toy/${i}`,
@@ -212,7 +213,7 @@ describe('failed rounds', () => {
       pollSeconds: 0.1,
       backoffSeconds: 3600,
       args: ['--no-such-flag'],
-      log: (line) => lines.push(line),
+      logger: linesLogger(lines),
       onRound: (round) => rounds.push(round),
     });
     try {
@@ -243,22 +244,14 @@ describe("corgi serve's trainer switch", () => {
   });
   const decide = async (options: { embedded: boolean; trainer?: boolean; env?: string; policy?: string }) => {
     const lines: string[] = [];
-    const saved = process.env.CORGI_TRAINER;
-    if (options.env === undefined) delete process.env.CORGI_TRAINER;
-    else process.env.CORGI_TRAINER = options.env;
-    try {
-      const worker = startServeTrainer(
-        { ...db, embedded: options.embedded },
-        options.policy ?? base,
-        flags(options.trainer),
-        (line) => lines.push(line),
-      );
-      await worker?.close();
-      return { on: worker !== null, log: lines.join('\n') };
-    } finally {
-      if (saved === undefined) delete process.env.CORGI_TRAINER;
-      else process.env.CORGI_TRAINER = saved;
-    }
+    const worker = startServeTrainer(
+      { ...db, embedded: options.embedded },
+      options.policy ?? base,
+      flags(options.trainer),
+      { logger: linesLogger(lines), trainerSetting: options.env, dataDir: root },
+    );
+    await worker?.close();
+    return { on: worker !== null, log: lines.join('\n') };
   };
 
   it('is on by default with the embedded database, off with DATABASE_URL unless --trainer', async () => {

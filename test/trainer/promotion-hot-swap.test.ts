@@ -6,12 +6,14 @@
  * on; a session started once the promotion resolved runs on the new version, as does every attempt
  * started after it; each swapped-out version is disposed, only once no attempt generates on it.
  */
+
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConstraints } from '../../src/checkers/registry.ts';
 import type { Database } from '../../src/db/database.ts';
+import { silentLogger } from '../../src/logger.ts';
 import { BUILTIN_MODEL_DIR } from '../../src/policy/builtin-model.ts';
 import type { LlamaCppPolicy } from '../../src/policy/llama-cpp-policy.ts';
 import { type DisposablePolicy, PolicyRegistry } from '../../src/policy/policy-registry.ts';
@@ -65,7 +67,7 @@ describe('promoting LoRA adapters on llama.cpp under load', () => {
       registry,
       load: async (path, version) => observed(await loader(path, version)),
       pollMs: 0,
-      log: () => {},
+      logger: silentLogger,
     });
     const versions = ['adapter-1', 'adapter-2'];
     for (const [i, version] of versions.entries()) {
