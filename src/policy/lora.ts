@@ -98,14 +98,24 @@ function weightShape(model: LlamaModel, module: string): [number, number] | unde
 }
 
 function addAdapter(model: LlamaModel, module: string, a: tf.Tensor, b: tf.Tensor, scale: number): void {
+  model.adapters.set(module, newAdapter(module, a, b, scale, true));
+}
+
+function newAdapter(
+  module: string,
+  a: tf.Tensor,
+  b: tf.Tensor,
+  scale: number,
+  trainable: boolean,
+): LoraAdapter {
   const prefix = `lora${adapterCount}`;
   const adapter: LoraAdapter = {
-    a: tf.variable(a, true, `${prefix}/${peftTensorName(module, 'A')}`),
-    b: tf.variable(b, true, `${prefix}/${peftTensorName(module, 'B')}`),
+    a: tf.variable(a, trainable, `${prefix}/${peftTensorName(module, 'A')}`),
+    b: tf.variable(b, trainable, `${prefix}/${peftTensorName(module, 'B')}`),
     scale,
   };
-  model.adapters.set(module, adapter);
   tf.dispose([a, b]); // the variables hold their own reference to the data
+  return adapter;
 }
 
 /**
@@ -248,10 +258,27 @@ export function hasLoraAdapter(dir: string): boolean {
  * refused by name. Returns the adapter's config.
  */
 export async function loadLoraAdapter(model: LlamaModel, dir: string): Promise<LoraConfig> {
+  if (model.adapters.size > 0)
+    throw new Error(`LoRA adapter ${dir}: the model already has ${model.adapters.size} adapters`);
+  const { config, adapters } = await readLoraAdapter(model, dir, true);
+  for (const [module, adapter] of adapters) model.adapters.set(module, adapter);
+  freezeBase(model, true);
+  attached.set(model, config);
+  return config;
+}
+
+/**
+ * Reads a PEFT LoRA adapter from `dir` for `model`'s projections without attaching it: the
+ * variables (trainable or not) keyed by module, for `loadLoraAdapter` or `withAdapters`.
+ */
+export async function readLoraAdapter(
+  model: LlamaModel,
+  dir: string,
+  trainable = false,
+): Promise<{ config: LoraConfig; adapters: Map<string, LoraAdapter> }> {
   const fail = (reason: string): never => {
     throw new Error(`LoRA adapter ${dir}: ${reason}`);
   };
-  if (model.adapters.size > 0) fail(`the model already has ${model.adapters.size} adapters`);
   for (const file of [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE])
     if (!existsSync(join(dir, file))) fail(`no ${file}`);
 
@@ -316,12 +343,35 @@ export async function loadLoraAdapter(model: LlamaModel, dir: string): Promise<L
   };
   adapterCount++;
   const scale = scaleOf(config);
+  const adapters = new Map<string, LoraAdapter>();
   for (const [module, { A, B }] of byModule) {
-    addAdapter(model, module, tf.tensor(A!.data, A!.shape), tf.tensor(B!.data, B!.shape), scale);
+    adapters.set(
+      module,
+      newAdapter(module, tf.tensor(A!.data, A!.shape), tf.tensor(B!.data, B!.shape), scale, trainable),
+    );
   }
-  freezeBase(model, true);
-  attached.set(model, config);
-  return config;
+  return { config, adapters };
+}
+
+/**
+ * Runs `fn` with `adapters` in place of the model's own (an empty map: the weights alone), then puts
+ * the model's back. Scores the KL reference of a LoRA run on the frozen weights it already holds
+ * instead of a second copy of them (what PEFT's `disable_adapter` does for TRL).
+ */
+export function withAdapters<T>(
+  model: LlamaModel,
+  adapters: ReadonlyMap<string, LoraAdapter>,
+  fn: () => T,
+): T {
+  const own = [...model.adapters];
+  model.adapters.clear();
+  for (const [module, adapter] of adapters) model.adapters.set(module, adapter);
+  try {
+    return fn();
+  } finally {
+    model.adapters.clear();
+    for (const [module, adapter] of own) model.adapters.set(module, adapter);
+  }
 }
 
 /**

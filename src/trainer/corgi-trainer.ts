@@ -44,8 +44,10 @@ import {
   loadLoraAdapter,
   loraAdapterFiles,
   mergeLora,
+  readLoraAdapter,
+  withAdapters,
 } from '../policy/lora.ts';
-import type { LlamaModel } from '../policy/model.ts';
+import type { LlamaModel, LoraAdapter } from '../policy/model.ts';
 import { AdamW } from '../policy/optim.ts';
 import { computeGradients, maskedLogProbs, trainableParameters } from '../policy/sequence-logprobs.ts';
 import { createRng } from '../random.ts';
@@ -217,7 +219,16 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
     resuming && config.finetune === 'full'
       ? await loadCheckpoint(workCheckpoint.dir)
       : await loadStart(config.finetune === 'full' || base.adapterDir === null);
-  const reference = await loadStart(true);
+  // The reference of a LoRA run is the model under training with its start adapters in place of the
+  // trained ones (none for fresh adapters: the merged start weights), so the frozen weights are held
+  // once — two copies of a 135M model do not fit wasm's 4 GB. Full fine-tuning keeps its own copy.
+  const reference: Reference =
+    config.finetune === 'full'
+      ? modelReference(await loadStart(true))
+      : adapterReference(
+          model,
+          base.adapterDir ? (await readLoraAdapter(model, base.adapterDir)).adapters : new Map(),
+        );
   const carried: Record<string, string> = {};
   for (const name of CARRIED_FILES) {
     const path = join(startDir, name);
@@ -448,6 +459,32 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
   }
 }
 
+/** Scores targets under the frozen reference the KL penalty keeps the policy close to. */
+interface Reference {
+  logProbs: (
+    sequences: Parameters<typeof maskedLogProbs>[1],
+    options: Parameters<typeof maskedLogProbs>[2],
+  ) => number[][];
+  dispose: () => void;
+}
+
+function modelReference(reference: LlamaModel): Reference {
+  return {
+    logProbs: (sequences, options) => maskedLogProbs(reference, sequences, options),
+    dispose: () => reference.dispose(),
+  };
+}
+
+function adapterReference(model: LlamaModel, adapters: ReadonlyMap<string, LoraAdapter>): Reference {
+  return {
+    logProbs: (sequences, options) =>
+      withAdapters(model, adapters, () => maskedLogProbs(model, sequences, options)),
+    dispose: () => {
+      for (const { a, b } of adapters.values()) tf.dispose([a, b]);
+    },
+  };
+}
+
 /**
  * The step's prompts: a `production_fraction` share from logged live prompts (when there are any),
  * the rest from the task pool, both cycled in order so a resumed run draws the same ones.
@@ -515,7 +552,7 @@ function summarizeSkips(skipped: readonly { code: string }[]): string {
 
 interface OptimiseContext {
   model: LlamaModel;
-  reference: LlamaModel;
+  reference: Reference;
   optimizer: AdamW;
   params: ReturnType<typeof trainableParameters>;
   config: CorgiConfig;
@@ -554,7 +591,7 @@ async function optimise(
   const referenceLogprobs: number[][] = [];
   for (let i = 0; i < samples.length; i += M) {
     const chunk = samples.slice(i, i + M);
-    referenceLogprobs.push(...maskedLogProbs(reference, chunk.map(sampleSequence), scoring));
+    referenceLogprobs.push(...reference.logProbs(chunk.map(sampleSequence), scoring));
   }
 
   const totals: ObjectiveStats = {

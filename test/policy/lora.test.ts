@@ -9,7 +9,9 @@ import {
   loadLoraAdapter,
   loraParameters,
   mergeLora,
+  readLoraAdapter,
   saveLoraAdapter,
+  withAdapters,
 } from '../../src/policy/lora.ts';
 import type { LlamaModel } from '../../src/policy/model.ts';
 import { AdamW } from '../../src/policy/optim.ts';
@@ -152,6 +154,39 @@ describe('LoRA', () => {
     expect([...fresh.params.values()].every((v) => v.trainable)).toBe(true);
     expect(maxAbsDiff(logitsOf(fresh), trained)).toBeLessThan(1e-5);
     fresh.dispose();
+    model.dispose();
+  });
+
+  it('scores under other adapters in place (the base alone, or a saved adapter) and puts its own back', async () => {
+    const model = tinyModel(1);
+    const base = logitsOf(model);
+    attachLora(model, CONFIG);
+    train(model, 4);
+    const start = join(root, 'start-adapter');
+    await saveLoraAdapter(model, start, CONFIG);
+    const atStart = logitsOf(model);
+    train(model, 4);
+    const trained = logitsOf(model);
+    expect(maxAbsDiff(trained, atStart)).toBeGreaterThan(1e-4);
+
+    expect(withAdapters(model, new Map(), () => logitsOf(model))).toEqual(base);
+    const { adapters } = await readLoraAdapter(model, start);
+    expect([...adapters.values()].every(({ a, b }) => !a.trainable && !b.trainable)).toBe(true);
+    expect(
+      maxAbsDiff(
+        withAdapters(model, adapters, () => logitsOf(model)),
+        atStart,
+      ),
+    ).toBeLessThan(1e-6);
+    // The model's own adapters are back, and a throwing scorer restores them too.
+    expect(logitsOf(model)).toEqual(trained);
+    expect(() =>
+      withAdapters(model, adapters, () => {
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    expect(logitsOf(model)).toEqual(trained);
+    for (const { a, b } of adapters.values()) tf.dispose([a, b]);
     model.dispose();
   });
 
