@@ -4,7 +4,8 @@
  *
  * - Batching: one llama.cpp context with N sequences. Each `generate` takes a free sequence (or
  *   waits for one, first come first served), and node-llama-cpp decodes every sequence that is
- *   generating in one batch per step.
+ *   generating in one batch per step (`guardLogitsReorder` keeps each sequence's sampling on its
+ *   own logits when llama.cpp hands a batch's outputs back permuted).
  * - Tokens: the prompt is rendered and tokenized by our TypeScript `Tokenizer` (the same ids the
  *   trainer scores) and fed to llama.cpp as ids; the GGUF's own tokenizer only checks the vocabulary
  *   size. Without a tokenizer.json beside the file, the tokenizer is rebuilt from the GGUF's metadata
@@ -31,6 +32,7 @@ import { randomSeed } from '../random.ts';
 import { CheckpointError } from './checkpoint.ts';
 import { fitConversation } from './fit-conversation.ts';
 import { checkGgufFile } from './gguf-file.ts';
+import { guardLogitsReorder } from './llama-logits-guard.ts';
 import { acquireModel, defaultThreads, type ModelLease } from './llama-runtime.ts';
 import { resolveSampling, SAMPLING_DEFAULTS } from './sampling.ts';
 import { SequencePool, SlotWaitAborted } from './sequence-pool.ts';
@@ -160,6 +162,7 @@ export class LlamaCppPolicy implements ChatPolicy {
         ...(adapters.length > 0 ? { lora: { adapters } } : {}),
         failedCreationRemedy: false,
       });
+      guardLogitsReorder(context);
       return new LlamaCppPolicy(tokenizer, lease.model, context, lease, spec.version, modelPath, adapters);
     } catch (error) {
       await lease.release();
