@@ -26,7 +26,7 @@ import { BUILTIN_MODEL_SPEC, modelVersionName, resolveCheckpointDir } from '../p
 import { DEFAULT_SEQUENCES } from '../policy/llama-cpp-policy.ts';
 import { PolicyRegistry } from '../policy/policy-registry.ts';
 import { loadPolicyFromSpec, parsePolicySpec, remotePromotionLoader } from '../policy/remote-policy.ts';
-import { servingPolicyLoader } from '../policy/serving-loader.ts';
+import { servingPolicyLoader, spareContextFromEnv } from '../policy/serving-loader.ts';
 import {
   followPromotions,
   loadLivePolicy,
@@ -211,7 +211,11 @@ export function registerServeCommand(program: Command): void {
         const policy = choice.spec;
         // A malformed --policy fails here, before anything is opened.
         parsePolicySpec(policy, '--policy');
-        const localLoader = servingPolicyLoader({ cacheDir: join(dataDir, 'cache', 'gguf'), sequences });
+        const localLoader = servingPolicyLoader({
+          cacheDir: join(dataDir, 'cache', 'gguf'),
+          sequences,
+          spareContext: spareContextFromEnv(),
+        });
         let db: Awaited<ReturnType<typeof openDatabase>> | undefined;
         let registry: PolicyRegistry | undefined;
         let promotions: PolicyFollower | undefined;
