@@ -26,7 +26,7 @@
  * | `running_attempt_left_ms` | `promote` called → the end of the attempt each running session was in: the part of the above a swap cannot shorten |
  * | `in_flight_at_promote` / `in_flight_completed` | attempts generating when promote was called / of those, ended without error on the version they started on |
  * | `new_version_used` | the new session, and every attempt started after promote resolved, ran on the new version |
- * | `old_disposed_after_last_attempt` | swapped-out versions whose context was disposed, each only when no attempt was generating on it |
+ * | `old_disposed_after_last_attempt` | swapped-out versions disposed (context freed, or kept as the spare), each only when no attempt was generating on it |
  * | `failures` | sessions that ended with an error part |
  */
 

@@ -104,6 +104,7 @@ export class LlamaCppPolicy implements ChatPolicy {
   /** The base model's GGUF (absolute path) and the adapters applied in this policy's context. */
   readonly modelPath: string;
   readonly adapters: readonly { path: string; scale: number }[];
+  private readonly sequences: readonly LlamaContextSequence[];
   private readonly pool: SequencePool<LlamaContextSequence>;
   private readonly stopIds: ReadonlySet<number>;
   private active = 0;
@@ -126,8 +127,8 @@ export class LlamaCppPolicy implements ChatPolicy {
     this.modelPath = modelPath;
     this.adapters = adapters.map(({ filePath, scale }) => ({ path: filePath, scale }));
     this.contextSize = context.contextSize;
-    const sequences = Array.from({ length: context.totalSequences }, () => context.getSequence());
-    this.pool = new SequencePool(sequences);
+    this.sequences = Array.from({ length: context.totalSequences }, () => context.getSequence());
+    this.pool = new SequencePool(this.sequences);
     this.stopIds = new Set(tokenizer.stopIds);
   }
 
@@ -385,12 +386,17 @@ export class LlamaCppPolicy implements ChatPolicy {
 
   /**
    * Frees the context (attempts still generating on it fail; `PolicyRegistry` disposes only once
-   * none is left) and lets go of the model, which is unloaded when no other policy uses it.
+   * none is left) and lets go of the model, which is unloaded when no other policy uses it. With
+   * `spareContext`, a context no attempt is generating on becomes the base's spare instead when the
+   * base has none and another policy still uses it (a swap's old context, drained).
    */
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
     this.pool.close();
+    const own = { context: this.context, lease: this.lease };
+    if (this.spareKey && this.active === 0 && recycleAsSpare(this.spareKey, this, own, this.sequences))
+      return;
     await this.context.dispose();
     if (this.spareKey) await leaveSpareSlot(this.spareKey, this);
     await this.lease.release();
@@ -478,7 +484,8 @@ async function takeSpare(
     return null;
   }
   try {
-    if (adapters.length > 0) await setLoras!(adapters);
+    // Replaces the adapters a recycled context carries (none on a new one).
+    await setLoras?.(adapters);
   } catch {
     // A fresh context with the same adapters reports what is wrong with them.
     await disposeSpare(spare);
@@ -516,6 +523,32 @@ function fillSpareSlot(slot: SpareSlot): void {
       return null;
     }
   })();
+}
+
+/**
+ * Makes a drained policy's context the slot's spare (its sequences, and so their KV cells, cleared;
+ * its adapters replaced when it is taken) when the slot has none and another policy still uses the
+ * base: a swap's old context then serves the next swap, with no context to create. Not where
+ * adapters cannot be replaced (`loraSetter`).
+ */
+function recycleAsSpare(
+  key: string,
+  policy: LlamaCppPolicy,
+  spare: Spare,
+  sequences: readonly LlamaContextSequence[],
+): boolean {
+  const slot = spareSlots.get(key);
+  if (!slot?.users.has(policy) || slot.users.size < 2 || slot.spare || !_internal.loraSetter(spare.context))
+    return false;
+  slot.users.delete(policy);
+  slot.spare = Promise.all(sequences.map((sequence) => sequence.dispose())).then(
+    () => spare,
+    async () => {
+      await disposeSpare(spare);
+      return null;
+    },
+  );
+  return true;
 }
 
 /** A policy's context is gone: refill the slot for the one left, or free the spare when none is. */

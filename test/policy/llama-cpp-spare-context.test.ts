@@ -10,6 +10,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LlamaModel } from 'node-llama-cpp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BUILTIN_MODEL_DIR } from '../../src/policy/builtin-model.ts';
 import { _internal, type LlamaCppPolicy } from '../../src/policy/llama-cpp-policy.ts';
@@ -32,48 +33,73 @@ async function greedy(policy: LlamaCppPolicy): Promise<number[]> {
 }
 
 describe('spare context on llama.cpp (built-in model)', () => {
-  it('a swap takes the spare and applies its adapter; without _setLoras it creates its own context', async () => {
-    // One thread: on a shared 2-core machine llama.cpp's two-thread barrier stalls.
-    const engine = { cacheDir: join(dir, 'cache'), sequences: 2, contextSize: 256, threads: 1 };
-    const base = await servingPolicyLoader({ ...engine, spareContext: true })(BUILTIN_MODEL_DIR, 'base');
-    expect(base.contextFromSpare).toBe(false);
-    const adapterDir = join(dir, 'adapter');
-    mkdirSync(adapterDir);
-    await writeRandomLoraAdapter(base.modelPath, join(adapterDir, 'adapter.gguf'), { scale: 0.3, seed: 11 });
-    const onBase = { ...engine, baseModelPath: base.modelPath };
-    const withSpare = servingPolicyLoader({ ...onBase, spareContext: true });
-
-    // Made without a spare slot: a context created with the adapter, the reference.
-    const fresh = await servingPolicyLoader(onBase)(adapterDir, 'fresh');
-    expect(fresh.contextFromSpare).toBe(false);
-    const reference = await greedy(fresh);
-    await fresh.dispose();
-    expect(reference).not.toEqual(await greedy(base));
-
-    const swapped = await withSpare(adapterDir, 'adapter-1');
-    expect(swapped.contextFromSpare).toBe(true);
-    expect(await greedy(swapped)).toEqual(reference);
-    // The base drains: the adapter's policy is the one left, and a spare is made for the next swap.
-    await base.dispose();
-
-    // As a node-llama-cpp without the method would: the adapter load creates its own context.
-    const { loraSetter } = _internal;
-    let fallback: LlamaCppPolicy;
+  it('a swap takes the spare, applies its adapter, and the drained context becomes the next spare', async () => {
+    // Counts the contexts llama.cpp creates (the call goes through unchanged).
+    const createContext = LlamaModel.prototype.createContext;
+    let created = 0;
+    LlamaModel.prototype.createContext = function (this: LlamaModel, ...args) {
+      created++;
+      return createContext.apply(this, args);
+    };
     try {
-      _internal.loraSetter = () => null;
-      fallback = await withSpare(adapterDir, 'adapter-2');
-    } finally {
-      _internal.loraSetter = loraSetter;
-    }
-    expect(fallback.contextFromSpare).toBe(false);
-    expect(await greedy(fallback)).toEqual(reference);
-    // The spare was left in place: an adapter-free load (a rollback to the base) takes it.
-    const rollback = await withSpare(BUILTIN_MODEL_DIR, 'base-again');
-    expect(rollback.contextFromSpare).toBe(true);
-    expect(rollback.adapters).toEqual([]);
+      // One thread: on a shared 2-core machine llama.cpp's two-thread barrier stalls.
+      const engine = { cacheDir: join(dir, 'cache'), sequences: 2, contextSize: 256, threads: 1 };
+      const withSpare = servingPolicyLoader({ ...engine, spareContext: true });
+      const base = await withSpare(BUILTIN_MODEL_DIR, 'base'); // and a spare made in the background
+      expect(base.contextFromSpare).toBe(false);
+      const baseReply = await greedy(base);
+      const adapterDir = join(dir, 'adapter');
+      mkdirSync(adapterDir);
+      await writeRandomLoraAdapter(base.modelPath, join(adapterDir, 'adapter.gguf'), {
+        scale: 0.3,
+        seed: 11,
+      });
+      const onBase = { ...engine, baseModelPath: base.modelPath };
+      const adapterWithSpare = servingPolicyLoader({ ...onBase, spareContext: true });
 
-    await Promise.all([swapped.dispose(), fallback.dispose(), rollback.dispose()]);
-    // The last policy on the base freed the spare, and with it the model.
-    expect(loadedModels().has(base.modelPath)).toBe(false);
+      // Without a spare slot: a context created with the adapter, the reference.
+      const fresh = await servingPolicyLoader(onBase)(adapterDir, 'fresh');
+      expect(fresh.contextFromSpare).toBe(false);
+      const reference = await greedy(fresh);
+      await fresh.dispose();
+      expect(reference).not.toEqual(baseReply);
+
+      const swapped = await adapterWithSpare(adapterDir, 'adapter-1');
+      expect(swapped.contextFromSpare).toBe(true);
+      expect(await greedy(swapped)).toEqual(reference);
+      await base.dispose(); // drained: the next spare
+
+      // As a node-llama-cpp without the method would: the adapter load creates its own context…
+      const { loraSetter } = _internal;
+      let fallback: LlamaCppPolicy;
+      try {
+        _internal.loraSetter = () => null;
+        fallback = await adapterWithSpare(adapterDir, 'adapter-2');
+      } finally {
+        _internal.loraSetter = loraSetter;
+      }
+      expect(fallback.contextFromSpare).toBe(false);
+      expect(await greedy(fallback)).toEqual(reference);
+      // …and the spare is left for an adapter-free load (a rollback to the base): the base's old context.
+      const rollback = await withSpare(BUILTIN_MODEL_DIR, 'base-again');
+      expect(rollback.contextFromSpare).toBe(true);
+      expect(await greedy(rollback)).toEqual(baseReply);
+
+      // The adapter's drained context, taken for the base: its adapter removed.
+      await swapped.dispose();
+      const rollbackAgain = await withSpare(BUILTIN_MODEL_DIR, 'base-again-2');
+      expect(rollbackAgain.contextFromSpare).toBe(true);
+      expect(await greedy(rollbackAgain)).toEqual(baseReply);
+
+      await fallback.dispose();
+      await rollback.dispose();
+      await rollbackAgain.dispose();
+      // The base, the first spare, the reference and the fallback: every other context was recycled.
+      expect(created).toBe(4);
+      // The last policy on the base freed the spare, and with it the model.
+      expect(loadedModels().has(base.modelPath)).toBe(false);
+    } finally {
+      LlamaModel.prototype.createContext = createContext;
+    }
   });
 });

@@ -5,8 +5,8 @@
  * No session fails; attempts generating when a promotion was called end on the version they started
  * on; a session started once the promotion resolved runs on the new version, as does every attempt
  * started after it; each swapped-out version is disposed, only once no attempt generates on it.
- * Run with and without the spare context `corgi serve` keeps (with it, the first promotion starts on
- * the spare made beside the base).
+ * Run with and without the spare context `corgi serve` keeps (with it, each promotion starts on the
+ * spare: the one made beside the base, then the swapped-out context, recycled once drained).
  */
 
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -150,10 +150,15 @@ describe.each([{ spareContext: false }, { spareContext: true }])(
 
       expect(errors).toEqual([]);
       expect(newSessions).toEqual(versions);
-      // With a spare, the first promotion took the one made beside the base (the second takes the one
-      // made once the base drained, if it is ready in time, else creates its context).
-      expect(fromSpare.get('base')).toBe(false);
-      expect(fromSpare.get('adapter-1')).toBe(spareContext);
+      // With a spare, the first promotion took the one made beside the base, the second the base's
+      // context, recycled once drained.
+      expect(fromSpare).toEqual(
+        new Map([
+          ['base', false],
+          ['adapter-1', spareContext],
+          ['adapter-2', spareContext],
+        ]),
+      );
       expect(inFlight.length).toBe(SESSIONS * versions.length);
       // Every attempt ends on the version it started on: those caught in flight on the old one.
       for (const attempt of attempts) expect(attempt.endVersion).toBe(attempt.version);
