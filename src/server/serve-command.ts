@@ -13,6 +13,7 @@ import {
   databaseOptionsFromEnv,
   dataDirFromEnv,
   loggerFromEnv,
+  spareContextFromEnv,
 } from '../command-env.ts';
 import type { Database } from '../db/database.ts';
 import { openDatabase } from '../db/database.ts';
@@ -26,7 +27,7 @@ import { BUILTIN_MODEL_SPEC, modelVersionName, resolveCheckpointDir } from '../p
 import { DEFAULT_SEQUENCES } from '../policy/llama-cpp-policy.ts';
 import { PolicyRegistry } from '../policy/policy-registry.ts';
 import { loadPolicyFromSpec, parsePolicySpec, remotePromotionLoader } from '../policy/remote-policy.ts';
-import { servingPolicyLoader, spareContextFromEnv } from '../policy/serving-loader.ts';
+import { servingPolicyLoader } from '../policy/serving-loader.ts';
 import {
   followPromotions,
   loadLivePolicy,
