@@ -3,12 +3,13 @@
  * progress goes to stderr.
  *
  *   npm run bench:swap -- [--model builtin|smollm2|both] [--swaps 6] [--sessions 8] [--max-tokens 24]
- *                         [--context-size N]
+ *                         [--context-size N] [--spare-context on|off]
  *
  * For each model one process serves the base (the built-in model converted to GGUF, or
  * SmolLM2-135M-Instruct from the store) exactly as `corgi serve` does (`servingPolicyLoader`,
  * `PolicyRegistry`, `followPromotions` on PostgreSQL — TEST_DATABASE_URL or the tests' local server,
- * in a schema of its own, dropped afterwards). `--sessions` sessions run back to back through
+ * in a schema of its own, dropped afterwards), with its spare context (`--spare-context`, default
+ * as `corgi serve`: CORGI_SPARE_CONTEXT, else on). `--sessions` sessions run back to back through
  * `runSession` (three attempts each, a constraint never met, so every session retries), and
  * `--swaps` times a fresh LoRA adapter version (seeded random weights, written by the product's
  * adapter writer, `loraGgufContent`) is promoted through `PolicyFollower.promote`, the call behind
@@ -17,14 +18,15 @@
  * | field | meaning |
  * |-------|---------|
  * | `promote_to_ready_ms` | `promote` called → it resolved: the version recorded live and swapped in (load, database, swap) |
- * | `load_ms` | of that, the loader: checks, the new context with the adapter |
+ * | `load_ms` | of that, the loader: checks, the new context with the adapter (or the spare, the adapter applied) |
+ * | `from_spare` | promotions whose policy started on the spare context |
  * | `promote_to_next_attempt_ms` | `promote` called → `attempt:start` on the new version of a session started the moment promote resolved |
  * | `promote_to_next_first_token_ms` | … → that attempt's first token |
  * | `running_next_attempt_ms` | `promote` called → the first `attempt:start` on the new version of each session already running (it first finishes the attempt it is in) |
  * | `running_attempt_left_ms` | `promote` called → the end of the attempt each running session was in: the part of the above a swap cannot shorten |
  * | `in_flight_at_promote` / `in_flight_completed` | attempts generating when promote was called / of those, ended without error on the version they started on |
  * | `new_version_used` | the new session, and every attempt started after promote resolved, ran on the new version |
- * | `old_disposed_after_last_attempt` | swapped-out versions whose context was disposed, each only when no attempt was generating on it |
+ * | `old_disposed_after_last_attempt` | swapped-out versions disposed (context freed, or kept as the spare), each only when no attempt was generating on it |
  * | `failures` | sessions that ended with an error part |
  */
 
@@ -35,6 +37,7 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { parseConstraints } from '../src/checkers/registry.ts';
 import { preloadTextModels } from '../src/checkers/text.ts';
+import { spareContextFromEnv } from '../src/command-env.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { silentLogger } from '../src/logger.ts';
 import { expandStoreName } from '../src/model/store/resolve-policy-spec.ts';
@@ -67,6 +70,11 @@ const program = new Command('bench/swap.ts')
   .option('--sessions <n>', 'sessions running at once (and llama.cpp sequences)', positiveInt, 8)
   .option('--max-tokens <n>', 'tokens per attempt at most', positiveInt, 24)
   .option('--context-size <n>', "tokens per sequence (default: the engine's, as corgi serve)", positiveInt)
+  .addOption(
+    new Option('--spare-context <on|off>', 'keep a spare context for the next swap (default as corgi serve)')
+      .choices(['on', 'off'])
+      .default(spareContextFromEnv() ? 'on' : 'off'),
+  )
   .option('--json', 'print the result as JSON (the default output)')
   .parse();
 const o = program.opts<{
@@ -75,6 +83,7 @@ const o = program.opts<{
   sessions: number;
   maxTokens: number;
   contextSize?: number;
+  spareContext: 'on' | 'off';
 }>();
 const log = (line: string) => process.stderr.write(`[bench:swap] ${line}\n`);
 const now = () => performance.now();
@@ -102,13 +111,18 @@ interface SessionState {
 async function benchModel(model: 'builtin' | 'smollm2', root: string) {
   const dataDir = resolve(process.env.CORGI_DATA_DIR ?? 'data');
   const cacheDir = join(root, 'gguf-cache');
-  const engine = { sequences: o.sessions, ...(o.contextSize ? { contextSize: o.contextSize } : {}) };
+  const engine = {
+    sequences: o.sessions,
+    spareContext: o.spareContext === 'on',
+    ...(o.contextSize ? { contextSize: o.contextSize } : {}),
+  };
   const baseSpec = model === 'builtin' ? BUILTIN_MODEL_DIR : expandStoreName(SMOLLM2, { dataDir });
   log(`[${model}] loading the base ${baseSpec}`);
   const base = (await servingPolicyLoader({ cacheDir, ...engine })(baseSpec, 'base')) as LlamaCppPolicy;
   const basePath = base.modelPath;
 
   const loadMs = new Map<string, number>();
+  const fromSpare = new Set<string>();
   const disposals = new Map<string, { at: number; generating: number }>();
   /** The loaded policy, its dispose noted (when, and how many attempts were still generating). */
   const observed = (policy: LlamaCppPolicy): DisposablePolicy => ({
@@ -125,6 +139,7 @@ async function benchModel(model: 'builtin' | 'smollm2', root: string) {
     const started = now();
     const policy = await loader(dir, version);
     loadMs.set(version, now() - started);
+    if (policy.contextFromSpare) fromSpare.add(version);
     return observed(policy);
   };
 
@@ -256,7 +271,9 @@ async function benchModel(model: 'builtin' | 'smollm2', root: string) {
     context_size: base.contextSize,
     threads: defaultThreads(),
     max_tokens: o.maxTokens,
+    spare_context: engine.spareContext,
     swaps: rows.length,
+    from_spare: fromSpare.size,
     promote_to_ready_ms: summarize(all((r) => r.ready)),
     load_ms: summarize(all((r) => r.load)),
     promote_to_next_attempt_ms: summarize(all((r) => r.nextAttempt)),

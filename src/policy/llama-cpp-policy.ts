@@ -21,6 +21,10 @@
  * - Output, as generate.ts: `tokenIds`/`logprobs` include a final stop token and the tokens that
  *   spelled a stop string; `text` leaves out special tokens, the stop string and what follows, and
  *   never ends in a broken UTF-8 character. Aborting ends the stream at once with "cancelled".
+ * - Spare context (`spareContext`, on in `corgi serve`): a second context of the same shape is made
+ *   in the background while one policy uses the base, and the next policy on that base (a promoted
+ *   adapter) starts on it, its adapters applied in milliseconds, instead of allocating a KV cache
+ *   (sequences × context × 23 KB for SmolLM2: seconds on a busy machine). See docs/engine.md.
  */
 
 import { existsSync } from 'node:fs';
@@ -70,6 +74,11 @@ export interface LlamaCppPolicySpec {
   threads?: number;
   /** Our tokenizer for the model. @default tokenizer.json beside the GGUF, else rebuilt from its metadata */
   tokenizer?: Tokenizer;
+  /**
+   * Keep a second context of this shape ready on the base (see the file comment): a hot swap to an
+   * adapter then skips the context's allocation, for one more KV cache of memory. @default false
+   */
+  spareContext?: boolean;
 }
 
 /** @default sequences when unset */
@@ -97,6 +106,7 @@ export class LlamaCppPolicy implements ChatPolicy {
   /** The base model's GGUF (absolute path) and the adapters applied in this policy's context. */
   readonly modelPath: string;
   readonly adapters: readonly { path: string; scale: number }[];
+  private readonly sequences: readonly LlamaContextSequence[];
   private readonly pool: SequencePool<LlamaContextSequence>;
   private readonly stopIds: ReadonlySet<number>;
   private active = 0;
@@ -110,13 +120,17 @@ export class LlamaCppPolicy implements ChatPolicy {
     version: string,
     modelPath: string,
     adapters: readonly { filePath: string; scale: number }[],
+    /** Whether the context was the base's spare (made ahead), rather than created for this policy. */
+    readonly contextFromSpare: boolean,
+    /** The spare slot this policy keeps filled, when `spareContext` is on. */
+    private readonly spareKey: string | null,
   ) {
     this.version = version;
     this.modelPath = modelPath;
     this.adapters = adapters.map(({ filePath, scale }) => ({ path: filePath, scale }));
     this.contextSize = context.contextSize;
-    const sequences = Array.from({ length: context.totalSequences }, () => context.getSequence());
-    this.pool = new SequencePool(sequences);
+    this.sequences = Array.from({ length: context.totalSequences }, () => context.getSequence());
+    this.pool = new SequencePool(this.sequences);
     this.stopIds = new Set(tokenizer.stopIds);
   }
 
@@ -154,16 +168,27 @@ export class LlamaCppPolicy implements ChatPolicy {
 
     const lease = await acquireModel(modelPath);
     try {
-      const contextSize = spec.contextSize ?? Math.min(DEFAULT_CONTEXT, lease.model.trainContextSize);
-      const context = await lease.model.createContext({
+      const shape: ContextShape = {
         sequences,
-        contextSize,
+        contextSize: spec.contextSize ?? Math.min(DEFAULT_CONTEXT, lease.model.trainContextSize),
         threads: spec.threads ?? defaultThreads(),
-        ...(adapters.length > 0 ? { lora: { adapters } } : {}),
-        failedCreationRemedy: false,
-      });
-      guardLogitsReorder(context);
-      return new LlamaCppPolicy(tokenizer, lease.model, context, lease, spec.version, modelPath, adapters);
+      };
+      const key = spec.spareContext ? spareKey(modelPath, shape) : null;
+      const spare = key ? await takeSpare(key, adapters) : null;
+      const context = spare ?? (await createContext(lease.model, shape, adapters));
+      const policy = new LlamaCppPolicy(
+        tokenizer,
+        lease.model,
+        context,
+        lease,
+        spec.version,
+        modelPath,
+        adapters,
+        spare !== null,
+        key,
+      );
+      if (key) joinSpareSlot(key, modelPath, shape, policy);
+      return policy;
     } catch (error) {
       await lease.release();
       throw error;
@@ -363,13 +388,19 @@ export class LlamaCppPolicy implements ChatPolicy {
 
   /**
    * Frees the context (attempts still generating on it fail; `PolicyRegistry` disposes only once
-   * none is left) and lets go of the model, which is unloaded when no other policy uses it.
+   * none is left) and lets go of the model, which is unloaded when no other policy uses it. With
+   * `spareContext`, a context no attempt is generating on becomes the base's spare instead when the
+   * base has none and another policy still uses it (a swap's old context, drained).
    */
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
     this.pool.close();
+    const own = { context: this.context, lease: this.lease };
+    if (this.spareKey && this.active === 0 && recycleAsSpare(this.spareKey, this, own, this.sequences))
+      return;
     await this.context.dispose();
+    if (this.spareKey) await leaveSpareSlot(this.spareKey, this);
     await this.lease.release();
   }
 
@@ -377,6 +408,165 @@ export class LlamaCppPolicy implements ChatPolicy {
   get generating(): number {
     return this.active;
   }
+}
+
+/** What a spare must match to serve a policy: the context's options besides its adapters. */
+interface ContextShape {
+  sequences: number;
+  contextSize: number;
+  threads: number;
+}
+
+/** Every context this engine decodes on, serving or spare, samples each sequence from its own logits. */
+async function createContext(
+  model: LlamaModel,
+  shape: ContextShape,
+  adapters: readonly { filePath: string; scale: number }[],
+): Promise<LlamaContext> {
+  const context = await model.createContext({
+    ...shape,
+    ...(adapters.length > 0 ? { lora: { adapters: [...adapters] } } : {}),
+    failedCreationRemedy: false,
+  });
+  guardLogitsReorder(context);
+  return context;
+}
+
+/** A context made ahead of a swap, and the lease that keeps its model loaded until it is taken. */
+interface Spare {
+  context: LlamaContext;
+  lease: ModelLease;
+}
+
+/**
+ * The policies with `spareContext` on one base and shape, and the spare for the next one: made
+ * (in the background) only while exactly one of them is in use, so a spare is always a context no
+ * attempt has run on, and a promotion that lands while an old context still drains creates its
+ * own context instead of adding a third KV cache.
+ */
+interface SpareSlot {
+  modelPath: string;
+  shape: ContextShape;
+  users: Set<LlamaCppPolicy>;
+  /** Resolves to null when making it failed (memory): the next load creates its context. */
+  spare: Promise<Spare | null> | null;
+}
+const spareSlots = new Map<string, SpareSlot>();
+
+function spareKey(modelPath: string, { sequences, contextSize, threads }: ContextShape): string {
+  return JSON.stringify([modelPath, sequences, contextSize, threads]);
+}
+
+type LoraSetter = (adapters: readonly { filePath: string; scale: number }[]) => Promise<void>;
+
+/**
+ * node-llama-cpp's internal `LlamaContext._setLoras` (3.21: what `createContext({lora})` calls on a
+ * new context), or null where a version lacks it: a spare then serves only adapter-free loads.
+ */
+function loraSetter(context: LlamaContext): LoraSetter | null {
+  const method = (context as unknown as { _setLoras?: unknown })._setLoras;
+  return typeof method === 'function' ? (method.bind(context) as LoraSetter) : null;
+}
+
+/** For test use only: a test swaps `loraSetter` to act as a node-llama-cpp without `_setLoras`. */
+export const _internal = { loraSetter };
+
+/** The slot's spare with `adapters` applied, or null (none, it failed, or adapters cannot be applied). */
+async function takeSpare(
+  key: string,
+  adapters: readonly { filePath: string; scale: number }[],
+): Promise<LlamaContext | null> {
+  const slot = spareSlots.get(key);
+  if (!slot?.spare) return null;
+  const pending = slot.spare;
+  slot.spare = null;
+  const spare = await pending;
+  if (!spare) return null;
+  const setLoras = _internal.loraSetter(spare.context);
+  if (adapters.length > 0 && !setLoras) {
+    if (spareSlots.get(key) === slot && !slot.spare) slot.spare = Promise.resolve(spare);
+    else await disposeSpare(spare);
+    return null;
+  }
+  try {
+    // Replaces the adapters a recycled context carries (none on a new one).
+    await setLoras?.(adapters);
+  } catch {
+    // A fresh context with the same adapters reports what is wrong with them.
+    await disposeSpare(spare);
+    return null;
+  }
+  await spare.lease.release(); // the taking policy holds the model
+  return spare.context;
+}
+
+async function disposeSpare(spare: Spare): Promise<void> {
+  await spare.context.dispose();
+  await spare.lease.release();
+}
+
+function joinSpareSlot(key: string, modelPath: string, shape: ContextShape, policy: LlamaCppPolicy): void {
+  let slot = spareSlots.get(key);
+  if (!slot) {
+    slot = { modelPath, shape, users: new Set(), spare: null };
+    spareSlots.set(key, slot);
+  }
+  slot.users.add(policy);
+  fillSpareSlot(slot);
+}
+
+/** Starts making a spare when the slot has none and exactly one policy uses its shape. */
+function fillSpareSlot(slot: SpareSlot): void {
+  if (slot.spare || slot.users.size !== 1) return;
+  slot.spare = (async () => {
+    let lease: ModelLease | undefined;
+    try {
+      lease = await acquireModel(slot.modelPath);
+      return { context: await createContext(lease.model, slot.shape, []), lease };
+    } catch {
+      await lease?.release();
+      return null;
+    }
+  })();
+}
+
+/**
+ * Makes a drained policy's context the slot's spare (its sequences, and so their KV cells, cleared;
+ * its adapters replaced when it is taken) when the slot has none and another policy still uses the
+ * base: a swap's old context then serves the next swap, with no context to create. Not where
+ * adapters cannot be replaced (`loraSetter`).
+ */
+function recycleAsSpare(
+  key: string,
+  policy: LlamaCppPolicy,
+  spare: Spare,
+  sequences: readonly LlamaContextSequence[],
+): boolean {
+  const slot = spareSlots.get(key);
+  if (!slot?.users.has(policy) || slot.users.size < 2 || slot.spare || !_internal.loraSetter(spare.context))
+    return false;
+  slot.users.delete(policy);
+  slot.spare = Promise.all(sequences.map((sequence) => sequence.dispose())).then(
+    () => spare,
+    async () => {
+      await disposeSpare(spare);
+      return null;
+    },
+  );
+  return true;
+}
+
+/** A policy's context is gone: refill the slot for the one left, or free the spare when none is. */
+async function leaveSpareSlot(key: string, policy: LlamaCppPolicy): Promise<void> {
+  const slot = spareSlots.get(key);
+  if (!slot?.users.delete(policy)) return;
+  if (slot.users.size > 0) {
+    fillSpareSlot(slot);
+    return;
+  }
+  spareSlots.delete(key);
+  const spare = await slot.spare;
+  if (spare) await disposeSpare(spare);
 }
 
 /** A checked base model file and its tokenizer, reused while the file is unchanged. */

@@ -13,6 +13,7 @@ import {
   databaseOptionsFromEnv,
   dataDirFromEnv,
   loggerFromEnv,
+  spareContextFromEnv,
 } from '../command-env.ts';
 import type { Database } from '../db/database.ts';
 import { openDatabase } from '../db/database.ts';
@@ -211,7 +212,11 @@ export function registerServeCommand(program: Command): void {
         const policy = choice.spec;
         // A malformed --policy fails here, before anything is opened.
         parsePolicySpec(policy, '--policy');
-        const localLoader = servingPolicyLoader({ cacheDir: join(dataDir, 'cache', 'gguf'), sequences });
+        const localLoader = servingPolicyLoader({
+          cacheDir: join(dataDir, 'cache', 'gguf'),
+          sequences,
+          spareContext: spareContextFromEnv(),
+        });
         let db: Awaited<ReturnType<typeof openDatabase>> | undefined;
         let registry: PolicyRegistry | undefined;
         let promotions: PolicyFollower | undefined;
