@@ -66,7 +66,7 @@ const toyConfig = (out: string) => ({
   group_size: 8,
   max_tokens: 12,
   budget: 'steps' as const,
-  steps: 12,
+  steps: 20,
   epochs: 2,
   minibatch_size: 16,
   learning_rate: 5e-3,
@@ -86,14 +86,16 @@ describe('trainCorgi (llama.cpp rollouts, TensorFlow.js updates)', () => {
       progress: quiet,
       onStep: (m) => steps.push(m),
     });
-    expect(summary.steps).toBe(12);
-    expect(steps.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(summary.steps).toBe(20);
+    expect(steps.map((m) => m.step)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     for (const m of steps) {
       expect(m.success_at).toHaveLength(2);
       expect(m.success_at[1]).toBeGreaterThanOrEqual(m.success_at[0]!);
       expect(m.kl).toBeGreaterThanOrEqual(0);
       expect(m.entropy).toBeGreaterThan(0);
-      expect(m.mismatch_abs_logprob).toBeGreaterThan(0);
+      // Measured over the trained samples: none when every group scored alike.
+      if (m.sessions_trained > 0) expect(m.mismatch_abs_logprob).toBeGreaterThan(0);
+      else expect(m.mismatch_abs_logprob).toBe(0);
       expect(m.mismatch_kl).toBeGreaterThanOrEqual(0);
     }
     expect(existsSync(join(out, 'adapter_model.safetensors'))).toBe(true);
@@ -107,7 +109,7 @@ describe('trainCorgi (llama.cpp rollouts, TensorFlow.js updates)', () => {
     const after = await meanReward(out);
     expect(after).toBeGreaterThan(before + 0.2);
     const early = (steps[0]!.reward + steps[1]!.reward + steps[2]!.reward) / 3;
-    const late = (steps[9]!.reward + steps[10]!.reward + steps[11]!.reward) / 3;
+    const late = (steps[17]!.reward + steps[18]!.reward + steps[19]!.reward) / 3;
     expect(late).toBeGreaterThan(early);
   }, 120_000);
 
