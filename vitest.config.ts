@@ -9,6 +9,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Every server a test starts loads the text models once per check worker before it listens:
     // one worker per server keeps start-up short while two test files already share the two cores.
-    env: { CORGI_CHECK_THREADS: '1' },
+    // Child commands log plain lines, as on a terminal, which the tests read.
+    env: { CORGI_CHECK_THREADS: '1', CORGI_LOG_FORMAT: 'text' },
   },
 });

@@ -1,5 +1,5 @@
 /**
- * Runs one `corgi` command for the scripts that chain them (experiment.ts, build-base.ts): the
+ * Runs one `corgi` command for the scripts that chain them (experiment.ts): the
  * command line echoed on stderr with the script's name, the child's progress passed through,
  * its stdout kept (and written to `stdoutFile` when given), a non-zero exit turned into an error.
  */

@@ -5,6 +5,7 @@
  */
 export * from './checkers/index.ts';
 export { type Database, type DatabaseOptions, openDatabase } from './db/database.ts';
+export { CorgiError } from './errors.ts';
 export {
   EXPORT_FORMATS,
   type ExportFormat,

@@ -8,7 +8,9 @@
  *   corgi keys list [--json]
  *   corgi keys revoke <id> [--json]
  */
+
 import type { Command } from 'commander';
+import { adminKeyFromEnv, databaseOptionsFromEnv } from './command-env.ts';
 import { type ApiKey, createApiKey, listApiKeys, revokeApiKey } from './db/api-keys.ts';
 import { type Database, openDatabase } from './db/database.ts';
 import { callAdminRoute } from './server/admin-client.ts';
@@ -16,7 +18,7 @@ import { callAdminRoute } from './server/admin-client.ts';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 async function withDatabase<T>(work: (db: Database) => Promise<T>): Promise<T> {
-  const db = await openDatabase();
+  const db = await openDatabase(databaseOptionsFromEnv());
   try {
     return await work(db);
   } finally {
@@ -45,7 +47,10 @@ export function registerKeysCommand(program: Command): void {
       if (options.name.trim() === '') throw new Error('--name: must not be empty');
       const request = { name: options.name, admin: options.admin ?? false };
       const created = options.server
-        ? await callAdminRoute<{ id: string; key: string }>(options.server, 'POST', '/v1/admin/keys', request)
+        ? await callAdminRoute<{ id: string; key: string }>(options.server, 'POST', '/v1/admin/keys', {
+            body: request,
+            apiKey: adminKeyFromEnv(),
+          })
         : await withDatabase((db) => createApiKey(db.pool, request));
       if (options.json) return print(created);
       process.stdout.write(
@@ -61,7 +66,11 @@ export function registerKeysCommand(program: Command): void {
     .option('--server <url>', SERVER_HELP)
     .action(async (options: { json?: boolean; server?: string }) => {
       const all = options.server
-        ? (await callAdminRoute<{ keys: ApiKey[] }>(options.server, 'GET', '/v1/admin/keys')).keys
+        ? (
+            await callAdminRoute<{ keys: ApiKey[] }>(options.server, 'GET', '/v1/admin/keys', {
+              apiKey: adminKeyFromEnv(),
+            })
+          ).keys
         : await withDatabase((db) => listApiKeys(db.pool));
       if (options.json) return print(all);
       if (all.length === 0) {
@@ -85,7 +94,7 @@ export function registerKeysCommand(program: Command): void {
     .action(async (id: string, options: { json?: boolean; server?: string }) => {
       if (!UUID.test(id)) throw new Error(`id: expected a key id (UUID), got "${id}"`);
       if (options.server) {
-        await callAdminRoute(options.server, 'DELETE', `/v1/admin/keys/${id}`);
+        await callAdminRoute(options.server, 'DELETE', `/v1/admin/keys/${id}`, { apiKey: adminKeyFromEnv() });
       } else if (!(await withDatabase((db) => revokeApiKey(db.pool, id)))) {
         throw new Error(`id: no live key ${id}`);
       }

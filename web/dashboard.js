@@ -121,7 +121,7 @@ function render(stats) {
   renderTiles(stats);
   renderSessions(stats);
   renderSuccess(stats);
-  renderTraining(stats, 'reward', 'chart-reward', 'reward/mean');
+  renderTraining(stats, 'reward', 'chart-reward', 'reward');
   renderTraining(stats, 'kl', 'chart-kl', 'KL');
 }
 

@@ -5,6 +5,7 @@
  * `$CORGI_DATA_DIR/pglite`, served on a loopback port by pglite-socket so the very same `pg` code
  * runs against both.
  */
+
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -13,15 +14,16 @@ import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { runner } from 'node-pg-migrate';
 import pg from 'pg';
+import { defaultLogger, type Logger } from '../logger.ts';
 import { lockEmbeddedDatabase } from './embedded-lock.ts';
 import { sequenceConnections } from './pglite-queue.ts';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url));
 
 export interface DatabaseOptions {
-  /** A PostgreSQL connection string; unset means the embedded database. @default process.env.DATABASE_URL */
+  /** A PostgreSQL connection string; unset (or empty) means the embedded database. @default unset */
   url?: string;
-  /** Where the embedded database keeps its files. @default `${CORGI_DATA_DIR ?? './data'}/pglite` */
+  /** Where the embedded database keeps its files. @default './data/pglite' */
   dataDir?: string;
   /** Schema to use (tests isolate themselves in a schema of their own). @default 'public' */
   schema?: string;
@@ -29,8 +31,10 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** Apply pending migrations before returning. @default true */
   migrate?: boolean;
-  /** Deadlines on every wait for the database (see `DatabaseTimeouts`). @default from the environment */
+  /** Deadlines on every wait for the database (see `DatabaseTimeouts`). @default DATABASE_TIMEOUT_DEFAULTS */
   timeouts?: Partial<DatabaseTimeouts>;
+  /** Where idle-connection errors are logged. @default defaultLogger (logger.ts) */
+  logger?: Logger;
 }
 
 /**
@@ -38,37 +42,27 @@ export interface DatabaseOptions {
  * dropped packets) fails requests instead of hanging them. 0 turns one off.
  */
 export interface DatabaseTimeouts {
-  /** Opening a connection, and waiting for a free one in the pool. @default CORGI_DB_CONNECT_TIMEOUT_MS, else 3_000 */
+  /** Opening a connection, and waiting for a free one in the pool. @default 3_000 */
   connectMs: number;
-  /** The client's own deadline for an answer to a query. @default CORGI_DB_QUERY_TIMEOUT_MS, else 10_000 */
+  /** The client's own deadline for an answer to a query. @default 10_000 */
   queryMs: number;
-  /** PostgreSQL's `statement_timeout`. @default CORGI_DB_STATEMENT_TIMEOUT_MS, else 8_000 */
+  /** PostgreSQL's `statement_timeout`. @default 8_000 */
   statementMs: number;
-  /** PostgreSQL's `idle_in_transaction_session_timeout`. @default CORGI_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS, else 15_000 */
+  /** PostgreSQL's `idle_in_transaction_session_timeout`. @default 15_000 */
   idleInTransactionMs: number;
 }
 
-const TIMEOUT_ENV: Record<keyof DatabaseTimeouts, [string, number]> = {
-  connectMs: ['CORGI_DB_CONNECT_TIMEOUT_MS', 3_000],
-  queryMs: ['CORGI_DB_QUERY_TIMEOUT_MS', 10_000],
-  statementMs: ['CORGI_DB_STATEMENT_TIMEOUT_MS', 8_000],
-  idleInTransactionMs: ['CORGI_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', 15_000],
+export const DATABASE_TIMEOUT_DEFAULTS: Readonly<DatabaseTimeouts> = {
+  connectMs: 3_000,
+  queryMs: 10_000,
+  statementMs: 8_000,
+  idleInTransactionMs: 15_000,
 };
 
-/** The deadlines: `overrides`, else the environment, else the defaults; a malformed variable throws naming it. */
+/** The deadlines: `overrides`, else the defaults. */
 export function resolveDatabaseTimeouts(overrides: Partial<DatabaseTimeouts> = {}): DatabaseTimeouts {
-  const entries = Object.entries(TIMEOUT_ENV).map(([key, [name, fallback]]) => {
-    const given = overrides[key as keyof DatabaseTimeouts];
-    if (given !== undefined) return [key, given];
-    const raw = process.env[name];
-    if (raw === undefined || raw === '') return [key, fallback];
-    const value = Number(raw);
-    if (!Number.isInteger(value) || value < 0) {
-      throw new Error(`${name} must be a whole number of milliseconds (0 = no deadline), got "${raw}"`);
-    }
-    return [key, value];
-  });
-  return Object.fromEntries(entries) as DatabaseTimeouts;
+  const defined = Object.entries(overrides).filter(([, value]) => value !== undefined);
+  return { ...DATABASE_TIMEOUT_DEFAULTS, ...Object.fromEntries(defined) };
 }
 
 export interface Database {
@@ -84,9 +78,9 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/** Opens (and by default migrates) the database the environment points at. */
+/** Opens (and by default migrates) PostgreSQL at `url`, or the embedded database in `dataDir`. */
 export async function openDatabase(options: DatabaseOptions = {}): Promise<Database> {
-  const url = options.url ?? process.env.DATABASE_URL;
+  const url = options.url;
   const schema = options.schema ?? 'public';
   if (!/^[a-z_][a-z0-9_]*$/.test(schema))
     throw new Error(`schema must be a plain lower-case identifier, got "${schema}"`);
@@ -103,7 +97,7 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
   if (url) {
     connection = { connectionString: url };
   } else {
-    const dataDir = options.dataDir ?? join(process.env.CORGI_DATA_DIR ?? './data', 'pglite');
+    const dataDir = options.dataDir ?? join('./data', 'pglite');
     mkdirSync(dataDir, { recursive: true });
     // PGlite has no lock of its own: a second process on these files would corrupt them.
     const release = lockEmbeddedDatabase(dataDir);
@@ -140,7 +134,8 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
     keepAlive: true,
   });
   // An idle client losing its connection (server restart) must not crash the process.
-  pool.on('error', (error) => console.error(`[db] idle client error: ${error.message}`));
+  const log = (options.logger ?? defaultLogger).child('db');
+  pool.on('error', (error) => log.error(`idle client error: ${error.message}`));
 
   const close = async () => {
     await pool.end();
@@ -202,4 +197,14 @@ function freeLoopbackPort(): Promise<number> {
       );
     });
   });
+}
+
+/** `SELECT 1` on `pool`, given up by the driver after `timeoutMs` (a liveness probe). */
+export async function pingDatabase(pool: pg.Pool, timeoutMs: number): Promise<void> {
+  await pool.query({ text: 'SELECT 1', query_timeout: timeoutMs } as pg.QueryConfig);
+}
+
+/** Names `client`'s connection in `pg_stat_activity` (a connection string's own name would win over the option). */
+export async function setApplicationName(client: pg.ClientBase, name: string): Promise<void> {
+  await client.query('SELECT set_config($1, $2, false)', ['application_name', name]);
 }

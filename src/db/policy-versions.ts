@@ -14,7 +14,9 @@
  * (`activatePolicyVersion`) that can carry the NOTIFY telling servers about it, so the signal goes
  * out if and only if the change commits.
  */
-import type pg from 'pg';
+
+import pg from 'pg';
+import { CorgiError } from '../errors.ts';
 
 export type PolicyStatus = 'candidate' | 'promoted' | 'refused' | 'retired';
 
@@ -40,8 +42,6 @@ export interface PolicyVersion {
   promotedAt: string | null;
 }
 
-const MARKER = Symbol.for('corgi.PolicyVersionError');
-
 export type PolicyVersionErrorCode =
   /** No version of that name (or no checkpoint directory at that path). */
   | 'unknown_version'
@@ -62,20 +62,11 @@ export type PolicyVersionErrorCode =
  * An expected failure of registering, promoting or rolling back, with a code the HTTP layer maps to
  * a status and a message that starts with the field at fault (`version: …`, `checkpoint: …`).
  */
-export class PolicyVersionError extends Error {
-  readonly [MARKER] = true;
-  override readonly name = 'PolicyVersionError';
+export class PolicyVersionError extends CorgiError {
+  declare readonly code: PolicyVersionErrorCode;
 
-  constructor(
-    readonly code: PolicyVersionErrorCode,
-    message: string,
-    options: { cause?: unknown } = {},
-  ) {
-    super(message, options);
-  }
-
-  static isInstance(error: unknown): error is PolicyVersionError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
+  constructor(code: PolicyVersionErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, options);
   }
 }
 
@@ -323,4 +314,9 @@ async function activateSteps(
 
 function unknownVersion(version: string): PolicyVersionError {
   return new PolicyVersionError('unknown_version', `version: no policy version named "${version}"`);
+}
+
+/** Subscribes `client` (a connection of its own) to the promotions signalled on `channel`. */
+export async function listenForPromotions(client: pg.ClientBase, channel: string): Promise<void> {
+  await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
 }

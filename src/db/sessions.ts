@@ -357,3 +357,20 @@ export async function listSessions(
     createdAt: new Date(row.created_at).toISOString(),
   }));
 }
+
+/**
+ * Live sessions logged since the newest policy version was registered (all of them before the
+ * first), when that was, and the database's clock (the background trainer's trigger).
+ */
+export async function liveSessionsSinceLastVersion(
+  pool: pg.Pool,
+): Promise<{ since: Date | null; sessions: string; now: Date }> {
+  const { rows } = await pool.query<{ since: Date | null; sessions: string; now: Date }>(
+    `WITH last AS (SELECT max(created_at) AS since FROM policy_versions)
+     SELECT last.since, now() AS now,
+            (SELECT count(*) FROM sessions s
+              WHERE s.source = 'live' AND (last.since IS NULL OR s.created_at > last.since)) AS sessions
+       FROM last`,
+  );
+  return rows[0]!;
+}

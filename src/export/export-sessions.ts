@@ -16,16 +16,19 @@
  * - `jsonl`: our full record, adding each attempt's token ids, behaviour log-probs, policy version,
  *   check result and finish reason.
  *
- * Streaming: sessions are read in keyset-paginated batches ordered by (created_at, id) — no server
- * cursor, no OFFSET — so memory holds one batch whatever the table size, and a batch's turns come in
- * one query. The cursor keeps created_at as PostgreSQL's own text (microseconds; a JS Date would
- * round them and skip or repeat rows that share a millisecond).
+ * Streaming: sessions are read in keyset-paginated batches, each batch's turns in one query
+ * (src/db/session-export.ts), so memory holds one batch whatever the table size.
  */
 import type pg from 'pg';
 import { z } from 'zod';
 import { ConstraintError } from '../checkers/errors.ts';
-import type { ConstraintSpec } from '../checkers/types.ts';
-import type { SessionSource } from '../db/sessions.ts';
+import {
+  type ExportCursor,
+  readExportSessions,
+  readExportTurns,
+  type ExportSessionRow as SessionRow,
+  type ExportTurnRow as TurnRow,
+} from '../db/session-export.ts';
 
 export const EXPORT_FORMATS = ['trl', 'openrlhf', 'jsonl'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -83,33 +86,6 @@ export function parseExportOptions(options: unknown): ParsedExportOptions {
   });
 }
 
-interface SessionRow {
-  id: string;
-  source: SessionSource;
-  prompt: string | null;
-  constraints: ConstraintSpec[];
-  max_attempts: number;
-  sampling: Record<string, unknown>;
-  ok: boolean | null;
-  best_score: number | null;
-  created_at: Date;
-  cursor_at: string;
-}
-
-interface TurnRow {
-  session_id: string;
-  idx: number;
-  role: 'user' | 'assistant';
-  kind: 'instruction' | 'feedback' | 'attempt';
-  attempt: number;
-  text: string;
-  policy_version: string | null;
-  check_result: { ok?: boolean; score?: number; feedback?: string | null } | null;
-  finish_reason: string | null;
-  token_ids?: number[] | null;
-  logprobs?: number[] | null;
-}
-
 /** One exported session in the chosen format (a plain JSON object, one line of output). */
 export type ExportRecord = Record<string, unknown>;
 
@@ -124,46 +100,16 @@ export async function* exportSessions(
 ): AsyncGenerator<ExportRecord> {
   const opts = parseExportOptions(options);
   const withTokens = opts.format === 'jsonl';
-  let cursor: { at: string; id: string } | null = null;
+  let cursor: ExportCursor | null = null;
   for (;;) {
-    const params: unknown[] = [
-      opts.since ?? null,
-      opts.minScore ?? null,
-      opts.policyVersion ?? null,
-      opts.sources ?? null,
-      opts.batchSize,
-    ];
-    let after = '';
-    if (cursor) {
-      params.push(cursor.at, cursor.id);
-      // The first comparison is implied by the second; it is there so the created_at index applies.
-      after = 'AND s.created_at >= $6::timestamptz AND (s.created_at, s.id) > ($6::timestamptz, $7::uuid)';
-    }
-    const { rows: sessions } = await pool.query<SessionRow>(
-      `SELECT s.id, s.source, s.prompt, s.constraints, s.max_attempts, s.sampling, s.ok, s.best_score,
-              s.created_at, s.created_at::text AS cursor_at
-       FROM sessions s
-       WHERE s.status = 'completed'
-         AND ($1::timestamptz IS NULL OR s.created_at >= $1::timestamptz)
-         AND ($2::double precision IS NULL OR s.best_score >= $2::double precision)
-         AND ($3::text IS NULL OR EXISTS (
-               SELECT 1 FROM turns t
-               WHERE t.session_id = s.id AND t.role = 'assistant' AND t.policy_version = $3::text))
-         AND ($4::text[] IS NULL OR s.source = ANY($4::text[]))
-         ${after}
-       ORDER BY s.created_at, s.id
-       LIMIT $5`,
-      params,
-    );
+    const sessions = await readExportSessions(pool, opts, cursor);
     if (sessions.length === 0) return;
     hooks.onBatch?.(sessions.length);
 
-    const { rows: turns } = await pool.query<TurnRow>(
-      `SELECT session_id, idx, role, kind, attempt, text, policy_version, check_result, finish_reason
-              ${withTokens ? ', token_ids, logprobs' : ''}
-       FROM turns WHERE session_id = ANY($1::uuid[])
-       ORDER BY session_id, idx`,
-      [sessions.map((s) => s.id)],
+    const turns = await readExportTurns(
+      pool,
+      sessions.map((s) => s.id),
+      { withTokens },
     );
     const bySession = new Map<string, TurnRow[]>();
     for (const turn of turns) {

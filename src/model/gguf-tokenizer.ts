@@ -10,6 +10,7 @@
  * llama.cpp's `llama_token_type`: 3 (control) becomes a special added token, 4 (user-defined) a
  * plain added token.
  */
+import { CorgiError } from '../errors.ts';
 import { byteLevelBpeJson, type TokenizerJson } from '../policy/bpe-trainer.ts';
 
 /** llama.cpp's `llama_token_type` values that become added tokens. */
@@ -55,8 +56,10 @@ export interface GgufTokenizerFiles {
 }
 
 /** A GGUF's tokenizer metadata is missing, malformed, or of a kind we do not rebuild. */
-export class GgufTokenizerError extends Error {
-  override readonly name = 'GgufTokenizerError';
+export class GgufTokenizerError extends CorgiError {
+  constructor(message: string) {
+    super('unsupported_tokenizer', message);
+  }
 }
 
 /**

@@ -9,19 +9,21 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { patchWasmKernels, unpatchWasmKernels } from './wasm-kernels.ts';
+import { patchWasmKernels, setSimdMatMul, unpatchWasmKernels } from './wasm-kernels.ts';
 
 export type BackendName = 'gpu' | 'node' | 'wasm' | 'cpu';
 
 const ORDER: readonly BackendName[] = ['gpu', 'node', 'wasm', 'cpu'];
 
 export interface SelectBackendOptions {
-  /** Force one backend; otherwise `CORGI_BACKEND`, otherwise the first that loads. */
+  /** Force one backend. @default the first that loads, in the order gpu, node, wasm, cpu */
   preferred?: BackendName;
   /** Where the one-line "which backend" notice goes. @default process.stderr */
   log?: (line: string) => void;
   /** Apply the wasm kernel patches (see wasm-kernels.ts); false restores the stock kernels, for comparisons. @default true */
   patchKernels?: boolean;
+  /** With the patches: batched products on the SIMD kernel (false: the older routes, for comparisons). @default true */
+  simdMatMul?: boolean;
 }
 
 let selected: BackendName | null = null;
@@ -37,8 +39,8 @@ export function selectedBackend(): BackendName | null {
  */
 export async function selectBackend(options: SelectBackendOptions = {}): Promise<BackendName> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const forced = options.preferred ?? parseEnvBackend(process.env.CORGI_BACKEND);
-  const candidates = forced ? [forced] : ORDER;
+  const candidates = options.preferred ? [options.preferred] : ORDER;
+  if (options.simdMatMul !== undefined) setSimdMatMul(options.simdMatMul);
   const failures: string[] = [];
   for (const name of candidates) {
     try {
@@ -53,12 +55,6 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
     }
   }
   throw new Error(`no TensorFlow.js backend could load (${failures.join('; ')})`);
-}
-
-function parseEnvBackend(value: string | undefined): BackendName | undefined {
-  if (value == null || value === '') return undefined;
-  if ((ORDER as readonly string[]).includes(value)) return value as BackendName;
-  throw new Error(`CORGI_BACKEND must be one of ${ORDER.join(', ')}; got "${value}"`);
 }
 
 async function activate(name: BackendName, options: SelectBackendOptions): Promise<void> {

@@ -7,11 +7,19 @@
  * llama.cpp engine against a bare node-llama-cpp decode loop on the same file (llama-bench.ts):
  * `{"engine", "model", "gen_tokens_per_s_b1", "gen_tokens_per_s_b32", "peer_gen_tokens_per_s_b1",
  * "peer_gen_tokens_per_s_b32"}`.
+ *
+ * `corgi bench --policy <model> --train [--sequences N --length T --completion C --lora-r R --threads N
+ * --rounds N] --json`: LoRA training tokens/s of the TensorFlow.js Llama on that model beside a PyTorch
+ * peer doing the same step on the same weights (lora-bench.ts): `{"train_tokens_per_s",
+ * "peer_train_tokens_per_s", "train_ratio", "threads", "shape", ...}`.
  */
+
 import { type Command, InvalidArgumentError } from 'commander';
+import { backendOptionsFromEnv, dataDirFromEnv } from '../command-env.ts';
 // Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
 import type { PolicyBenchOptions, PolicyBenchResult } from './bench.ts';
 import type { LlamaBenchOptions, LlamaBenchResult } from './llama-bench.ts';
+import type { LoraTrainBenchOptions, LoraTrainBenchResult } from './lora-bench.ts';
 
 async function runPolicyBench(options: PolicyBenchOptions): Promise<PolicyBenchResult> {
   return (await import('./bench.ts')).runPolicyBench(options);
@@ -19,6 +27,10 @@ async function runPolicyBench(options: PolicyBenchOptions): Promise<PolicyBenchR
 
 async function runLlamaBench(options: LlamaBenchOptions): Promise<LlamaBenchResult> {
   return (await import('./llama-bench.ts')).runLlamaBench(options);
+}
+
+async function runLoraTrainBench(options: LoraTrainBenchOptions): Promise<LoraTrainBenchResult> {
+  return (await import('./lora-bench.ts')).runLoraTrainBench(options);
 }
 
 const positiveInt = (value: string): number => {
@@ -29,14 +41,16 @@ const positiveInt = (value: string): number => {
 };
 
 /**
- * Adds `corgi bench` to `program`. `run` and `runLlama` are the benchmarks (test seams).
+ * Adds `corgi bench` to `program`. `run`, `runLlama` and `runTrain` are the benchmarks (test seams).
  * @default run runPolicyBench
  * @default runLlama runLlamaBench
+ * @default runTrain runLoraTrainBench
  */
 export function registerBenchCommand(
   program: Command,
   run: (options: PolicyBenchOptions) => Promise<PolicyBenchResult> = runPolicyBench,
   runLlama: (options: LlamaBenchOptions) => Promise<LlamaBenchResult> = runLlamaBench,
+  runTrain: (options: LoraTrainBenchOptions) => Promise<LoraTrainBenchResult> = runLoraTrainBench,
 ): Command {
   return program
     .command('bench')
@@ -59,6 +73,14 @@ export function registerBenchCommand(
       positiveInt,
       3,
     )
+    .option(
+      '--train',
+      'with --policy: LoRA training tokens/s of the TensorFlow.js model against a PyTorch peer',
+    )
+    .option('--sequences <n>', 'with --train: rows of the batch', positiveInt, 4)
+    .option('--length <n>', 'with --train: tokens per row (prompt + completion)', positiveInt, 400)
+    .option('--completion <n>', 'with --train: target tokens at the end of each row', positiveInt, 100)
+    .option('--lora-r <n>', 'with --train: LoRA rank (alpha = 2r, all seven projections)', positiveInt, 16)
     .option('--json', 'print the result as one JSON line (the only output format)')
     .action(
       async (o: {
@@ -72,10 +94,32 @@ export function registerBenchCommand(
         threads: number;
         tokens: number;
         rounds: number;
+        train?: boolean;
+        sequences: number;
+        length: number;
+        completion: number;
+        loraR: number;
       }) => {
+        if (o.train) {
+          if (o.policy === undefined) throw new Error('--train needs --policy <model>: the model to train');
+          if (o.completion >= o.length)
+            throw new Error(`--completion (${o.completion}) must be smaller than --length (${o.length})`);
+          const result = await runTrain({
+            policy: o.policy,
+            sequences: o.sequences,
+            length: o.length,
+            completion: o.completion,
+            rank: o.loraR,
+            threads: o.threads,
+            rounds: o.rounds,
+          });
+          process.stdout.write(`${JSON.stringify(result)}\n`);
+          return;
+        }
         if (o.policy !== undefined) {
           const result = await runLlama({
             policy: o.policy,
+            dataDir: dataDirFromEnv(),
             threads: o.threads,
             tokens: o.tokens,
             rounds: o.rounds,
@@ -83,7 +127,10 @@ export function registerBenchCommand(
           process.stdout.write(`${JSON.stringify(result)}\n`);
           return;
         }
+        const { preferred, simdMatMul } = backendOptionsFromEnv();
+        if (simdMatMul === false) (await import('./wasm-kernels.ts')).setSimdMatMul(false);
         const result = await run({
+          ...(preferred ? { backend: preferred } : {}),
           layers: o.layers,
           dim: o.dim,
           heads: o.heads,

@@ -11,32 +11,25 @@
  * file is there (checkpoints we wrote); checkpoints from elsewhere have none, and then the
  * safetensors header checks catch truncation.
  */
+
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { CorgiError } from '../errors.ts';
 import { ConfigError, type LlamaConfig, parseLlamaConfig, toConfigJson } from './config.ts';
 import { LlamaModel, llamaParameterShapes } from './model.ts';
 import { type FloatTensor, parseSafetensors, SafetensorsError, serializeSafetensors } from './safetensors.ts';
 
-const MARKER = Symbol.for('corgi.CheckpointError');
-
 /** A checkpoint that cannot be loaded (or saved), with the directory and the reason. */
-export class CheckpointError extends Error {
-  readonly [MARKER] = true;
-  override readonly name = 'CheckpointError';
-
+export class CheckpointError extends CorgiError {
   constructor(
     readonly dir: string,
     reason: string,
     options: { cause?: unknown } = {},
   ) {
-    super(`checkpoint ${dir}: ${reason}`, options);
-  }
-
-  static isInstance(error: unknown): error is CheckpointError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
+    super('invalid_checkpoint', `checkpoint ${dir}: ${reason}`, options);
   }
 }
 
@@ -221,6 +214,30 @@ export async function saveCheckpoint(
   dir: string,
   options: SaveCheckpointOptions = {},
 ): Promise<void> {
+  const tensors = new Map<string, FloatTensor>();
+  for (const [name, v] of model.params)
+    tensors.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
+  await writeCheckpointFiles(
+    dir,
+    {
+      'config.json': `${JSON.stringify(toConfigJson(model.config), null, 2)}\n`,
+      'model.safetensors': serializeSafetensors(tensors),
+      ...options.files,
+    },
+    options,
+  );
+}
+
+/**
+ * Writes `files` as the directory `dir`, atomically and with a `checksums.sha256`, as
+ * `saveCheckpoint` writes a checkpoint: for checkpoints without base weights (an adapter on a
+ * GGUF base).
+ */
+export async function writeCheckpointFiles(
+  dir: string,
+  files: Record<string, string | Uint8Array>,
+  options: Pick<SaveCheckpointOptions, 'overwrite'> = {},
+): Promise<void> {
   const target = resolve(dir);
   const parent = dirname(target);
   if (existsSync(target) && !options.overwrite) {
@@ -231,14 +248,6 @@ export async function saveCheckpoint(
   const temp = join(parent, `.${basename(target)}.tmp-${suffix}`);
   await mkdir(temp);
   try {
-    const tensors = new Map<string, FloatTensor>();
-    for (const [name, v] of model.params)
-      tensors.set(name, { shape: v.shape, data: v.dataSync() as Float32Array });
-    const files: Record<string, string | Uint8Array> = {
-      'config.json': `${JSON.stringify(toConfigJson(model.config), null, 2)}\n`,
-      'model.safetensors': serializeSafetensors(tensors),
-      ...options.files,
-    };
     const sums: string[] = [];
     for (const [name, content] of Object.entries(files)) {
       if (name.includes('/') || name === CHECKSUM_FILE)
@@ -309,7 +318,8 @@ export async function checkpointDigest(dir: string): Promise<string> {
   return `sha256:${sha256(lines.join(''))}`;
 }
 
-async function sha256OfFile(path: string): Promise<string> {
+/** The hex sha256 of a file, read as a stream. */
+export async function sha256OfFile(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');

@@ -7,23 +7,17 @@
  * written back untouched. Fields that would change the math and that we do not implement
  * (`attention_bias`, `mlp_bias`, an unsupported `rope_scaling`) are refused, never ignored.
  */
-import { z } from 'zod';
 
-const MARKER = Symbol.for('corgi.ConfigError');
+import { z } from 'zod';
+import { CorgiError } from '../errors.ts';
 
 /** A bad model config, naming the offending field (`num_key_value_heads`). */
-export class ConfigError extends Error {
-  readonly [MARKER] = true;
-  override readonly name = 'ConfigError';
+export class ConfigError extends CorgiError {
   readonly field: string;
 
   constructor(field: string, reason: string, options: { cause?: unknown } = {}) {
-    super(`config.${field}: ${reason}`, { cause: options.cause });
+    super('invalid_config', `config.${field}: ${reason}`, options);
     this.field = field;
-  }
-
-  static isInstance(error: unknown): error is ConfigError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
   }
 }
 

@@ -2,14 +2,16 @@
  * `corgi generate [--policy dir] [--max-tokens N] [--temperature T] [--seed S] "<prompt>"`: one reply
  * from a local checkpoint, streamed to stdout as it is generated. A thin shell over `LocalPolicy`.
  */
+
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
+import { backendOptionsFromEnv, dataDirFromEnv } from '../command-env.ts';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
-import { dataDirFromEnv } from '../model/store/store-commands.ts';
 // Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
 import { resolveCheckpointDir } from './builtin-model.ts';
 import type { LocalPolicy } from './local-policy.ts';
+import { SAMPLING_DEFAULTS } from './sampling.ts';
 
 /** Where `corgi generate` looks without `--policy`. */
 export function defaultPolicyDir(): string {
@@ -54,7 +56,12 @@ export function registerGenerateCommand(program: Command): Command {
       'store model name or checkpoint directory in Hugging Face layout (default: $CORGI_POLICY or models/base)',
     )
     .option('--max-tokens <n>', 'upper bound on generated tokens', parseNumber('integer', 1), 128)
-    .option('--temperature <t>', 'softmax temperature; 0 is greedy', parseNumber('number', 0), 0.7)
+    .option(
+      '--temperature <t>',
+      'softmax temperature; 0 is greedy',
+      parseNumber('number', 0),
+      SAMPLING_DEFAULTS.temperature,
+    )
     .option('--top-k <k>', 'keep only the k most likely tokens (0: off)', parseNumber('integer', 0))
     .option('--top-p <p>', 'nucleus sampling threshold in (0, 1]', parseTopP)
     .option('--seed <s>', 'seed for reproducible sampling', parseNumber('integer', 0))
@@ -82,7 +89,7 @@ async function runGenerate(prompt: string, options: GenerateCommandOptions): Pro
     import('./checkpoint.ts'),
     import('./local-policy.ts'),
   ]);
-  await selectBackend();
+  await selectBackend(backendOptionsFromEnv());
   let policy: LocalPolicy;
   try {
     policy = await LocalPolicy.load(dir);

@@ -30,6 +30,8 @@ export interface LlamaBenchOptions {
   rounds?: number;
   /** Progress lines. @default stderr */
   log?: (line: string) => void;
+  /** The model store's root, for a store name. @default 'data' */
+  dataDir?: string;
 }
 
 export interface LlamaBenchResult {
@@ -57,7 +59,7 @@ const SUBJECTS = [
  * only one in the store's `<data dir>/models/<name>/`.
  * @throws Error naming the spec and what was looked for
  */
-export function resolveGgufPath(spec: string, dataDir = process.env.CORGI_DATA_DIR ?? 'data'): string {
+export function resolveGgufPath(spec: string, dataDir = 'data'): string {
   const candidates = [resolve(spec), join(resolve(dataDir), 'models', spec)];
   for (const candidate of candidates) {
     if (!existsSync(candidate)) continue;
@@ -162,7 +164,7 @@ export async function runLlamaBench(options: LlamaBenchOptions): Promise<LlamaBe
   const threads = options.threads ?? 1;
   const tokens = options.tokens ?? 64;
   const rounds = options.rounds ?? 3;
-  const modelPath = resolveGgufPath(options.policy);
+  const modelPath = resolveGgufPath(options.policy, options.dataDir);
   // A policy loads the model and the tokenizer once; every run below reuses both.
   const probe = await loadLlamaCppPolicy({
     modelPath,

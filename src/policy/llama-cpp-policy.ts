@@ -27,9 +27,9 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
 import { tokenizerJsonFromGguf } from '../model/gguf-tokenizer.ts';
+import { randomSeed } from '../random.ts';
 import { CheckpointError } from './checkpoint.ts';
 import { fitConversation } from './fit-conversation.ts';
-import { randomSeed } from './generate.ts';
 import { checkGgufFile } from './gguf-file.ts';
 import { acquireModel, defaultThreads, type ModelLease } from './llama-runtime.ts';
 import { resolveSampling, SAMPLING_DEFAULTS } from './sampling.ts';
@@ -221,7 +221,7 @@ export class LlamaCppPolicy implements ChatPolicy {
     try {
       sequence = await this.pool.acquire(signal);
     } catch (error) {
-      if (error instanceof SlotWaitAborted && signal?.aborted) return empty('cancelled');
+      if (SlotWaitAborted.isInstance(error) && signal?.aborted) return empty('cancelled');
       throw error;
     }
     this.active++;

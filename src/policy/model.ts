@@ -351,6 +351,20 @@ export class KVCache {
   }
 }
 
+/** The tensors every decoder layer of one forward shares (see `LlamaModel.layerContext`). */
+export interface LayerContext {
+  B: number;
+  T: number;
+  rope: { cos: tf.Tensor; sin: tf.Tensor; qCos: tf.Tensor; qSin: tf.Tensor };
+  mask: tf.Tensor | null;
+}
+
+/** Frees a `LayerContext` built outside a tidy. */
+export function disposeLayerContext(context: LayerContext): void {
+  const { cos, sin, qCos, qSin } = context.rope;
+  tf.dispose([cos, sin, qCos, qSin, ...(context.mask ? [context.mask] : [])]);
+}
+
 export interface ForwardOptions {
   /** Project only the last position to logits (generation needs nothing else). @default false */
   lastOnly?: boolean;
@@ -501,44 +515,84 @@ export class LlamaModel {
         `cannot forward positions up to ${longest}: max_position_embeddings is only ${c.max_position_embeddings}`,
     );
 
-    const qScale = 1 / Math.sqrt(headDimOf(c));
-    const tables = pads
-      ? ropeTablesPerRow(this.invFreq, past, T, pads, 1)
-      : ropeTables(this.invFreq, past, T, 1);
-    const qTables = pads
-      ? ropeTablesPerRow(this.invFreq, past, T, pads, qScale)
-      : ropeTables(this.invFreq, past, T, qScale);
-    const rope = { ...tables, qCos: qTables.cos, qSin: qTables.sin };
-    const G = c.num_attention_heads / kvHeadsOf(c);
-    // Without padding a single new token may see every key; with it, each row hides its pads.
-    const mask = pads ? paddedCausalMask(G, T, past, pads) : T > 1 ? causalMask(G, T, past) : null;
-
-    let x = embeddingLookup(
-      this.weight('model.embed_tokens.weight') as tf.Tensor2D,
-      tf.reshape(inputIds, [B * T]),
-    ); // [B·T, D]
+    const context = this.layerContext(B, T, past, pads);
+    let x = this.embed(inputIds); // [B·T, D]
     const kv: { k: tf.Tensor4D; v: tf.Tensor4D }[] = [];
     for (let i = 0; i < c.num_hidden_layers; i++) {
-      const p = `model.layers.${i}`;
-      const h = rmsNorm(x, this.weight(`${p}.input_layernorm.weight`) as tf.Tensor1D, c.rms_norm_eps);
-      const att = this.attention(i, h, B, T, rope, mask, cache?.layers[i]);
-      kv.push({ k: att.k, v: att.v });
-      x = tf.add(x, att.out);
-      const h2 = rmsNorm(
-        x,
-        this.weight(`${p}.post_attention_layernorm.weight`) as tf.Tensor1D,
-        c.rms_norm_eps,
-      );
-      x = tf.add(x, this.mlp(i, h2));
+      const out = this.decoderLayer(i, x, context, cache?.layers[i]);
+      kv.push({ k: out.k, v: out.v });
+      x = out.x;
     }
-    x = rmsNorm(x, this.weight('model.norm.weight') as tf.Tensor1D, c.rms_norm_eps);
     if (lastOnly) {
       // Only the last position is projected (the vocabulary matmul is the largest one).
       x = tf.reshape(tf.slice(tf.reshape(x, [B, T, D]), [0, T - 1, 0], [B, 1, D]), [B, D]); // [B, D]
     }
-    const head = c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-    const logits = this.linear(x, 'lm_head', head); // [B·T', V]
+    const logits = this.head(x); // [B·T', V]
     return { logits: tf.reshape(logits, [B, lastOnly ? 1 : T, V]), kv };
+  }
+
+  /**
+   * What every decoder layer of a [B, T] forward shares: RoPE tables for columns [past, past+T)
+   * (per row when rows are left-padded by `padding`) and the additive attention mask. The caller
+   * disposes it (`disposeLayerContext`) unless a tidy does.
+   */
+  layerContext(B: number, T: number, past = 0, padding: readonly number[] | null = null): LayerContext {
+    const c = this.config;
+    const qScale = 1 / Math.sqrt(headDimOf(c));
+    const tables = padding
+      ? ropeTablesPerRow(this.invFreq, past, T, padding, 1)
+      : ropeTables(this.invFreq, past, T, 1);
+    const qTables = padding
+      ? ropeTablesPerRow(this.invFreq, past, T, padding, qScale)
+      : ropeTables(this.invFreq, past, T, qScale);
+    const G = c.num_attention_heads / kvHeadsOf(c);
+    // Without padding a single new token may see every key; with it, each row hides its pads.
+    const mask = padding ? paddedCausalMask(G, T, past, padding) : T > 1 ? causalMask(G, T, past) : null;
+    return { B, T, rope: { ...tables, qCos: qTables.cos, qSin: qTables.sin }, mask };
+  }
+
+  /** Token embeddings.  inputIds: int32 [B, T] → [B·T, D]. */
+  embed(inputIds: tf.Tensor2D): tf.Tensor2D {
+    const [B, T] = inputIds.shape;
+    return embeddingLookup(
+      this.weight('model.embed_tokens.weight') as tf.Tensor2D,
+      tf.reshape(inputIds, [B * T]),
+    );
+  }
+
+  /**
+   * Decoder layer i (pre-norm attention and MLP, each added to the residual) on x: [B·T, D], with
+   * K/V of earlier positions from `past`. → the new residual x and this call's keys and values.
+   */
+  decoderLayer(
+    i: number,
+    x: tf.Tensor2D,
+    context: LayerContext,
+    past?: { k: tf.Tensor4D; v: tf.Tensor4D },
+  ): { x: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } {
+    const c = this.config;
+    const p = `model.layers.${i}`;
+    const { B, T, rope, mask } = context;
+    const h = rmsNorm(x, this.weight(`${p}.input_layernorm.weight`) as tf.Tensor1D, c.rms_norm_eps);
+    const att = this.attention(i, h, B, T, rope, mask, past);
+    const mid: tf.Tensor2D = tf.add(x, att.out);
+    const h2 = rmsNorm(
+      mid,
+      this.weight(`${p}.post_attention_layernorm.weight`) as tf.Tensor1D,
+      c.rms_norm_eps,
+    );
+    return { x: tf.add(mid, this.mlp(i, h2)), k: att.k, v: att.v };
+  }
+
+  /** Final RMSNorm and the vocabulary projection (tied or not).  x: [N, D] → logits [N, V]. */
+  head(x: tf.Tensor2D): tf.Tensor2D {
+    const c = this.config;
+    const normed = rmsNorm(x, this.weight('model.norm.weight') as tf.Tensor1D, c.rms_norm_eps);
+    return this.linear(
+      normed,
+      'lm_head',
+      c.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight',
+    );
   }
 
   /** Logits for every position.  inputIds: int32 [B, T] → [B, T, V]. */

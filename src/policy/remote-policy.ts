@@ -20,12 +20,14 @@
  * `return_tokens_as_token_ids` (the `vllm:` spec), each token then reading `token_id:<id>`. Otherwise
  * both arrays stay empty — never one without the other, which the `Generation` contract forbids.
  */
+
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
 import { AIMessage, type BaseMessage, HumanMessage, SystemMessage } from '@langchain/core/messages';
 import type { RunnableConfig } from '@langchain/core/runnables';
 import { ChatOpenAI } from '@langchain/openai';
+import { CorgiError } from '../errors.ts';
 import { selectBackend, selectedBackend } from './backend.ts';
 import { LocalPolicy, SERVING_SCHEDULER } from './local-policy.ts';
 import {
@@ -35,6 +37,7 @@ import {
   parsePolicySpec,
   type RemotePolicySpec,
 } from './policy-spec.ts';
+import { SAMPLING_DEFAULTS } from './sampling.ts';
 import type { ChatMessage, ChatPolicy, FinishReason, GenerateOptions, SamplingOptions } from './types.ts';
 
 // The spec parser lives in a module of its own (commands parse `--policy` without loading TensorFlow.js).
@@ -208,9 +211,6 @@ export interface RemotePolicyOptions {
   maxRetries?: number;
 }
 
-/** The SamplingOptions defaults (types.ts), applied here because the server's defaults differ. */
-const SAMPLING_DEFAULTS = { temperature: 0.7, topP: 1, maxTokens: 128 } as const;
-
 /**
  * A policy served by an OpenAI-compatible chat-completions endpoint. Each attempt streams from
  * a ChatOpenAI configured with that attempt's sampling (temperature, top-p and the token budget are
@@ -224,6 +224,7 @@ export function createRemotePolicy(options: RemotePolicyOptions): ChatPolicy {
   return {
     version,
     generate(messages, generateOptions: GenerateOptions = {}) {
+      // Ours, not the remote server's: its defaults differ.
       const { temperature, topP, maxTokens, topK } = { ...SAMPLING_DEFAULTS, ...generateOptions };
       const modelKwargs: Record<string, unknown> = {};
       if (options.vllm) {
@@ -284,14 +285,13 @@ export interface VllmAdapterRequest {
   signal?: AbortSignal;
 }
 
-export class VllmAdapterError extends Error {
-  override readonly name = 'VllmAdapterError';
+export class VllmAdapterError extends CorgiError {
   constructor(
     message: string,
     /** The server's HTTP status; 0 when it could not be reached (or did not answer in time). */
     readonly status: number,
   ) {
-    super(message);
+    super('upstream_error', message);
   }
 }
 
@@ -382,14 +382,15 @@ async function postAdapterEndpoint(
  * server, a directory without a LoRA adapter, another base model), `upstream_error` when vLLM
  * refused the adapter or could not be reached.
  */
-export class RemotePromotionError extends Error {
-  override readonly name = 'RemotePromotionError';
+export class RemotePromotionError extends CorgiError {
+  declare readonly code: 'promotion_unsupported' | 'upstream_error';
+
   constructor(
-    readonly code: 'promotion_unsupported' | 'upstream_error',
+    code: 'promotion_unsupported' | 'upstream_error',
     message: string,
     options: { cause?: unknown } = {},
   ) {
-    super(message, options);
+    super(code, message, options);
   }
 }
 

@@ -7,15 +7,11 @@
  * header is checked the way the reference implementation checks it, so a truncated or corrupt file
  * fails with a message naming the tensor and the numbers, never with garbage weights.
  */
+import { CorgiError } from '../errors.ts';
 
-const MARKER = Symbol.for('corgi.SafetensorsError');
-
-export class SafetensorsError extends Error {
-  readonly [MARKER] = true;
-  override readonly name = 'SafetensorsError';
-
-  static isInstance(error: unknown): error is SafetensorsError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
+export class SafetensorsError extends CorgiError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('invalid_safetensors', message, options);
   }
 }
 

@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loraParameters } from './lora.ts';
 import type { LlamaModel } from './model.ts';
-import { crossEntropy, tokenLogProbs } from './wasm-kernels.ts';
+import { type RecomputeOptions, recomputedTokenLogProbs } from './recompute.ts';
 
 /** One sequence and its target mask (same length). */
 export interface MaskedSequence {
@@ -50,31 +50,27 @@ export function toTokenBatch(sequences: readonly MaskedSequence[], padId = 0): T
   return { ids: tf.tensor2d(ids, [B, T], 'int32'), mask: tf.tensor2d(mask, [B, T]) };
 }
 
-export interface LogProbOptions {
-  /** Score under softmax(logits / temperature). @default 1 */
-  temperature?: number;
-}
+export type LogProbOptions = RecomputeOptions;
 
 /**
  * log π(ids[b, t] | ids[b, <t]) at every masked position, 0 elsewhere → [B, T], aligned with the
- * ids (column 0 is 0). Differentiable: use inside `computeGradients`.
+ * ids (column 0 is 0). Differentiable: use inside `computeGradients`. Memory stays bounded at any
+ * batch size (recompute.ts: layers recomputed in the backward, in micro-batches of
+ * `microBatchTokens`; only masked positions reach the vocabulary head).
  */
 export function sequenceLogProbs(
   model: LlamaModel,
   batch: TokenBatch,
-  { temperature = 1 }: LogProbOptions = {},
+  options: LogProbOptions = {},
 ): tf.Tensor2D {
-  if (!(temperature > 0)) throw new RangeError(`temperature must be > 0, got ${temperature}`);
   const [B, T] = batch.ids.shape;
-  const V = model.config.vocab_size;
+  const variables = [...trainableParameters(model).values()];
   return tf.tidy(() => {
     const inputs = tf.slice(batch.ids, [0, 0], [B, T - 1]); // [B, T−1]: tokens 0..T−2 predict 1..T−1
-    const targets = tf.reshape(tf.slice(batch.ids, [0, 1], [B, T - 1]), [B * (T - 1)]) as tf.Tensor1D;
-    let logits = tf.reshape(model.forward(inputs), [B * (T - 1), V]) as tf.Tensor2D;
-    if (temperature !== 1) logits = tf.div(logits, temperature);
-    const logp = tf.reshape(tokenLogProbs(logits, targets), [B, T - 1]); // [B, T−1]
-    const masked = tf.mul(logp, tf.slice(batch.mask, [0, 1], [B, T - 1]));
-    return tf.concat([tf.zeros([B, 1]), masked], 1) as tf.Tensor2D; // realigned with the ids
+    const targets = tf.slice(batch.ids, [0, 1], [B, T - 1]);
+    const mask = tf.slice(batch.mask, [0, 1], [B, T - 1]);
+    const logp = recomputedTokenLogProbs(model, inputs, targets, mask, variables, options); // [B, T−1]
+    return tf.concat([tf.zeros([B, 1]), logp], 1) as tf.Tensor2D; // realigned with the ids
   });
 }
 
@@ -82,15 +78,14 @@ export function sequenceLogProbs(
  * Mean next-token cross-entropy over the masked positions (Σ mask·nll / Σ mask): supervised
  * fine-tuning on assistant tokens only. Differentiable.
  */
-export function maskedLmLoss(model: LlamaModel, batch: TokenBatch): tf.Scalar {
-  const [B, T] = batch.ids.shape;
-  const V = model.config.vocab_size;
+export function maskedLmLoss(
+  model: LlamaModel,
+  batch: TokenBatch,
+  options: RecomputeOptions = {},
+): tf.Scalar {
   return tf.tidy(() => {
-    const inputs = tf.slice(batch.ids, [0, 0], [B, T - 1]);
-    const targets = tf.reshape(tf.slice(batch.ids, [0, 1], [B, T - 1]), [B * (T - 1)]) as tf.Tensor1D;
-    const weights = tf.reshape(tf.slice(batch.mask, [0, 1], [B, T - 1]), [B * (T - 1)]) as tf.Tensor1D;
-    const logits = tf.reshape(model.forward(inputs), [B * (T - 1), V]) as tf.Tensor2D;
-    return crossEntropy(logits, targets, weights);
+    const logp = sequenceLogProbs(model, batch, options);
+    return tf.div(tf.neg(tf.sum(logp)), tf.maximum(tf.sum(batch.mask), 1)) as tf.Scalar;
   });
 }
 

@@ -5,6 +5,7 @@
  * - a `.gguf` file: that model;
  * - a directory holding GGUF files (a store model, or LoRA adapter GGUFs on a configured base):
  *   `llamaCppPolicyLoader`;
+ * - an adapter checkpoint (`base_model.json`, adapter-base.ts): its adapter GGUF on the base it names;
  * - a checkpoint directory in Hugging Face layout (the built-in model, a fully fine-tuned model, a
  *   downloaded Llama): written once as a GGUF F32 file into `cacheDir`, keyed by the checkpoint's
  *   digest (so a replaced directory is converted anew), and served with the directory's own
@@ -14,6 +15,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { convertCheckpointToGguf } from '../model/gguf/checkpoint-to-gguf.ts';
+import { isAdapterCheckpoint, readBaseModelRef, resolveBaseModel } from './adapter-base.ts';
 import { CheckpointError, checkpointDigest } from './checkpoint.ts';
 import { type LlamaCppLoaderOptions, LlamaCppPolicy, llamaCppPolicyLoader } from './llama-cpp-policy.ts';
 import { isRemotePolicySpec } from './policy-spec.ts';
@@ -22,13 +24,19 @@ import { Tokenizer } from './tokenizer.ts';
 export interface ServingLoaderOptions extends LlamaCppLoaderOptions {
   /** Where converted checkpoints are kept (`$CORGI_DATA_DIR/cache/gguf`). */
   cacheDir: string;
+  /** The model store adapter checkpoints name their base in. @default `cacheDir`'s data directory */
+  dataDir?: string;
 }
 
 /** Loads `path` as the policy `version` on llama.cpp (see the file header). @throws CheckpointError */
 export type ServingLoader = (path: string, version: string) => Promise<LlamaCppPolicy>;
 
 /** A loader for `corgi serve` and its promotions. Remote specs are not its business: it refuses them. */
-export function servingPolicyLoader({ cacheDir, ...engine }: ServingLoaderOptions): ServingLoader {
+export function servingPolicyLoader({
+  cacheDir,
+  dataDir = resolve(cacheDir, '..', '..'),
+  ...engine
+}: ServingLoaderOptions): ServingLoader {
   const fromDirectory = llamaCppPolicyLoader(engine);
   const { baseModelPath: _base, ...spec } = engine;
   return async function loadServingPolicy(path, version) {
@@ -36,6 +44,10 @@ export function servingPolicyLoader({ cacheDir, ...engine }: ServingLoaderOption
     const target = resolve(path);
     if (!existsSync(target)) throw new CheckpointError(target, 'does not exist');
     if (statSync(target).isFile()) return LlamaCppPolicy.load({ ...spec, modelPath: target, version });
+    if (isAdapterCheckpoint(target)) {
+      const baseModelPath = await resolveBaseModel(readBaseModelRef(target), dataDir, target);
+      return llamaCppPolicyLoader({ ...engine, baseModelPath })(target, version);
+    }
     if (readdirSync(target).some((name) => name.endsWith('.gguf'))) return fromDirectory(target, version);
     if (!existsSync(join(target, 'config.json')))
       throw new CheckpointError(target, 'holds no GGUF file and no config.json: not a model');
@@ -45,7 +57,7 @@ export function servingPolicyLoader({ cacheDir, ...engine }: ServingLoaderOption
 }
 
 /** The GGUF of a checkpoint directory, converted on first use (atomically: the writer renames into place). */
-async function convertedCheckpoint(dir: string, cacheDir: string): Promise<string> {
+export async function convertedCheckpoint(dir: string, cacheDir: string): Promise<string> {
   const digest = (await checkpointDigest(dir)).replace(/^sha256:/, '');
   const out = join(cacheDir, `${digest}.gguf`);
   if (existsSync(out)) return out;

@@ -5,10 +5,12 @@
  * Run directly to write the files and print timing and compression:
  *   node bin/run-ts.js src/policy/train-tokenizer.ts [outDir] [vocabSize]
  */
+
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type BrownDocument, loadBrownCorpus } from '../data/brown.ts';
+import { rngFromState } from '../random.ts';
 import { CORGI_SPECIAL_TOKENS, type TokenizerJson, trainBpe } from './bpe-trainer.ts';
 import { CORGI_CHAT_TEMPLATE_JINJA, Tokenizer } from './tokenizer.ts';
 
@@ -44,7 +46,7 @@ export function trainBrownTokenizer({
 }: TrainBrownTokenizerOptions = {}): TokenizerJson {
   let documents: BrownDocument[] = loadBrownCorpus().documentsOf('train');
   if (maxDocuments !== undefined && maxDocuments < documents.length) {
-    documents = seededShuffle(documents, seed).slice(0, maxDocuments);
+    documents = rngFromState(seed).shuffle(documents).slice(0, maxDocuments);
   }
   return trainBpe({ texts: documents.map((doc) => doc.text), vocabSize });
 }
@@ -66,24 +68,6 @@ export function buildTokenizerConfig(json: TokenizerJson, modelMaxLength = 2048)
     added_tokens_decoder: Object.fromEntries(json.added_tokens.map((token) => [String(token.id), token])),
     chat_template: CORGI_CHAT_TEMPLATE_JINJA,
   };
-}
-
-/** Fisher–Yates with a mulberry32 stream: the same seed gives the same order everywhere. */
-function seededShuffle<T>(items: readonly T[], seed: number): T[] {
-  let state = seed >>> 0;
-  const random = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
 }
 
 /** Tokens per whitespace-separated word over a split's documents. */

@@ -111,8 +111,8 @@ let originalBatchMatMul: tf.KernelConfig | null = null;
 let originalIdentity: tf.KernelConfig | null = null;
 let originalCast: tf.KernelConfig | null = null;
 let transposeKernel: tf.KernelFunc | null = null;
-/** Batched products run the SIMD kernel (else the old routes: loop or views); CORGI_SIMD_MATMUL=0 turns it off. */
-let simdEnabled = process.env.CORGI_SIMD_MATMUL !== '0';
+/** Batched products run the SIMD kernel (else the old routes: loop or views); see `setSimdMatMul`. */
+let simdEnabled = true;
 
 /**
  * Whether batched products use the SIMD kernel (simd-matmul.ts) or the old routes (loop, views),

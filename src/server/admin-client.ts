@@ -4,16 +4,17 @@
  */
 
 /**
- * Calls `path` on `server` with `CORGI_API_KEY` as the bearer key and returns the JSON answer; the
- * server's `{error: {message}}` (or the HTTP status) becomes the thrown message.
+ * Calls `path` on `server` with `apiKey` (an admin key; the commands pass `CORGI_API_KEY`) as the
+ * bearer key and returns the JSON answer; the server's `{error: {message}}` (or the HTTP status)
+ * becomes the thrown message.
  */
 export async function callAdminRoute<T>(
   server: string,
   method: string,
   path: string,
-  body?: unknown,
+  { body, apiKey }: { body?: unknown; apiKey?: string } = {},
 ): Promise<T> {
-  const key = process.env.CORGI_API_KEY;
+  const key = apiKey;
   let response: Response;
   try {
     response = await fetch(new URL(path, server), {

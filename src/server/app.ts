@@ -2,10 +2,12 @@
  * `createApp(deps)`: the express app with every HTTP route (docs/service.md). No port is opened here;
  * `startServer` does that and attaches socket.io.
  */
+
 import express from 'express';
 import type pg from 'pg';
 import { parseCheckRequest } from '../checkers/check-request.ts';
 import { listCheckers } from '../checkers/registry.ts';
+import type { Logger } from '../logger.ts';
 import type { PolicySource } from '../policy/types.ts';
 import { type CheckFunction, checkInProcess } from '../session/check-pool.ts';
 import type { PolicyFollower } from '../trainer/promotion.ts';
@@ -43,6 +45,8 @@ export interface AppDeps {
   check?: CheckFunction;
   /** What `/healthz` probes, and what new sessions consult. @default a StorageHealth of `pool` */
   health?: StorageHealth;
+  /** Where unexpected errors are logged. @default defaultLogger (logger.ts) */
+  logger?: Logger;
 }
 
 export function createApp(deps: AppDeps): express.Express {
@@ -55,7 +59,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(express.json({ limit: MAX_BODY_BYTES }));
   const ownerOf = (req: unknown): Owner => ({ apiKeyId: principalOf(req as object).apiKeyId });
 
-  const health = deps.health ?? new StorageHealth(deps.pool);
+  const health = deps.health ?? new StorageHealth(deps.pool, { logger: deps.logger });
   // Answers within the probe's deadline (1.5 s) even when the database hangs.
   app.get('/healthz', async (_req, res) => {
     const probe = await health.probe();
@@ -106,6 +110,6 @@ export function createApp(deps: AppDeps): express.Express {
     throw new HttpError(404, 'not_found', `path: no route ${req.method} ${req.originalUrl}`);
   });
   app.use(OPENAI_PATHS, openAIErrorMiddleware);
-  app.use(errorMiddleware);
+  app.use(errorMiddleware(deps.logger));
   return app;
 }

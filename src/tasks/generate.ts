@@ -6,8 +6,8 @@
 import { checkAll, parseConstraints } from '../checkers/registry.ts';
 import type { ConstraintSpec } from '../checkers/types.ts';
 import type { BrownSplit } from '../data/brown.ts';
+import { createRng } from '../random.ts';
 import { renderInstruction } from '../session/render.ts';
-import { createRng } from './random.ts';
 import { taskSentences } from './sentences.ts';
 import { sourceTaskGenerators } from './source-tasks.ts';
 import { targetTaskGenerators } from './target-tasks.ts';
@@ -32,8 +32,6 @@ export interface GenerateTaskOptions {
   limit?: number;
   /** Stop after looking at this many sentences. @default Infinity */
   sampleSize?: number;
-  /** Only sentences of at most this many words (SFT's short references). @default Infinity */
-  maxWords?: number;
 }
 
 export interface TaskGeneration {
@@ -60,12 +58,10 @@ export function generateTaskInstances({
   seed,
   limit = Number.POSITIVE_INFINITY,
   sampleSize = Number.POSITIVE_INFINITY,
-  maxWords = Number.POSITIVE_INFINITY,
 }: GenerateTaskOptions): TaskGeneration {
   const generator = TASK_GENERATORS[task];
   if (!generator) throw new RangeError(`unknown task "${task}"; known tasks: ${ALL_TASKS.join(', ')}`);
-  const all = taskSentences(split);
-  const sentences = Number.isFinite(maxWords) ? all.filter((s) => s.words.length <= maxWords) : all;
+  const sentences = taskSentences(split);
   const order = createRng(seed, 'order', task, split).shuffle(sentences.map((_, i) => i));
   const result: TaskGeneration = { task, split, instances: [], examined: 0, dropped: 0, droppedExamples: [] };
   for (const i of order) {

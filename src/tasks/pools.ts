@@ -4,8 +4,8 @@
  */
 import { z } from 'zod';
 import type { BrownSplit } from '../data/brown.ts';
+import { createRng } from '../random.ts';
 import { generateTaskInstances } from './generate.ts';
-import { createRng } from './random.ts';
 import { taskSentences } from './sentences.ts';
 import { ALL_TASKS, SOURCE_TASKS, type TaskInstance, type TaskName } from './types.ts';
 
@@ -27,8 +27,6 @@ export const taskPoolOptionsSchema = z.object({
   size: z.int().min(0),
   /** Same seed, same pool, byte for byte. */
   seed: z.int(),
-  /** Per task, draw only from sentences of at most this many words (generateTaskInstances' maxWords). */
-  maxWords: z.partialRecord(z.enum(ALL_TASKS), z.int().min(6)).default({}),
 });
 
 export type TaskPoolOptions = z.input<typeof taskPoolOptionsSchema>;
@@ -42,22 +40,15 @@ export type TaskPoolOptions = z.input<typeof taskPoolOptionsSchema>;
  * @example buildTaskPool({ tasks: SOURCE_TASKS, split: 'train', size: 2000, seed: 1 })
  */
 export function buildTaskPool(options: TaskPoolOptions): TaskInstance[] {
-  const { tasks, split, size, seed, maxWords } = taskPoolOptionsSchema.parse(options);
+  const { tasks, split, size, seed } = taskPoolOptionsSchema.parse(options);
   const instances: TaskInstance[] = [];
   tasks.forEach((task, i) => {
     const share = Math.floor(size / tasks.length) + (i < size % tasks.length ? 1 : 0);
     if (share === 0) return;
-    const generated = generateTaskInstances({
-      task,
-      split,
-      seed,
-      limit: share,
-      maxWords: maxWords[task],
-    }).instances;
+    const generated = generateTaskInstances({ task, split, seed, limit: share }).instances;
     if (generated.length < share) {
-      const within = maxWords[task] === undefined ? '' : ` of at most ${maxWords[task]} words`;
       throw new RangeError(
-        `task "${task}" has only ${generated.length} instances${within} in the ${split} split, but a pool of ${size} ` +
+        `task "${task}" has only ${generated.length} instances in the ${split} split, but a pool of ${size} ` +
           `over ${tasks.length} tasks needs ${share}; ask for a smaller pool or fewer tasks`,
       );
     }

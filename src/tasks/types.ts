@@ -6,7 +6,7 @@
  */
 import type { ConstraintSpec } from '../checkers/types.ts';
 import type { BrownSplit } from '../data/brown.ts';
-import type { Rng } from './random.ts';
+import type { Rng } from '../random.ts';
 import type { TaskSentence } from './sentences.ts';
 
 /** Tasks the RL trainer trains on: using feedback is learned here. */

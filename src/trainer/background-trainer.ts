@@ -12,10 +12,14 @@
  * polling of policy_versions on the embedded database, so the trainer may run in another process
  * or in a worker of the server's own process.
  */
+
 import { join, resolve } from 'node:path';
 import type { Database } from '../db/database.ts';
 import { getLivePolicyVersion } from '../db/policy-versions.ts';
-import { LocalPolicy } from '../policy/local-policy.ts';
+import { liveSessionsSinceLastVersion } from '../db/sessions.ts';
+import { trainingStepRecorder } from '../db/training-steps.ts';
+import { defaultLogger, type Logger } from '../logger.ts';
+import { servingPolicyLoader } from '../policy/serving-loader.ts';
 import type { EvalCase } from '../tasks/cases.ts';
 import type { CorgiConfigInput } from './corgi-config.ts';
 import { type TrainSummary, trainCorgi } from './corgi-trainer.ts';
@@ -41,6 +45,8 @@ export interface TrainerRoundOptions {
   progress?: ProgressReporter;
   /** Version names: `corgi-<UTC timestamp>` by default. */
   now?: () => Date;
+  /** The model store and GGUF cache (the commands pass CORGI_DATA_DIR). @default './data' */
+  dataDir?: string;
 }
 
 export interface TrainerRound {
@@ -65,10 +71,13 @@ export async function runTrainerRound(options: TrainerRoundOptions): Promise<Tra
       const stamp = (options.now?.() ?? new Date()).toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
       const version = `corgi-${stamp}`;
       const out = join(resolve(options.checkpointDir), version);
+      const dataDir = options.dataDir ?? './data';
       const summary = await trainCorgi(
         { ...options.train, policy: parentDir, out, version },
         {
           db: db.pool,
+          onStep: trainingStepRecorder(db.pool),
+          dataDir,
           signal,
           ...(options.prompts ? { prompts: options.prompts } : {}),
           ...(options.progress ? { progress: options.progress } : {}),
@@ -80,8 +89,13 @@ export async function runTrainerRound(options: TrainerRoundOptions): Promise<Tra
         parentVersion,
         metrics: { ...summary.last, steps: summary.steps, minutes: summary.minutes },
       });
-      const candidate = await LocalPolicy.load(out, { version });
-      const current = await LocalPolicy.load(parentDir, { version: parentVersion ?? 'fallback' });
+      // Both gated on llama.cpp, loaded as a server loads them.
+      const load = servingPolicyLoader({ cacheDir: join(dataDir, 'cache', 'gguf'), dataDir });
+      const candidate = await load(out, version);
+      const current = await load(parentDir, parentVersion ?? 'fallback').catch(async (error) => {
+        await candidate.dispose();
+        throw error;
+      });
       let gate: GateRecord;
       try {
         gate = await gateCandidate({
@@ -94,10 +108,10 @@ export async function runTrainerRound(options: TrainerRoundOptions): Promise<Tra
           evalOptions: { signal },
         });
       } finally {
-        candidate.dispose();
-        current.dispose();
+        await candidate.dispose();
+        await current.dispose();
       }
-      if (gate.passed) await promote(db, { version });
+      if (gate.passed) await promote(db, { version }, { load });
       return { version, parentVersion, promoted: gate.passed, reason: gate.reason, summary, gate };
     },
     options.signal ? { signal: options.signal } : {},
@@ -151,14 +165,7 @@ export async function roundDue(
     clock = Date.now,
   }: TriggerOptions = {},
 ): Promise<{ due: boolean; newSessions: number; since: string | null; retryAt: string | null }> {
-  const { rows } = await db.pool.query<{ since: Date | null; sessions: string; now: Date }>(
-    `WITH last AS (SELECT max(created_at) AS since FROM policy_versions)
-     SELECT last.since, now() AS now,
-            (SELECT count(*) FROM sessions s
-              WHERE s.source = 'live' AND (last.since IS NULL OR s.created_at > last.since)) AS sessions
-       FROM last`,
-  );
-  const { since, sessions, now: dbNow } = rows[0]!;
+  const { since, sessions, now: dbNow } = await liveSessionsSinceLastVersion(db.pool);
   const newSessions = Number(sessions);
   const minutes = since ? (dbNow.getTime() - since.getTime()) / 60_000 : Number.POSITIVE_INFINITY;
   const triggered = newSessions >= minSessions || (newSessions > 0 && minutes >= periodMinutes);
@@ -180,7 +187,8 @@ export interface BackgroundTrainerOptions extends TrainerRoundOptions, TriggerOp
   pollSeconds?: number;
   /** Called after each round (and with the error of a failed one). */
   onRound?: (round: TrainerRound | Error) => void;
-  log?: (line: string) => void;
+  /** Where rounds are logged (as `[trainer]`). @default defaultLogger (logger.ts) */
+  logger?: Logger;
 }
 
 /**
@@ -188,19 +196,19 @@ export interface BackgroundTrainerOptions extends TrainerRoundOptions, TriggerOp
  * back-off that doubles with each failure in a row (`retryDelayMs`), not at every poll.
  */
 export async function runBackgroundTrainer(options: BackgroundTrainerOptions): Promise<void> {
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const log = (options.logger ?? defaultLogger).child('trainer');
   const pollMs = (options.pollSeconds ?? 30) * 1000;
   const failures: RoundFailures = { count: 0, lastAt: 0 };
   while (!options.signal?.aborted) {
     const check = await roundDue(options.db, { ...options, failures });
     if (check.due) {
-      log(`[trainer] ${check.newSessions} new live sessions since ${check.since ?? 'the start'}: training`);
+      log.info(`${check.newSessions} new live sessions since ${check.since ?? 'the start'}: training`);
       try {
         const round = await runTrainerRound(options);
-        log(
+        log.info(
           round.promoted
-            ? `[trainer] promoted ${round.version} (from ${round.parentVersion ?? 'the base model'})`
-            : `[trainer] refused ${round.version}: ${round.reason}`,
+            ? `promoted ${round.version} (from ${round.parentVersion ?? 'the base model'})`
+            : `refused ${round.version}: ${round.reason}`,
         );
         failures.count = 0;
         options.onRound?.(round);
@@ -209,8 +217,8 @@ export async function runBackgroundTrainer(options: BackgroundTrainerOptions): P
         failures.count++;
         failures.lastAt = (options.clock ?? Date.now)();
         const wait = retryDelayMs(failures.count, options);
-        log(
-          `[trainer] round failed (${failures.count} in a row): ${(error as Error).message}; next try in ${Math.round(wait / 1000)} s at the earliest`,
+        log.error(
+          `round failed (${failures.count} in a row): ${(error as Error).message}; next try in ${Math.round(wait / 1000)} s at the earliest`,
         );
         options.onRound?.(error as Error);
       }

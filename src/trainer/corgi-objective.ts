@@ -63,7 +63,7 @@ export interface AttemptSample {
   promptIds: number[];
   /** The sampled tokens, end-of-turn included when the attempt stopped on it. */
   completionIds: number[];
-  /** Log-probs of `completionIds` under the behaviour policy, as generation reported them. */
+  /** Log-probs of `completionIds` under the behaviour policy μ, as generation (llama.cpp) reported them. */
   behaviourLogprobs: number[];
   /** The session's advantage, shared by every token of every attempt of the session. */
   advantage: number;
@@ -81,7 +81,7 @@ export interface ObjectiveOptions {
   klCoef: number;
   /** Sampling temperature of the rollouts: log-probs are scored under softmax(logits / T). */
   temperature: number;
-  /** c of the truncated importance weight for off-policy samples (V-trace's ρ̄). */
+  /** c of the truncated importance weights min(c, π_old/μ) (V-trace's ρ̄). */
   importanceCap: number;
 }
 
@@ -96,21 +96,28 @@ export interface ObjectiveStats {
   /** On-policy tokens whose ratio left [1−ε, 1+ε]. */
   clipped: number;
   onPolicyTokens: number;
-  /** Σ π/μ over on-policy tokens (1 on the first epoch, up to rounding). */
+  /** Σ π/π_old over on-policy tokens (1 on the first epoch, up to rounding). */
   ratioSum: number;
 }
 
 /**
- * The prepared minibatch: ids and mask, and per-position behaviour log-probs, reference log-probs,
- * advantages and off-policy weights, all [B, T] aligned with the ids (0 off the mask).
+ * The prepared minibatch: ids and mask, and per-position old-policy log-probs, reference log-probs,
+ * advantages and importance weights, all [B, T] aligned with the ids (0 off the mask).
  */
 export interface PreparedBatch {
   batch: TokenBatch;
-  behaviour: tf.Tensor2D;
+  /** The ratio's denominator: log π_old when it was recomputed before the update, else log μ. */
+  old: tf.Tensor2D;
   reference: tf.Tensor2D;
   advantage: tf.Tensor2D;
   /** Fixed truncated importance weights on off-policy rows, 0 elsewhere. */
   offWeight: tf.Tensor2D;
+  /**
+   * Fixed truncated importance weights min(c, π_old/μ) on on-policy rows whose π_old was recomputed
+   * (the rollout engine's distribution μ differs from the trained engine's π_old), 1 on other
+   * on-policy rows, 0 on off-policy rows.
+   */
+  onWeight: tf.Tensor2D;
   /** 1 on on-policy rows' positions, 0 on off-policy rows. */
   onPolicy: tf.Tensor2D;
 }
@@ -157,8 +164,9 @@ export function truncatedImportanceWeights(
 
 /**
  * Builds the tensors for one minibatch. `reference[b]` and `current[b]` are the completion
- * log-probs of sample b under the frozen reference and (for off-policy samples) under the policy
- * before this batch's updates. The caller disposes the result (`disposePrepared`).
+ * log-probs of sample b under the frozen reference and under the policy before the step's updates
+ * (π_old; required for off-policy samples, optional for on-policy ones, whose ratio is then taken
+ * against μ). The caller disposes the result (`disposePrepared`).
  */
 export function prepareBatch(
   samples: readonly AttemptSample[],
@@ -170,7 +178,7 @@ export function prepareBatch(
   const T = batch.ids.shape[1];
   return {
     batch,
-    behaviour: alignedTensor(samples, T, (s) => s.behaviourLogprobs),
+    old: alignedTensor(samples, T, (s, b) => (!s.offPolicy && current[b]) || s.behaviourLogprobs),
     reference: alignedTensor(samples, T, (_, b) => reference[b]!),
     advantage: alignedTensor(samples, T, (s) => s.advantage),
     offWeight: alignedTensor(samples, T, (s, b) => {
@@ -179,20 +187,35 @@ export function prepareBatch(
       if (!now) throw new Error('prepareBatch: an off-policy sample needs its current log-probs');
       return truncatedImportanceWeights(now, s.behaviourLogprobs, options.importanceCap);
     }),
+    onWeight: alignedTensor(samples, T, (s, b) => {
+      if (s.offPolicy) return 0;
+      const old = current[b];
+      return old ? truncatedImportanceWeights(old, s.behaviourLogprobs, options.importanceCap) : 1;
+    }),
     onPolicy: alignedTensor(samples, T, (s) => (s.offPolicy ? 0 : 1)),
   };
 }
 
 export function disposePrepared(p: PreparedBatch): void {
-  tf.dispose([p.batch.ids, p.batch.mask, p.behaviour, p.reference, p.advantage, p.offWeight, p.onPolicy]);
+  tf.dispose([
+    p.batch.ids,
+    p.batch.mask,
+    p.old,
+    p.reference,
+    p.advantage,
+    p.offWeight,
+    p.onWeight,
+    p.onPolicy,
+  ]);
 }
 
 /**
  * The loss of one minibatch, mean over its target tokens (differentiable; use inside
  * `computeGradients`), and its stats as a kept [6] tensor the caller reads and disposes:
  *
- *   on-policy token:  −min(ρ·A, clip(ρ, 1−ε, 1+ε)·A) + β·KL,   ρ = π/μ
- *   off-policy token: −w·A·log π + β·KL,                        w = min(c, π_old/μ), fixed
+ *   on-policy token:  −w·min(ρ·A, clip(ρ, 1−ε, 1+ε)·A) + β·KL,   ρ = π/π_old, w = min(c, π_old/μ)
+ *   off-policy token: −w·A·log π + β·KL,                          w = min(c, π_old/μ)
+ *   (w fixed before the update; on-policy without a recomputed π_old: π_old = μ, w = 1)
  *   KL (k3, unbiased, ≥ 0): exp(ref − log π) − (ref − log π) − 1
  */
 export function corgiLoss(
@@ -205,12 +228,12 @@ export function corgiLoss(
   const loss = tf.tidy(() => {
     const mask = p.batch.mask;
     const logp = sequenceLogProbs(model, p.batch, { temperature }); // 0 off the mask
-    const ratio = tf.exp(tf.mul(tf.sub(logp, p.behaviour), mask));
+    const ratio = tf.exp(tf.mul(tf.sub(logp, p.old), mask));
     const unclipped = tf.mul(ratio, p.advantage);
     const clippedRatio = tf.clipByValue(ratio, 1 - clipEpsilon, 1 + clipEpsilon);
     const surrogate = tf.neg(tf.minimum(unclipped, tf.mul(clippedRatio, p.advantage)));
     const offPolicy = tf.neg(tf.mul(tf.mul(p.offWeight, p.advantage), logp));
-    const pg = tf.add(tf.mul(surrogate, p.onPolicy), offPolicy);
+    const pg = tf.add(tf.mul(surrogate, p.onWeight), offPolicy);
     const d = tf.mul(tf.sub(p.reference, logp), mask);
     const kl = tf.mul(tf.sub(tf.sub(tf.exp(d), d), 1), mask);
     const perToken = tf.mul(tf.add(pg, tf.mul(kl, klCoef)), mask);
@@ -245,4 +268,37 @@ export function readStats(stats: tf.Tensor1D): ObjectiveStats {
     onPolicyTokens: onPolicyTokens!,
     ratioSum: ratioSum!,
   };
+}
+
+/** The rollout engine's distribution μ against the trained engine's π_old, on the sampled tokens. */
+export interface EngineMismatch {
+  /** Mean |log π_old − log μ| per token. */
+  absLogprob: number;
+  /** KL(μ‖π_old) per token, estimated as the mean of (r − 1) − log r, r = π_old/μ (k3: unbiased under μ, ≥ 0). */
+  kl: number;
+  tokens: number;
+}
+
+/**
+ * The mismatch over the on-policy samples whose π_old was recomputed (`old[b]`, aligned with
+ * `behaviourLogprobs`); zeros when there are none.
+ */
+export function engineMismatch(
+  samples: readonly AttemptSample[],
+  old: readonly (readonly number[] | null)[],
+): EngineMismatch {
+  let tokens = 0;
+  let abs = 0;
+  let kl = 0;
+  samples.forEach((s, b) => {
+    const now = old[b];
+    if (s.offPolicy || !now) return;
+    s.behaviourLogprobs.forEach((mu, j) => {
+      const d = now[j]! - mu;
+      tokens++;
+      abs += Math.abs(d);
+      kl += Math.expm1(d) - d;
+    });
+  });
+  return { absLogprob: abs / Math.max(1, tokens), kl: kl / Math.max(1, tokens), tokens };
 }

@@ -3,16 +3,22 @@
  *
  *   1. draws `prompts_per_step` prompts (task pools, plus logged live prompts when a database is
  *      given) and rolls each out `group_size` times as K-attempt feedback sessions (rollouts.ts,
- *      the live server's session runner);
+ *      the live server's session runner) on llama.cpp, the model under training exported to it
+ *      (llama-rollouts.ts: an adapter GGUF on the base for LoRA);
  *   2. scores each session (best attempt score, plus a rating bonus for logged sessions), turns
  *      rewards into group-relative advantages, and makes every attempt a training sequence: its
  *      prompt as context, its sampled tokens as targets;
- *   3. scores the targets under the frozen reference (for the KL penalty) and runs `epochs`
- *      passes of minibatch AdamW steps on the clipped surrogate (corgi-objective.ts);
- *   4. logs the step's metrics (console, `<out>.work/train_log.jsonl`, PostgreSQL training_steps).
+ *   3. scores the targets under the frozen reference (for the KL penalty) and under the policy as
+ *      it is (π_old, recomputed in TensorFlow.js: llama.cpp's quantized μ differs), logs how far
+ *      μ is from π_old, and runs `epochs` passes of minibatch AdamW steps on the clipped surrogate
+ *      against π_old, weighted by min(c, π_old/μ) (corgi-objective.ts);
+ *   4. logs the step's metrics (console, `<out>.work/train_log.jsonl`) and emits `onStep`, where the
+ *      caller attaches PostgreSQL's training_steps (db/training-steps.ts).
  *
- * It ends after `steps` steps or `pg_tokens` policy-gradient tokens and writes an HF-layout
- * checkpoint: the base weights plus the PEFT adapter (LoRA), or the updated weights (full).
+ * It ends after `steps` steps or `pg_tokens` policy-gradient tokens and writes a checkpoint: from a
+ * checkpoint directory, HF layout with the base weights plus the PEFT adapter (LoRA) or the updated
+ * weights (full); from a GGUF base (a store model), an adapter checkpoint (PEFT files, the llama.cpp
+ * adapter GGUF and `base_model.json` naming the base), which a later run trains further.
  * Seeded end to end on one thread: the same config gives the same checkpoint, and `--resume`
  * continues from the last work checkpoint exactly.
  */
@@ -22,26 +28,34 @@ import { readFile, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type pg from 'pg';
+import { writeLoraAdapterGguf } from '../model/gguf/lora-to-gguf.ts';
+import { ADAPTER_GGUF_FILE, BASE_MODEL_FILE } from '../policy/adapter-base.ts';
 import { selectedBackend } from '../policy/backend.ts';
-import { CheckpointError, loadCheckpoint, saveCheckpoint } from '../policy/checkpoint.ts';
-import { LocalPolicy } from '../policy/local-policy.ts';
+import {
+  CheckpointError,
+  loadCheckpoint,
+  saveCheckpoint,
+  writeCheckpointFiles,
+} from '../policy/checkpoint.ts';
 import {
   attachLora,
-  copyMergedWeights,
   hasLoraAdapter,
   type LoraConfig,
   loadLoraAdapter,
   loraAdapterFiles,
+  mergeLora,
 } from '../policy/lora.ts';
+import type { LlamaModel } from '../policy/model.ts';
 import { AdamW } from '../policy/optim.ts';
 import { computeGradients, maskedLogProbs, trainableParameters } from '../policy/sequence-logprobs.ts';
+import { createRng } from '../random.ts';
 import { buildTaskPool } from '../tasks/pools.ts';
-import { createRng } from '../tasks/random.ts';
 import { type CorgiConfig, type CorgiConfigInput, parseCorgiConfig } from './corgi-config.ts';
 import {
   type AttemptSample,
   corgiLoss,
   disposePrepared,
+  engineMismatch,
   groupAdvantages,
   type ObjectiveStats,
   prepareBatch,
@@ -50,10 +64,17 @@ import {
   sessionReward,
 } from './corgi-objective.ts';
 import { TrainingInterruptedError } from './interrupted.ts';
-import { loadOptimizerState, serializeOptimizerState } from './optimizer-state.ts';
-import { loadLoggedSessions, loadProductionPrompts, policyFamily, replaySamples } from './production.ts';
-import { MetricsLog, ProgressReporter } from './progress.ts';
+import { baseModelJson, baseModelName, LlamaRollouts, resolveTrainingBase } from './llama-rollouts.ts';
+import {
+  loadLoggedSessions,
+  loadProductionPrompts,
+  type PromptEncoder,
+  policyFamily,
+  replaySamples,
+} from './production.ts';
+import { ProgressReporter } from './progress.ts';
 import { type RolloutPrompt, type RolloutSession, rollOut } from './rollouts.ts';
+import { resumedConfig, WorkCheckpoint } from './run-state.ts';
 
 /** Every metric of a step, as logged (docs/training.md explains each). */
 export interface StepMetrics {
@@ -68,6 +89,10 @@ export interface StepMetrics {
   clip_fraction: number;
   /** Sampled-token entropy estimate −mean log μ(token) of the rollouts (nats). */
   entropy: number;
+  /** Mean |log π_old − log μ| over the rollouts' sampled tokens: TensorFlow.js against llama.cpp. */
+  mismatch_abs_logprob: number;
+  /** KL(μ‖π_old) per sampled token (k3 estimate): how far llama.cpp's sampling is from the trained model. */
+  mismatch_kl: number;
   /** Mean loss over the step's updates. */
   loss: number;
   grad_norm: number;
@@ -100,16 +125,26 @@ export interface TrainSummary {
   last: StepMetrics | null;
 }
 
+/** Which run a step belongs to, as `training_steps` records it. */
+export interface StepRun {
+  /** `run_id` (the config's, or the version). */
+  runId: string;
+  /** The version the run writes. */
+  version: string;
+}
+
 export interface TrainHooks {
-  /** Logs steps to training_steps and draws production prompts / replays from it. */
+  /** Draws production prompts and replayed sessions from the logged live traffic. */
   db?: pg.Pool;
   signal?: AbortSignal;
-  /** Called after every step. */
-  onStep?: (metrics: StepMetrics) => void;
+  /** Called after every step (minGPT's `on_batch_end`); a returned promise is awaited before the next. */
+  onStep?: (metrics: StepMetrics, run: StepRun) => unknown;
   /** Where progress goes. @default a ProgressReporter on stderr */
   progress?: ProgressReporter;
   /** Train on these prompts instead of the task pools (toy tasks in tests, a curated set). */
   prompts?: readonly RolloutPrompt[];
+  /** The model store (store names, bases of adapter checkpoints) and converted-GGUF cache (the commands pass CORGI_DATA_DIR). @default './data' */
+  dataDir?: string;
 }
 
 /** What a work checkpoint records besides weights and optimizer moments. */
@@ -117,42 +152,72 @@ interface WorkState {
   step: number;
   pgTokens: number;
   optimizerSteps: number;
-  logBytes: number;
   elapsedSeconds: number;
   /** The run's first step, kept here so a resumed run's summary still reports step 1. */
   first?: StepMetrics;
 }
 
-const WORK_STATE = 'corgi_train_state.json';
-const OPTIMIZER_FILE = 'optimizer.safetensors';
+/**
+ * Config fields a resumed run may change (every other one must match the record): run control,
+ * and the budget, which ends the run later or sooner without changing any step taken.
+ */
+const MAY_CHANGE_ON_RESUME: ReadonlySet<string> = new Set([
+  'out',
+  'resume',
+  'overwrite',
+  'budget',
+  'steps',
+  'pg_tokens',
+  'save_steps',
+]);
 /** Files copied from the start checkpoint into every checkpoint this run writes. */
 const CARRIED_FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
 
 /** Runs a CORGI training run; see the file comment. */
 export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}): Promise<TrainSummary> {
-  const config = parseCorgiConfig(input);
-  const out = resolve(config.out);
+  const given = parseCorgiConfig(input);
+  const out = resolve(given.out);
   const work = `${out}.work`;
+  // The work checkpoint is replaced whole at every save; the metrics log lives beside it.
+  const workCheckpoint = new WorkCheckpoint<CorgiConfig, WorkState>(work, 'corgi');
+  const resumed = given.resume && workCheckpoint.saved ? await workCheckpoint.read() : null;
+  // A resumed run keeps the config it started with; flags that would change it are refused.
+  const config = resumed
+    ? parseCorgiConfig({
+        ...resumedConfig(resumed.config, input, MAY_CHANGE_ON_RESUME),
+        resume: true,
+      } as CorgiConfigInput)
+    : given;
   const version = config.version ?? basename(out);
   const runId = config.run_id ?? version;
   if (existsSync(out) && !config.overwrite && !config.resume)
     throw new CheckpointError(config.out, 'already exists (pass --overwrite to replace it)');
   const progress = hooks.progress ?? new ProgressReporter();
 
-  // The work checkpoint is replaced whole at every save; the metrics log lives beside it.
-  const workCheckpoint = join(work, 'checkpoint');
-  const resuming = config.resume && existsSync(join(workCheckpoint, WORK_STATE));
-  const startDir = resolve(config.policy);
-  const weightsDir = resuming ? workCheckpoint : startDir;
+  const resuming = resumed !== null;
+  const base = await resolveTrainingBase(config.policy, { dataDir: hooks.dataDir ?? './data' });
+  const startDir = base.weights;
+  const weightsDir = resuming ? workCheckpoint.dir : startDir;
+  // From a GGUF base, LoRA checkpoints hold the adapter only (the base stays where it is).
+  const adapterOnly = config.finetune === 'lora' && base.ref !== null;
 
   // The policy being trained, and the frozen reference it is kept close to (always the start
-  // checkpoint, adapter merged). Both load merged; the trained model gets fresh adapters on top.
-  const trained = await LocalPolicy.load(resuming && config.finetune === 'full' ? workCheckpoint : startDir, {
-    version,
-    mergeAdapter: true,
-  });
-  const reference = await LocalPolicy.load(startDir, { version: 'reference' });
-  const model = trained.model;
+  // weights, adapter merged). The trained model gets fresh adapters on the merged start weights,
+  // or, from an adapter checkpoint on a GGUF base, trains that adapter further.
+  const startAdapter = base.adapterDir ?? (hasLoraAdapter(startDir) ? startDir : null);
+  const loadStart = async (merge: boolean): Promise<LlamaModel> => {
+    const model = await loadCheckpoint(startDir);
+    if (startAdapter && merge) {
+      await loadLoraAdapter(model, startAdapter);
+      mergeLora(model);
+    }
+    return model;
+  };
+  const model =
+    resuming && config.finetune === 'full'
+      ? await loadCheckpoint(workCheckpoint.dir)
+      : await loadStart(config.finetune === 'full' || base.adapterDir === null);
+  const reference = await loadStart(true);
   const carried: Record<string, string> = {};
   for (const name of CARRIED_FILES) {
     const path = join(startDir, name);
@@ -166,11 +231,12 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
           alpha: config.lora_alpha,
           targetModules: config.lora_target_modules,
           seed: config.seed,
-          baseModelNameOrPath: config.policy,
+          baseModelNameOrPath: base.ref ? baseModelName(base.ref) : config.policy,
         }
       : null;
   if (lora) {
     if (resuming && hasLoraAdapter(weightsDir)) await loadLoraAdapter(model, weightsDir);
+    else if (base.adapterDir) await loadLoraAdapter(model, base.adapterDir);
     else attachLora(model, lora);
   }
   const params = trainableParameters(model);
@@ -179,23 +245,20 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
     weightDecay: config.weight_decay,
     maxGradNorm: config.max_grad_norm,
   });
-  // Rollouts sample from a merged copy of the model under training, refreshed after every update:
-  // unmerged adapters would triple the small matmuls of every decoding step.
-  const sampler = new LocalPolicy(await loadCheckpoint(startDir), trained.tokenizer, {
+  // Rollouts decode on llama.cpp: the model under training, exported again before every step.
+  const rollouts = new LlamaRollouts(base, {
+    dir: join(work, 'rollout'),
     version,
-    maxBatch: Math.max(16, config.prompts_per_step * config.group_size),
+    sequences: Math.min(32, config.prompts_per_step * config.group_size),
   });
-  const refreshSampler = () => copyMergedWeights(sampler.model, model);
 
-  const state: WorkState = { step: 0, pgTokens: 0, optimizerSteps: 0, logBytes: 0, elapsedSeconds: 0 };
-  if (resuming) {
-    Object.assign(state, JSON.parse(readFileSync(join(workCheckpoint, WORK_STATE), 'utf8')) as WorkState);
-    loadOptimizerState(optimizer, readFileSync(join(workCheckpoint, OPTIMIZER_FILE)));
+  const state: WorkState = resumed?.state ?? { step: 0, pgTokens: 0, optimizerSteps: 0, elapsedSeconds: 0 };
+  if (resumed) {
+    await workCheckpoint.loadOptimizer(optimizer);
     progress.line(`train: resuming ${version} at step ${state.step} (${state.pgTokens} pg tokens)`);
   }
   mkdirSync(work, { recursive: true });
-  refreshSampler();
-  const log = MetricsLog.open(join(work, 'train_log.jsonl'), resuming ? state.logBytes : null);
+  const log = workCheckpoint.openLog(resumed);
 
   const pool: readonly RolloutPrompt[] =
     hooks.prompts ??
@@ -217,17 +280,23 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
   const total = () => (config.budget === 'steps' ? config.steps : config.pg_tokens);
   let last: StepMetrics | null = null;
 
+  // A checkpoint of the model under training with `files`: the adapter alone on a GGUF base.
+  const writeModel = (dir: string, files: Record<string, string | Uint8Array>) =>
+    adapterOnly
+      ? writeCheckpointFiles(dir, { ...loraAdapterFiles(model), ...files }, { overwrite: true })
+      : saveCheckpoint(model, dir, {
+          overwrite: true,
+          files: { ...carried, ...(lora ? loraAdapterFiles(model) : {}), ...files },
+        });
   const saveWork = async () => {
-    state.logBytes = log.size;
     state.elapsedSeconds = elapsed();
-    await saveCheckpoint(model, workCheckpoint, {
-      overwrite: true,
-      files: {
-        ...carried,
-        ...(lora ? loraAdapterFiles(model) : {}),
-        [OPTIMIZER_FILE]: serializeOptimizerState(optimizer),
-        [WORK_STATE]: JSON.stringify(state, null, 2),
-      },
+    await workCheckpoint.save({
+      model: adapterOnly ? null : model,
+      optimizer,
+      config,
+      state,
+      log,
+      extraFiles: { ...(adapterOnly ? {} : carried), ...(lora ? loraAdapterFiles(model) : {}) },
     });
   };
 
@@ -241,7 +310,8 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
       const prompts = drawPrompts(pool, production, config, step);
 
       const rolloutStart = performance.now();
-      const sessions = await rollOut(sampler, prompts, {
+      const policy = await rollouts.renew(model);
+      const sessions = await rollOut(policy, prompts, {
         groupSize: config.group_size,
         attempts: config.attempts,
         temperature: config.temperature,
@@ -252,7 +322,7 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
       const rolloutSeconds = (performance.now() - rolloutStart) / 1000;
       if (hooks.signal?.aborted) continue; // saves and stops at the top of the loop
 
-      const { samples, rewards, trainedSessions } = buildSamples(sessions, sampler, config);
+      const { samples, rewards, trainedSessions } = buildSamples(sessions, policy, config);
       const meanReward = rewards.reduce((a, b) => a + b, 0) / Math.max(1, rewards.length);
       let replayed = 0;
       if (hooks.db && config.replay_sessions > 0) {
@@ -266,7 +336,7 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
           progress.line(
             `train: step ${step}: ${logged.skipped.length} logged attempts/sessions not replayed (${summarizeSkips(logged.skipped)})`,
           );
-        const replay = replaySamples(logged.sessions, sampler, {
+        const replay = replaySamples(logged.sessions, policy, {
           ratingWeight: config.rating_weight,
           baseline: meanReward,
           skipZeroAdvantage: config.skip_zero_advantage,
@@ -276,16 +346,18 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
       }
 
       const trainStart = performance.now();
-      const update = await optimise(samples, {
+      // π_old in TensorFlow.js: the ratio's denominator and, against llama.cpp's μ, the mismatch.
+      const old = oldLogprobs(model, samples, config);
+      const mismatch = engineMismatch(samples, old);
+      const update = await optimise(samples, old, {
         model,
-        reference: reference.model,
+        reference,
         optimizer,
         params,
         config,
         state,
         step,
       });
-      refreshSampler();
       const trainSeconds = (performance.now() - trainStart) / 1000;
 
       const pgTokens = samples.reduce((a, s) => a + s.completionIds.length, 0);
@@ -303,6 +375,8 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
         kl: round(update.kl),
         clip_fraction: round(update.clipFraction),
         entropy: round(behaviour.length > 0 ? -behaviour.reduce((a, b) => a + b, 0) / behaviour.length : 0),
+        mismatch_abs_logprob: round(mismatch.absLogprob, 6),
+        mismatch_kl: round(mismatch.kl, 6),
         loss: round(update.loss),
         grad_norm: round(update.gradNorm),
         learning_rate: optimizer.lr,
@@ -319,14 +393,7 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
       state.first ??= metrics;
       last = metrics;
       log.write(metrics as unknown as Record<string, unknown>);
-      if (hooks.db) {
-        await hooks.db.query(
-          `INSERT INTO training_steps (run_id, step, policy_version, metrics) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (run_id, step) DO UPDATE SET metrics = EXCLUDED.metrics`,
-          [runId, step, version, metrics],
-        );
-      }
-      hooks.onStep?.(metrics);
+      await hooks.onStep?.(metrics, { runId, version });
       const fraction = config.budget === 'steps' ? step / config.steps : state.pgTokens / config.pg_tokens;
       progress.update({
         phase: `train K=${config.attempts}`,
@@ -358,15 +425,15 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
       trainer: 'corgi',
       attempts: config.attempts,
     };
-    await saveCheckpoint(model, out, {
-      overwrite: true,
-      files: {
-        ...carried,
-        ...(lora ? loraAdapterFiles(model) : {}),
-        'corgi.json': `${JSON.stringify(corgiJson, null, 2)}\n`,
-        'train_log.jsonl': await readFile(log.path, 'utf8'),
-        'training_summary.json': `${JSON.stringify(summary, null, 2)}\n`,
-      },
+    const adapterGguf = join(work, ADAPTER_GGUF_FILE);
+    if (adapterOnly) await writeLoraAdapterGguf(model, adapterGguf);
+    await writeModel(out, {
+      ...(adapterOnly && base.ref
+        ? { [ADAPTER_GGUF_FILE]: await readFile(adapterGguf), [BASE_MODEL_FILE]: baseModelJson(base.ref) }
+        : {}),
+      'corgi.json': `${JSON.stringify(corgiJson, null, 2)}\n`,
+      'train_log.jsonl': await readFile(log.path, 'utf8'),
+      'training_summary.json': `${JSON.stringify(summary, null, 2)}\n`,
     });
     await rm(work, { recursive: true, force: true });
     progress.line(
@@ -374,9 +441,9 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
     );
     return summary;
   } finally {
-    sampler.dispose();
+    await rollouts.dispose();
     optimizer.dispose();
-    trained.dispose();
+    model.dispose();
     reference.dispose();
   }
 }
@@ -404,7 +471,7 @@ function drawPrompts(
 /** Rewards, advantages and one training sample per attempt of every session that carries signal. */
 function buildSamples(
   groups: readonly RolloutSession[][],
-  sampler: LocalPolicy,
+  policy: PromptEncoder,
   config: CorgiConfig,
 ): { samples: AttemptSample[]; rewards: number[]; trainedSessions: number } {
   const samples: AttemptSample[] = [];
@@ -427,7 +494,7 @@ function buildSamples(
       for (const attempt of session.attempts) {
         if (attempt.tokenIds.length === 0) continue;
         samples.push({
-          promptIds: sampler.encodePrompt(attempt.messages, { maxTokens: config.max_tokens }),
+          promptIds: policy.encodePrompt(attempt.messages, { maxTokens: config.max_tokens }),
           completionIds: attempt.tokenIds,
           behaviourLogprobs: attempt.logprobs,
           advantage,
@@ -447,8 +514,8 @@ function summarizeSkips(skipped: readonly { code: string }[]): string {
 }
 
 interface OptimiseContext {
-  model: LocalPolicy['model'];
-  reference: LocalPolicy['model'];
+  model: LlamaModel;
+  reference: LlamaModel;
   optimizer: AdamW;
   params: ReturnType<typeof trainableParameters>;
   config: CorgiConfig;
@@ -457,35 +524,27 @@ interface OptimiseContext {
 }
 
 /**
- * log π of every off-policy sample's targets under `model` as it is before the step's updates (null
- * for on-policy samples): what the truncated importance weights min(c, π/μ) are fixed from.
+ * log π_old of every sample's targets under `model` as it is before the step's updates: the PPO
+ * ratio's denominator, and what the truncated importance weights min(c, π_old/μ) are fixed from.
  */
-export function offPolicyLogprobs(
-  model: LocalPolicy['model'],
+export function oldLogprobs(
+  model: LlamaModel,
   samples: readonly AttemptSample[],
   config: Pick<CorgiConfig, 'minibatch_size' | 'temperature'>,
-): (number[] | null)[] {
+): number[][] {
   const M = config.minibatch_size;
-  const current: (number[] | null)[] = samples.map(() => null);
+  const old: number[][] = [];
   for (let i = 0; i < samples.length; i += M) {
     const chunk = samples.slice(i, i + M);
-    const off = chunk.map((s, j) => (s.offPolicy ? j : -1)).filter((j) => j >= 0);
-    if (off.length === 0) continue;
-    const scored = maskedLogProbs(
-      model,
-      off.map((j) => sampleSequence(chunk[j]!)),
-      { temperature: config.temperature },
-    );
-    off.forEach((j, n) => {
-      current[i + j] = scored[n]!;
-    });
+    old.push(...maskedLogProbs(model, chunk.map(sampleSequence), { temperature: config.temperature }));
   }
-  return current;
+  return old;
 }
 
-/** Reference log-probs, then `epochs` passes of minibatch updates; returns the step's means. */
+/** Reference log-probs, then `epochs` passes of minibatch updates against `old`; returns the step's means. */
 async function optimise(
   samples: readonly AttemptSample[],
+  old: readonly (readonly number[])[],
   ctx: OptimiseContext,
 ): Promise<{ loss: number; kl: number; clipFraction: number; gradNorm: number }> {
   const { model, reference, optimizer, params, config, state } = ctx;
@@ -497,7 +556,6 @@ async function optimise(
     const chunk = samples.slice(i, i + M);
     referenceLogprobs.push(...maskedLogProbs(reference, chunk.map(sampleSequence), scoring));
   }
-  const currentLogprobs = offPolicyLogprobs(model, samples, config);
 
   const totals: ObjectiveStats = {
     tokens: 0,
@@ -516,7 +574,7 @@ async function optimise(
       const prepared = prepareBatch(
         idx.map((j) => samples[j]!),
         idx.map((j) => referenceLogprobs[j]!),
-        idx.map((j) => currentLogprobs[j]!),
+        idx.map((j) => old[j]!),
         { importanceCap: config.importance_cap },
       );
       let stats: tf.Tensor1D | undefined;

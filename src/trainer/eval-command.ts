@@ -8,11 +8,13 @@
  * out of range) exits 2 with a message naming the flag or the file and line; with `--json` the
  * message also goes to stdout as `{"error", "field"}`. Ctrl-C stops the sessions and exits 130.
  */
+
 import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
+import { dataDirFromEnv } from '../command-env.ts';
+import { CorgiError } from '../errors.ts';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
-import { dataDirFromEnv } from '../model/store/store-commands.ts';
 import { modelVersionName, resolveCheckpointDir } from '../policy/builtin-model.ts';
 import { defaultPolicyDir } from '../policy/generate-command.ts';
 import { MAX_ATTEMPTS_LIMIT } from '../session/session-runner.ts';
@@ -49,12 +51,12 @@ interface EvalCommandOptions {
 }
 
 /** Input the command refuses; `flag` names the offending flag. */
-class EvalInputError extends Error {
+class EvalInputError extends CorgiError {
   constructor(
     readonly flag: string,
     message: string,
   ) {
-    super(`${flag}: ${message}`);
+    super('invalid_input', `${flag}: ${message}`);
   }
 }
 
@@ -106,7 +108,7 @@ async function runEval(options: EvalCommandOptions): Promise<number> {
   try {
     input = parseInput(options);
   } catch (error) {
-    if (error instanceof EvalInputError) return fail(error.message, error.flag);
+    if (EvalInputError.isInstance(error)) return fail(error.message, error.flag);
     throw error;
   }
 

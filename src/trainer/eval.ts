@@ -27,10 +27,10 @@ import { parseConstraints } from '../checkers/registry.ts';
 import type { ConstraintSpec, ParsedConstraint } from '../checkers/types.ts';
 import type { ChatPolicy, FinishReason } from '../policy/types.ts';
 import { fixedPolicy } from '../policy/types.ts';
+import { createRng } from '../random.ts';
 import { MAX_ATTEMPTS_LIMIT, runSession } from '../session/session-runner.ts';
 import type { EvalCase } from '../tasks/cases.ts';
 import { taskOfCaseId } from '../tasks/cases.ts';
-import { createRng } from '../tasks/random.ts';
 import { formatDuration } from './progress.ts';
 
 /** The paper's setting: one answer and three retries. */

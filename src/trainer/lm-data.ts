@@ -4,20 +4,16 @@
  * - pretraining: documents as `<|begin_of_text|> text <|end_of_text|>`, concatenated in a seeded
  *   order per epoch and cut into windows of T+1 tokens (x = w[0:T], y = w[1:T+1]; consecutive windows
  *   share one token, as nanoGPT's `get_batch`), then the windows shuffled, so a small batch mixes
- *   documents and genres. A share of the windows (`repeatShare`) can be rewritten as repeated
- *   passages of their own text (`repeatPassages`), which teaches in-context copying on real text;
+ *   documents and genres;
  * - SFT: chat-template encodings packed whole into rows of T+1 tokens (next-fit in a seeded order,
  *   padded with `<|pad|>`), with a mask of the tokens that are training targets (assistant content
  *   and its `<|end|>`). As TRL's `packing=True`, attention is not blocked between the examples of
  *   one row; each starts with its own BOS.
- * - copying: synthetic rows `<|begin_of_text|> x <|end_of_text|> x` of uniformly random tokens x,
- *   where the second x can only be predicted by finding each token's earlier occurrence and copying
- *   its successor (the induction-head circuit).
  *
  * Every order comes from `createRng(seed, name, epoch)`, so a position in the data is just
  * `{epoch, row}` (a `DataCursor`): resuming needs nothing else.
  */
-import { createRng, type Rng } from '../tasks/random.ts';
+import { createRng } from '../random.ts';
 
 /** Rows of one epoch: `count` rows of `length` (= T+1) tokens, and a 0/1 target mask for SFT. */
 export interface Rows {
@@ -122,38 +118,6 @@ export interface PretrainRowsOptions {
   bos: number;
   eos: number;
   seed: number;
-  /** Share of the windows rewritten as repeated passages (`repeatPassages`), in [0, 1). @default 0 */
-  repeatShare?: number;
-}
-
-/** Passage lengths (tokens) of a repeated-passage row: short enough for several per window. */
-export const REPEAT_PASSAGE_TOKENS = { min: 8, max: 64 } as const;
-
-/**
- * Rewrites one window (`row`, T+1 tokens) in place as repeated passages of its own text:
- * `<bos> p <eos> p <bos> q <eos> q …`, each passage the next 8–64 tokens of the window, the last
- * unit cut at the row's end. Trained on as ordinary text (loss on every token), so the second `p`
- * can only be predicted by finding the first and copying its successors (the induction circuit),
- * on the real-text distribution the model must later copy prompt words from. Brown alone almost
- * never repeats a passage within a window, and the built-in base never learned to copy
- * (docs/experiments/2026-11-24-teaching-the-base-to-copy.md). Uses at most half of the window's text.
- */
-export function repeatPassages(row: Int32Array, bos: number, eos: number, rng: Rng): void {
-  const material = row.slice();
-  let read = 0;
-  let write = 0;
-  const put = (token: number) => {
-    if (write < row.length) row[write++] = token;
-  };
-  while (write < row.length) {
-    const length = rng.int(REPEAT_PASSAGE_TOKENS.min, REPEAT_PASSAGE_TOKENS.max);
-    const passage = material.subarray(read, read + length);
-    read += length;
-    put(bos);
-    for (const token of passage) put(token);
-    put(eos);
-    for (const token of passage) put(token);
-  }
 }
 
 /** Pretraining rows: a seeded document order and a seeded window order per epoch. */
@@ -163,11 +127,7 @@ export function pretrainRowSource({
   bos,
   eos,
   seed,
-  repeatShare = 0,
 }: PretrainRowsOptions): RowSource {
-  if (!(repeatShare >= 0 && repeatShare < 1)) {
-    throw new RangeError(`repeatShare must be in [0, 1), got ${repeatShare}`);
-  }
   const indices = documents.map((_, i) => i);
   return new RowSource((epoch) => {
     const docOrder = createRng(seed, 'pretrain/documents', epoch).shuffle(indices);
@@ -176,16 +136,7 @@ export function pretrainRowSource({
     const windowOrder = createRng(seed, 'pretrain/windows', epoch).shuffle(
       Array.from({ length: count }, (_, k) => k),
     );
-    const rows = cutWindows(stream, contextLength, windowOrder);
-    if (repeatShare > 0) {
-      // Its own stream: with share 0 the rows are exactly the plain windows (the shipped base's data).
-      const rng = createRng(seed, 'pretrain/repeats', epoch);
-      for (let k = 0; k < rows.count; k++) {
-        if (rng.next() >= repeatShare) continue;
-        repeatPassages(rows.tokens.subarray(k * rows.length, (k + 1) * rows.length), bos, eos, rng);
-      }
-    }
-    return rows;
+    return cutWindows(stream, contextLength, windowOrder);
   });
 }
 
@@ -258,106 +209,6 @@ export function sftRowSource(
   return new RowSource((epoch) =>
     packSequences(sequences, createRng(seed, 'sft/examples', epoch).shuffle(indices), contextLength, pad),
   );
-}
-
-export interface CopyRowsOptions {
-  /** Tokens per half (the longest half with `text`); rows hold 2·length + 2 tokens. */
-  length: number;
-  /** Random ids are drawn uniformly from [firstId, vocabSize): no special tokens. */
-  firstId: number;
-  vocabSize: number;
-  bos: number;
-  eos: number;
-  /** Fills the rest of a row whose copy is shorter than `length` (text rows; never a target). */
-  pad: number;
-  seed: number;
-  /** Rows per epoch. @default 1024 */
-  rowsPerEpoch?: number;
-  /**
-   * Copy spans of these token sequences (documents) instead of random ids; see `copyRowSource`.
-   * Absent: random ids.
-   */
-  text?: readonly Int32Array[];
-}
-
-/** The shortest span a text copying row repeats. */
-export const MIN_TEXT_COPY_TOKENS = 4;
-
-/**
- * Copying rows `bos x₁…x_L eos x₁…x_L`, a fresh seeded draw per epoch, the copy the only targets.
- * Two kinds:
- *
- * - random ids (the default): every row of the same L. Measured (docs/experiments/2026-11-24-teaching-the-base-to-copy.md): this
- *   teaches a positional shortcut — attend L+1 tokens back — rather than looking the token up, so
- *   it does not carry over to copying words from a prompt, and it moves the model far from text
- *   (400 steps on the built-in base raised its held-out SFT loss from 4.69 to 9.28);
- * - `text`: x is a span of a train document, of a seeded length in [4, length] (padded after the
- *   copy), so the offset to look back varies and only content matching (the induction circuit)
- *   predicts the copy. Measured: with the first half as targets too, the circuit forms several
- *   times slower (the text loss dominates), so it is not.
- */
-export function copyRowSource({
-  length,
-  firstId,
-  vocabSize,
-  bos,
-  eos,
-  pad,
-  seed,
-  rowsPerEpoch = 1024,
-  text,
-}: CopyRowsOptions): RowSource {
-  if (!(firstId >= 0 && firstId < vocabSize - 1)) {
-    throw new RangeError(`copy rows need ids in [${firstId}, ${vocabSize}); the range is empty`);
-  }
-  const long = text?.filter((doc) => doc.length >= length);
-  if (long && long.length === 0) throw new RangeError(`no text document has ${length} tokens to copy`);
-  const L = 2 * length + 2;
-  return new RowSource((epoch) => {
-    const rng = createRng(seed, 'copy/rows', epoch);
-    const tokens = new Int32Array(rowsPerEpoch * L).fill(pad);
-    const mask = new Uint8Array(rowsPerEpoch * L);
-    for (let r = 0; r < rowsPerEpoch; r++) {
-      const at = r * L;
-      let n = length;
-      tokens[at] = bos;
-      if (long) {
-        n = rng.int(Math.min(MIN_TEXT_COPY_TOKENS, length), length);
-        const doc = rng.pick(long);
-        const from = rng.int(0, doc.length - n);
-        tokens.set(doc.subarray(from, from + n), at + 1);
-      } else {
-        for (let t = 0; t < n; t++) tokens[at + 1 + t] = rng.int(firstId, vocabSize - 1);
-      }
-      tokens[at + 1 + n] = eos;
-      tokens.copyWithin(at + 2 + n, at + 1, at + 1 + n);
-      // The mask marks the targets: token t is predicted from t-1.
-      mask.fill(1, at + 2 + n, at + 2 + 2 * n);
-    }
-    return { count: rowsPerEpoch, length: L, tokens, mask };
-  });
-}
-
-/**
- * Greedy accuracy on the copied half of a batch of copying rows: the share of x₂…x_L in the second
- * half (x₁ follows the separator, not an earlier token) whose argmax prediction (`predicted`, one
- * id per target of the batch) is right. Each row's L is where its first `eos` input is.
- */
-export function copyAccuracy(predicted: Int32Array, batch: Batch, eos: number): number {
-  let right = 0;
-  let counted = 0;
-  for (let r = 0; r < batch.rows; r++) {
-    const row = batch.inputs.subarray(r * batch.cols, (r + 1) * batch.cols);
-    const length = row.indexOf(eos) - 1;
-    if (length < 1) continue;
-    // Row tokens: bos x₁…x_L eos x₁…x_L; target t is token t+1, so x₂…x_L of the copy are t = L+2 … 2L.
-    for (let t = length + 2; t <= 2 * length; t++) {
-      const i = r * batch.cols + t;
-      counted += 1;
-      if (predicted[i] === batch.targets[i]) right += 1;
-    }
-  }
-  return counted === 0 ? 0 : right / counted;
 }
 
 /** Batches of `size` rows over `rows` in order (the last one may be smaller), for evaluation. */

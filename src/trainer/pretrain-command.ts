@@ -2,17 +2,20 @@
  * `corgi pretrain`: the CLI face of `runPretrain`. Its flags are generated from the config schema
  * (`hidden_size` → `--hidden-size`, the doc line as help, grouped as the config is), so the two
  * never drift apart. Only flags given on the command line reach `runPretrain`: a resumed run
- * keeps its saved config and refuses a flag that would change it.
+ * keeps its saved config and refuses a flag that would change it (exit 2, naming every such field).
  *
  * Output: progress on stderr, the summary JSON on stdout. Ctrl-C finishes the current step, writes
  * a checkpoint and exits 130; a second Ctrl-C exits at once. Exit 2 on a bad config.
  */
+
 import type { Command } from 'commander';
 import type { z } from 'zod';
+import { backendOptionsFromEnv } from '../command-env.ts';
 import { addConfigOptions, readConfigFlags } from './config-flags.ts';
 import { TrainingInterruptedError } from './interrupted.ts';
 import { runPretrain } from './pretrain.ts';
 import { PRETRAIN_CONFIG_GROUPS, PretrainConfigError, type PretrainConfigInput } from './pretrain-config.ts';
+import { ResumeConfigError } from './run-state.ts';
 
 const GROUP_TITLES: Record<string, string> = {
   run: 'Run',
@@ -55,7 +58,9 @@ async function commandPretrain(input: PretrainConfigInput): Promise<void> {
   };
   process.on('SIGINT', onInterrupt);
   try {
-    const summary = await runPretrain(input, { signal: controller.signal });
+    const { preferred: backend, simdMatMul } = backendOptionsFromEnv();
+    if (simdMatMul === false) (await import('../policy/wasm-kernels.ts')).setSimdMatMul(false);
+    const summary = await runPretrain(input, { signal: controller.signal, ...(backend ? { backend } : {}) });
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   } catch (error) {
     if (TrainingInterruptedError.isInstance(error)) {
@@ -63,7 +68,7 @@ async function commandPretrain(input: PretrainConfigInput): Promise<void> {
       process.exitCode = 130;
       return;
     }
-    if (PretrainConfigError.isInstance(error)) {
+    if (PretrainConfigError.isInstance(error) || ResumeConfigError.isInstance(error)) {
       process.stdout.write(`${JSON.stringify({ error: error.message, field: error.field })}\n`);
       process.exitCode = 2;
       return;

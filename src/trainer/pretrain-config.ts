@@ -8,7 +8,9 @@
  * The defaults are the shipped base model, chosen by measurement on the 2-core development machine
  * (wasm backend, two data-parallel threads): see the chosen-config note in pretrain.ts.
  */
+
 import { z } from 'zod';
+import { CorgiError } from '../errors.ts';
 import { ConfigError, parseLlamaConfig } from '../policy/config.ts';
 
 const nullableInt = (min: number) => z.int().min(min).nullable().default(null);
@@ -105,21 +107,12 @@ const pretrainFields = {
     .default(null)
     .describe(
       'Continue from this checkpoint (a `corgi pretrain` output) instead of pretraining: its tokenizer and ' +
-        'weights are kept; pretraining runs only with an explicit pretrain_tokens (continued pretraining), then copying (if any) and SFT. The model fields must match its config.json.',
+        'weights are kept; pretraining runs only with an explicit pretrain_tokens (continued pretraining), then SFT. The model fields must match its config.json.',
     ),
   pretrain_tokens: nullableInt(1).describe(
     'Pretraining budget in input tokens (steps × batch × window); null: set from minutes. ' +
       'The summary reports the value a run used, so passing it back reproduces the run.',
   ),
-  pretrain_repeat_share: z
-    .number()
-    .min(0)
-    .max(0.9)
-    .default(0)
-    .describe(
-      'Share of the pretraining windows rewritten as repeated passages of their own text ' +
-        '(<bos> p <eos> p …, 8–64 tokens each, loss on all): in-context copying learned on real text',
-    ),
   pretrain_batch_size: z.int().min(2).default(8).describe('Windows per step (split between the threads)'),
   learning_rate: z.number().positive().default(1e-3).describe('Peak pretraining learning rate (AdamW)'),
   min_learning_rate: z
@@ -140,48 +133,6 @@ const pretrainFields = {
     ),
 };
 
-/** Synthetic copying between pretraining and SFT (off by default). */
-const copyFields = {
-  copy_steps: z
-    .int()
-    .min(0)
-    .default(0)
-    .describe(
-      'Steps on copying rows (<bos> x <eos> x, loss on the copy) before SFT, for the copying circuit ' +
-        '(induction heads) that writing a requested word needs; 0 skips the phase',
-    ),
-  copy_during_pretrain: z
-    .boolean()
-    .default(false)
-    .describe(
-      'Follow every pretraining step with one copying step (same optimizer and rate): the circuit forms while the text keeps the language model',
-    ),
-  copy_during_sft: z
-    .boolean()
-    .default(false)
-    .describe(
-      'Follow every SFT step with one copying step (same optimizer and rate), meant to keep the circuit through SFT',
-    ),
-  copy_text: z
-    .boolean()
-    .default(false)
-    .describe(
-      'Copy spans of the Brown train documents, 4 to copy_length tokens, instead of random ids of exactly ' +
-        'copy_length (a fixed length teaches a positional shortcut, not copying)',
-    ),
-  copy_length: z
-    .int()
-    .min(2)
-    .default(20)
-    .describe('Tokens per half of a copying row (the most, with copy_text)'),
-  copy_batch_size: z.int().min(1).default(8).describe('Copying rows per step'),
-  copy_learning_rate: z
-    .number()
-    .positive()
-    .default(1e-3)
-    .describe('Constant learning rate of the copying phase (after sft_warmup_steps of warm-up)'),
-};
-
 /** Supervised fine-tuning on single-turn instruction → reference examples of every task. */
 const sftFields = {
   sft_examples: z
@@ -197,23 +148,6 @@ const sftFields = {
     .max(0.9)
     .default(0.25)
     .describe('Share of the SFT examples that are "Repeat this sentence" copying examples (tasks/sft.ts)'),
-  sft_word_copy_share: z
-    .number()
-    .min(0)
-    .max(0.9)
-    .default(0)
-    .describe(
-      'Share of the SFT examples that repeat a list of unrelated words ("Repeat these words"), which only copying predicts',
-    ),
-  sft_inclusion_max_words: nullableInt(6).describe(
-    'concepts and keywords SFT examples only from train sentences of at most this many words (short references: the requested words and a little glue); null: any length',
-  ),
-  sft_inclusion_in_order: z
-    .boolean()
-    .default(false)
-    .describe(
-      'List the concepts of the SFT examples in the order their reference uses them (copying in order is what an induction head does); evaluation keeps the random order',
-    ),
   sft_epochs: z.number().positive().default(1).describe('Passes over the SFT examples'),
   sft_batch_size: z.int().min(1).default(8).describe('Packed rows per SFT step'),
   sft_learning_rate: z.number().positive().default(1e-3).describe('Peak SFT learning rate'),
@@ -251,7 +185,6 @@ export const PRETRAIN_CONFIG_GROUPS = {
   data: dataFields,
   model: modelFields,
   pretraining: pretrainFields,
-  copying: copyFields,
   sft: sftFields,
   logging: loggingFields,
 } as const;
@@ -266,7 +199,6 @@ export const pretrainConfigSchema = z
     ...dataFields,
     ...modelFields,
     ...pretrainFields,
-    ...copyFields,
     ...sftFields,
     ...loggingFields,
   })
@@ -299,30 +231,8 @@ export const pretrainConfigSchema = z
         `pretrain_tokens (${c.pretrain_tokens}) is less than one step of pretrain_batch_size × max_position_embeddings (${tokensPerStep})`,
       );
     }
-    if (c.sft_copy_share + c.sft_word_copy_share >= 1) {
-      issue(
-        'sft_word_copy_share',
-        'sft_copy_share + sft_word_copy_share must be below 1 (some task examples remain)',
-      );
-    }
-    const copies = c.copy_steps > 0 || c.copy_during_pretrain || c.copy_during_sft;
-    if (copies && 2 * c.copy_length + 1 > c.max_position_embeddings) {
-      issue(
-        'copy_length',
-        `copying rows of 2 × ${c.copy_length} + 1 inputs exceed the ${c.max_position_embeddings}-token window`,
-      );
-    }
-    if (c.copy_during_pretrain && c.init_from !== null && c.pretrain_tokens === null) {
-      issue(
-        'copy_during_pretrain',
-        'with init_from there is no pretraining to interleave with unless pretrain_tokens is set',
-      );
-    }
-    if (c.init_from !== null && c.sft_examples === 0 && c.copy_steps === 0 && c.pretrain_tokens === null) {
-      issue(
-        'sft_examples',
-        'with init_from nothing would train: set pretrain_tokens, copy_steps or sft_examples',
-      );
+    if (c.init_from !== null && c.sft_examples === 0 && c.pretrain_tokens === null) {
+      issue('sft_examples', 'with init_from nothing would train: set pretrain_tokens or sft_examples');
     }
     if (c.init_from === null && c.pretrain_tokens === null && c.warmup_steps < c.budget_probe_steps) {
       // The probe's steps must not depend on the total it is about to fix: keep them inside warm-up.
@@ -338,23 +248,14 @@ export type PretrainConfig = z.infer<typeof pretrainConfigSchema>;
 /** What a caller writes: any subset of the fields. */
 export type PretrainConfigInput = z.input<typeof pretrainConfigSchema>;
 
-const MARKER = Symbol.for('corgi.PretrainConfigError');
-
 /** A bad pretraining config, naming the offending field. */
-export class PretrainConfigError extends Error {
-  readonly [MARKER] = true;
-  override readonly name = 'PretrainConfigError';
-
+export class PretrainConfigError extends CorgiError {
   constructor(
     readonly field: string,
     reason: string,
     options: { cause?: unknown } = {},
   ) {
-    super(`${field}: ${reason}`, options);
-  }
-
-  static isInstance(error: unknown): error is PretrainConfigError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
+    super('invalid_config', `${field}: ${reason}`, options);
   }
 }
 

@@ -3,28 +3,26 @@
  *
  *   1) tokenizer   byte-level BPE on the Brown train split        → tokenizer.json, tokenizer_config.json
  *   2) pretrain    next-token LM on the train split's documents   → held-out perplexity on validation
- *   -) copy        (copy_steps > 0) random ids repeated once, loss on the copy → greedy copy accuracy
  *   3) sft         single-turn instruction → reference examples of every task, loss on assistant tokens
  *   4) export      HF-layout checkpoint written atomically to <out>/ with the log and a summary
  *
- * The loop reads like nanoGPT's `train.py`: learning rate → batch → step → log → evaluate →
- * checkpoint, each phase commented. Every random choice comes from the seed (initialization, the
- * document and window order per epoch, the SFT mix and order), so a data position is a cursor
- * `{epoch, row}` and a checkpoint in `<out>.work/checkpoint/` (weights, AdamW moments, cursor, phase,
- * log length) is all a resumed run needs to continue bit for bit. Ctrl-C (the `signal`) finishes the
+ * Each phase is a function over one explicit run state (`PretrainRun`); the training loops read
+ * like nanoGPT's `train.py`: learning rate → batch → step → log → evaluate → checkpoint. A loop
+ * reports through events (minGPT's callbacks): `step` after every optimizer step, `log` for a
+ * metrics line, `notice` for a message. The metrics log (train_log.jsonl) and the progress display
+ * attach to them in `runPretrain`, and callers add their own (`onStep`, `onLog`).
+ *
+ * Every random choice comes from the seed (initialization, the document and window order per
+ * epoch, the SFT mix and order), so a data position is a cursor `{epoch, row}` and a work
+ * checkpoint in `<out>.work/` (run-state.ts: weights, AdamW moments, cursor, phase, config, log
+ * length) is all a resumed run needs to continue bit for bit. Ctrl-C (the `signal`) finishes the
  * current step and writes one.
  *
  * Continuing: with `init_from` a finished checkpoint is the start instead. Its tokenizer is copied
  * (the weights were trained on its ids) and step 1 is skipped; step 2 runs only with an explicit
- * `pretrain_tokens` (continued pretraining, e.g. with a new data mix; otherwise `val_ppl` is the
- * checkpoint's own perplexity), then the copying phase (if any) and SFT with the config's mix: a way
- * to try recipes without redoing the 22 minutes of pretraining.
- *
- * Copying (off by default): rows `<bos> x <eos> x`, loss on the copy, of random ids or (`copy_text`)
- * of spans of Brown text of varied length. `copy_steps` is a phase of them at a constant rate;
- * `copy_during_pretrain` / `copy_during_sft` add one such step after every pretraining / SFT step.
- * Pretraining windows can also be rewritten as repeated passages (`pretrain_repeat_share`). What
- * each did is measured in docs/experiments/2026-11-24-teaching-the-base-to-copy.md.
+ * `pretrain_tokens` (continued pretraining; otherwise `val_ppl` is the checkpoint's own
+ * perplexity), then SFT with the config's mix: a way to try recipes without redoing the 22 minutes
+ * of pretraining.
  *
  * Budget: `pretrain_tokens` fixes the number of pretraining steps. Without it, `minutes` does: the
  * first `budget_probe_steps` steps (inside warm-up, so they do not depend on the total) are timed,
@@ -42,25 +40,7 @@
  * trainer. 3 heads of 64 were slower (≈980 tok/s) than 4 of 48. Window 256 costs the same per
  * token as 128 here and holds a prompt with a few feedback turns.
  *
- * Logged metrics (`<out>/train_log.jsonl`, one JSON object per line; every line has `phase`,
- * `step` and `elapsed_s`, the wall-clock seconds of the whole run so far):
- *
- * | metric           | meaning                                                                          |
- * |------------------|----------------------------------------------------------------------------------|
- * | `loss`           | mean training cross-entropy (nats/token) over the last `logging_steps` steps;     |
- * |                  | in `sft`, over assistant tokens only                                             |
- * | `grad_norm`      | mean global gradient norm before clipping over the same steps                    |
- * | `learning_rate`  | the learning rate of the last step                                               |
- * | `tokens`         | input tokens the phase has trained on so far (windows × length, padding included) |
- * | `tokens_per_s`   | input tokens per second over the same steps                                      |
- * | `epoch`          | passes over the phase's data so far (fractional)                                 |
- * | `eval/loss`      | held-out loss: pretrain, next-token loss on `eval_batches` validation batches     |
- * |                  | spread over the split; sft, the assistant-token loss on validation examples      |
- * | `eval/ppl`       | exp(`eval/loss`)                                                                 |
- * | `val_loss`, `val_ppl` | (phase `final`) next-token loss / perplexity on the whole validation split |
- * |                  | after pretraining; `val_ppl_after_sft` the same after SFT                        |
- * | `sft_val_loss`   | (phase `final`) assistant-token loss on validation examples after SFT;           |
- * |                  | `sft_val_loss_before` before it                                                  |
+ * Logged metrics: `<out>/train_log.jsonl`, one JSON object per line; docs/training.md explains each.
  */
 
 import { existsSync } from 'node:fs';
@@ -77,13 +57,11 @@ import { AdamW, createLrSchedule } from '../policy/optim.ts';
 import { Tokenizer } from '../policy/tokenizer.ts';
 import { DataParallelTrainer, type StepStats, trainStep } from '../policy/train.ts';
 import { buildTokenizerConfig } from '../policy/train-tokenizer.ts';
-import { createRng } from '../tasks/random.ts';
+import { createRng } from '../random.ts';
 import { buildSftExamples } from '../tasks/sft.ts';
 import { TrainingInterruptedError } from './interrupted.ts';
 import {
   type Batch,
-  copyAccuracy,
-  copyRowSource,
   type DataCursor,
   evaluationBatches,
   evaluationRows,
@@ -96,7 +74,6 @@ import {
   spreadRows,
 } from './lm-data.ts';
 import { batchTensors, evaluateLoss, maskedLossAndGradients, maskedTrainStep } from './lm-steps.ts';
-import { loadOptimizerState, serializeOptimizerState } from './optimizer-state.ts';
 import {
   buildModelConfigInput,
   type PretrainConfig,
@@ -105,18 +82,19 @@ import {
   parsePretrainConfig,
   RUN_CONTROL_FIELDS,
 } from './pretrain-config.ts';
-import { MetricsLog, ProgressReporter } from './progress.ts';
+import { type MetricsLog, ProgressReporter } from './progress.ts';
+import { resumedConfig, WorkCheckpoint } from './run-state.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Public types.
 
 /** The phases that take optimizer steps. */
-type TrainingPhase = 'pretrain' | 'copy' | 'sft';
+type TrainingPhase = 'pretrain' | 'sft';
 
-export type PretrainPhase = 'pretrain' | 'copy' | 'sft' | 'export';
+export type PretrainPhase = TrainingPhase | 'export';
 
-/** What `onStepEnd` receives after every optimizer step. */
-export interface StepEndEvent {
+/** The `step` event: after every optimizer step. */
+export interface PretrainStepEvent {
   phase: TrainingPhase;
   /** Steps done in this phase (1 after the first). */
   step: number;
@@ -125,13 +103,27 @@ export interface StepEndEvent {
   loss: number;
   gradNorm: number;
   learningRate: number;
+  /** Input tokens per second over the phase so far. */
+  tokensPerSecond: number;
+  /** Seconds left in the phase at its mean step time (NaN while the total is unknown). */
+  etaSeconds: number;
+  /** Wall-clock seconds of the whole run so far (all sessions of a resumed run). */
+  elapsedSeconds: number;
 }
+
+/** The `log` event: one metrics line of train_log.jsonl (every line has `phase`, `step`, `elapsed_s`). */
+export type PretrainLogRecord = { phase: TrainingPhase | 'final'; step: number; elapsed_s: number } & Record<
+  string,
+  number | string
+>;
 
 export interface PretrainOptions {
   /** Abort (Ctrl-C): the current step finishes, a checkpoint is written, `TrainingInterruptedError` is thrown. */
   signal?: AbortSignal;
   /** Called after every optimizer step (minGPT's `on_batch_end`). */
-  onStepEnd?: (event: StepEndEvent) => void;
+  onStep?: (event: PretrainStepEvent) => void;
+  /** Called with every metrics line, after it is written to train_log.jsonl. */
+  onLog?: (record: PretrainLogRecord) => void;
   /** Progress and notices. @default a ProgressReporter on stderr */
   progress?: ProgressReporter;
   /** Backend to force; otherwise `selectBackend`'s order (and `CORGI_BACKEND`). */
@@ -145,21 +137,14 @@ export interface PretrainSummary {
   /** The run's config with `pretrain_tokens` resolved: pass it back to reproduce the run. */
   config: PretrainConfig;
   model_config: Record<string, unknown>;
-  /** Optimizer steps, pretraining + copying + SFT. */
+  /** Optimizer steps, pretraining + SFT. */
   steps: number;
-  /** Input tokens trained on, pretraining + copying + SFT. */
+  /** Input tokens trained on, pretraining + SFT. */
   tokens: number;
   /** Wall-clock minutes of the whole pipeline (all sessions of a resumed run). */
   minutes: number;
   /** The same, by part: data preparation and export are `other`. */
-  minutes_by_part: {
-    tokenizer: number;
-    pretrain: number;
-    copy: number;
-    sft: number;
-    eval: number;
-    other: number;
-  };
+  minutes_by_part: { tokenizer: number; pretrain: number; sft: number; eval: number; other: number };
   params: number;
   size_mb: number;
   /** Perplexity of the pretrained model on the whole Brown validation split. */
@@ -177,14 +162,6 @@ export interface PretrainSummary {
     minutes: number;
     final_loss: number;
   };
-  /** The synthetic copying phase (`copy_steps`); `accuracy` is its greedy copy accuracy at the end. */
-  copy: {
-    steps: number;
-    tokens: number;
-    minutes: number;
-    final_loss: number | null;
-    accuracy: number | null;
-  };
   sft: {
     examples: number;
     steps: number;
@@ -201,7 +178,8 @@ export interface PretrainSummary {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The checkpointed state (`trainer_state.json`): everything besides weights and moments.
+// The run state. `TrainerState` is what a work checkpoint saves; `PretrainRun` adds what each
+// session rebuilds from it (data, model, optimizer) and where the run reports.
 
 interface PhaseState {
   step: number;
@@ -218,25 +196,55 @@ interface PhaseState {
 }
 
 interface TrainerState {
-  format: 1;
   version: string;
-  config: PretrainConfig;
   phase: PretrainPhase;
   pretrain: PhaseState;
-  copy: PhaseState;
   sft: PhaseState;
   results: {
     val_loss?: number;
-    copy_accuracy?: number;
     sft_val_loss_before?: number;
     sft_val_loss?: number;
     val_loss_after_sft?: number;
   };
   /** Wall-clock seconds per part of the pipeline, all sessions. */
-  seconds: { tokenizer: number; pretrain: number; copy: number; sft: number; eval: number; other: number };
-  /** Bytes of train_log.jsonl at this checkpoint: a resumed run cuts the log back to it. */
-  logBytes: number;
+  seconds: { tokenizer: number; pretrain: number; sft: number; eval: number; other: number };
   resumed: boolean;
+}
+
+/** The tokenized data of every phase. */
+interface PretrainData {
+  trainDocuments: number;
+  pretrainRows: RowSource;
+  validationRows: Rows;
+  sftExamples: number;
+  sftRows: RowSource;
+  sftValidationRows: Rows;
+}
+
+/** Where the phases report; `runPretrain` attaches the metrics log, the progress display and the caller's hooks. */
+interface RunEvents {
+  step(event: PretrainStepEvent): void;
+  log(record: PretrainLogRecord): void;
+  notice(text: string): void;
+}
+
+interface PretrainRun {
+  readonly config: PretrainConfig;
+  readonly out: string;
+  readonly work: WorkCheckpoint<PretrainConfig, TrainerState>;
+  readonly state: TrainerState;
+  /** The phase the work checkpoint was in when this session started (its optimizer moments are restored). */
+  readonly resumedPhase: PretrainPhase | null;
+  readonly clock: PhaseClock;
+  readonly metricsLog: MetricsLog;
+  readonly events: RunEvents;
+  readonly signal: AbortSignal | undefined;
+  readonly tokenizer: Tokenizer;
+  readonly tokenizerFiles: Record<string, string>;
+  readonly data: PretrainData;
+  readonly model: LlamaModel;
+  /** The current phase's optimizer (none between phases). */
+  optimizer: AdamW | null;
 }
 
 function freshPhase(): PhaseState {
@@ -347,44 +355,19 @@ function scaleResidualProjections(model: LlamaModel): void {
   }
 }
 
-/** The config a resumed run continues with: the saved one, with only run-control fields replaced. */
-function resumeConfig(input: PretrainConfigInput, saved: PretrainConfig): PretrainConfig {
-  const merged: Record<string, unknown> = { ...saved };
-  for (const [field, value] of Object.entries(input)) {
-    if (value === undefined) continue;
-    if (RUN_CONTROL_FIELDS.has(field)) {
-      merged[field] = value;
-      continue;
-    }
-    const before = (saved as Record<string, unknown>)[field];
-    if (JSON.stringify(value) !== JSON.stringify(before)) {
-      throw new PretrainConfigError(
-        field,
-        `the run being resumed used ${JSON.stringify(before)}, got ${JSON.stringify(value)}; ` +
-          'a resumed run keeps its config (start a new run without --resume to change it)',
-      );
-    }
-  }
-  return parsePretrainConfig({ ...merged, resume: true });
-}
-
 // ---------------------------------------------------------------------------------------------
 // The pipeline.
 
-const CHECKPOINT = 'checkpoint';
 /** Steps between worker restarts (step 8 of the pretraining loop): each costs ~1.2 s, ~40 s an hour. */
 const WORKER_RESTART_STEPS = 40;
 const WORKER_RESTART_SECONDS = 1.5;
-const STATE_FILE = 'trainer_state.json';
-/** Copying rows of this epoch are never trained on (a run would need ~10⁹ steps to reach it). */
-const HELD_OUT_COPY_EPOCH = 1_000_000;
-const OPTIMIZER_FILE = 'optimizer.safetensors';
 
 /**
  * Runs the whole pipeline (or continues it with `resume`) and returns the summary it also writes
  * to `<out>/training_summary.json`.
  *
- * @throws PretrainConfigError for a bad config or a resume that would change it
+ * @throws PretrainConfigError for a bad config
+ * @throws ResumeConfigError for a resume that would change the config (run-state.ts)
  * @throws TrainingInterruptedError when `signal` aborts (after writing a checkpoint)
  *
  * @example
@@ -395,74 +378,139 @@ export async function runPretrain(
   options: PretrainOptions = {},
 ): Promise<PretrainSummary> {
   const progress = options.progress ?? new ProgressReporter();
+  const opened = await openRun(input);
+  const { config, state, resumedPhase, work } = opened;
+  await mkdir(work.workDir, { recursive: true });
+  const clock = new PhaseClock(state.seconds);
+  const metricsLog = work.openLog(resumedPhase ? opened : null);
+  const events: RunEvents = {
+    step: (event) => {
+      progress.update({ ...event, totalSteps: event.totalSteps ?? 0 });
+      options.onStep?.(event);
+    },
+    log: (record) => {
+      metricsLog.write(record);
+      options.onLog?.(record);
+    },
+    notice: (text) => progress.line(text),
+  };
+  const backend = await selectBackend({ preferred: options.backend, log: events.notice });
+  if (resumedPhase)
+    events.notice(`pretrain: resuming ${state.version} in phase ${state.phase} (${work.workDir})`);
+
+  // 1) tokenizer, 2) data, 3) model
+  const { tokenizer, tokenizerFiles, trainDocs, validationDocs } = await prepareTokenizer(
+    config,
+    work,
+    clock,
+    events,
+  );
+  clock.switchTo('other');
+  const data = prepareData(config, tokenizer, trainDocs, validationDocs);
+  setPhaseTotals(config, state, data);
+  const model = await createModel(config, tokenizer, resumedPhase ? work.dir : null);
+  events.notice(
+    `pretrain: ${state.version}: ${model.numParameters().toLocaleString('en-US')} parameters, ` +
+      `${config.num_hidden_layers} layers × ${config.hidden_size}, vocab ${tokenizer.vocabSize}, window ${config.max_position_embeddings}`,
+  );
+  const run: PretrainRun = {
+    config,
+    out: resolve(config.out),
+    work,
+    state,
+    resumedPhase,
+    clock,
+    metricsLog,
+    events,
+    signal: options.signal,
+    tokenizer,
+    tokenizerFiles,
+    data,
+    model,
+    optimizer: null,
+  };
+  try {
+    // 4) pretraining, 5) SFT, 6) export
+    if (state.phase === 'pretrain') await pretrainPhase(run);
+    if (state.results.val_loss === undefined) {
+      // Continuing a checkpoint (init_from): its perplexity as it came, the figure pretraining reports.
+      state.results.val_loss = heldOutLoss(run, data.validationRows);
+    }
+    if (state.phase === 'sft') await sftPhase(run);
+    return await exportModel(run, backend);
+  } finally {
+    run.optimizer?.dispose();
+    model.dispose();
+  }
+}
+
+/**
+ * Refuses to clobber a finished model or an earlier run, then picks up the interrupted run (its
+ * config and state) or starts a new one.
+ */
+async function openRun(input: PretrainConfigInput): Promise<{
+  config: PretrainConfig;
+  state: TrainerState;
+  resumedPhase: PretrainPhase | null;
+  work: WorkCheckpoint<PretrainConfig, TrainerState>;
+  logBytes: number;
+}> {
   const firstConfig = parsePretrainConfig(input);
   const out = resolve(firstConfig.out);
-  const work = `${out}.work`;
-  const checkpointDir = join(work, CHECKPOINT);
-
-  // --- 0) Setup: refuse to clobber, or pick up the interrupted run. --------------------------
+  const work = new WorkCheckpoint<PretrainConfig, TrainerState>(`${out}.work`, 'pretrain');
   if (existsSync(out) && !firstConfig.overwrite) {
     throw new PretrainConfigError('out', `${out} already exists (pass --overwrite to replace it)`);
   }
-  const canResume = existsSync(join(checkpointDir, STATE_FILE));
-  if (firstConfig.resume && !existsSync(work)) {
-    throw new PretrainConfigError('resume', `nothing to resume: ${work} does not exist`);
+  if (firstConfig.resume && !existsSync(work.workDir)) {
+    throw new PretrainConfigError('resume', `nothing to resume: ${work.workDir} does not exist`);
   }
-  if (!firstConfig.resume && existsSync(work)) {
+  if (!firstConfig.resume && existsSync(work.workDir)) {
     throw new PretrainConfigError(
       'resume',
-      `${work} holds an earlier run: pass --resume to continue it, or delete the directory to start over`,
+      `${work.workDir} holds an earlier run: pass --resume to continue it, or delete the directory to start over`,
     );
   }
-  let state: TrainerState;
-  let config: PretrainConfig;
-  // The phase the checkpoint was in when this session started: its optimizer moments are restored.
-  let resumedPhase: PretrainPhase | null = null;
-  if (firstConfig.resume && canResume) {
-    const saved = JSON.parse(await readFile(join(checkpointDir, STATE_FILE), 'utf8')) as TrainerState;
-    config = resumeConfig(input, saved.config);
-    // Work checkpoints written before the copying phase existed lack its state.
-    state = {
-      ...saved,
-      copy: saved.copy ?? freshPhase(),
-      seconds: { ...saved.seconds, copy: saved.seconds.copy ?? 0 },
+  if (firstConfig.resume && work.saved) {
+    const saved = await work.read();
+    const config = parsePretrainConfig({
+      ...resumedConfig(saved.config, input, RUN_CONTROL_FIELDS),
+      resume: true,
+    });
+    return {
       config,
-      resumed: true,
-    };
-    resumedPhase = saved.phase;
-  } else {
-    config = firstConfig;
-    state = {
-      format: 1,
-      version: `base-${config.seed}`,
-      config,
-      // A continued checkpoint is already pretrained: more pretraining only if a token budget asks
-      // for it, otherwise straight to copying, or to SFT.
-      phase:
-        config.init_from === null || config.pretrain_tokens !== null
-          ? 'pretrain'
-          : config.copy_steps > 0
-            ? 'copy'
-            : 'sft',
-      pretrain: freshPhase(),
-      copy: freshPhase(),
-      sft: freshPhase(),
-      results: {},
-      seconds: { tokenizer: 0, pretrain: 0, copy: 0, sft: 0, eval: 0, other: 0 },
-      logBytes: 0,
-      resumed: false,
+      state: { ...saved.state, resumed: true },
+      resumedPhase: saved.state.phase,
+      work,
+      logBytes: saved.logBytes,
     };
   }
-  if (config.init_from !== null && !resumedPhase) await checkContinuedCheckpoint(config);
-  await mkdir(work, { recursive: true });
-  const clock = new PhaseClock(state.seconds);
-  const log = MetricsLog.open(join(work, 'train_log.jsonl'), resumedPhase ? state.logBytes : null);
-  const backend = await selectBackend({ preferred: options.backend, log: (line) => progress.line(line) });
-  if (resumedPhase) {
-    progress.line(`pretrain: resuming ${state.version} in phase ${state.phase} (${work})`);
-  }
+  const config = firstConfig;
+  if (config.init_from !== null) await checkContinuedCheckpoint(config);
+  const state: TrainerState = {
+    version: `base-${config.seed}`,
+    // A continued checkpoint is already pretrained: more pretraining only if a token budget asks for it.
+    phase: config.init_from === null || config.pretrain_tokens !== null ? 'pretrain' : 'sft',
+    pretrain: freshPhase(),
+    sft: freshPhase(),
+    results: {},
+    seconds: { tokenizer: 0, pretrain: 0, sft: 0, eval: 0, other: 0 },
+    resumed: false,
+  };
+  return { config, state, resumedPhase: null, work, logBytes: 0 };
+}
 
-  // --- 1) Tokenizer: byte-level BPE on the train split (kept in the work dir across sessions). --
+/** 1) Byte-level BPE on the train split, kept in the work dir across sessions (or `init_from`'s). */
+async function prepareTokenizer(
+  config: PretrainConfig,
+  work: WorkCheckpoint<PretrainConfig, TrainerState>,
+  clock: PhaseClock,
+  events: RunEvents,
+): Promise<{
+  tokenizer: Tokenizer;
+  tokenizerFiles: Record<string, string>;
+  trainDocs: BrownDocument[];
+  validationDocs: BrownDocument[];
+}> {
   const brown = loadBrownCorpus();
   const trainDocs = selectDocuments(
     brown.documentsOf('train'),
@@ -476,8 +524,8 @@ export async function runPretrain(
     config.seed,
     'validation',
   );
-  const tokenizerPath = join(work, 'tokenizer.json');
-  const tokenizerConfigPath = join(work, 'tokenizer_config.json');
+  const tokenizerPath = join(work.workDir, 'tokenizer.json');
+  const tokenizerConfigPath = join(work.workDir, 'tokenizer_config.json');
   if (config.init_from !== null && !existsSync(tokenizerConfigPath)) {
     // The continued checkpoint's tokenizer: its ids are what the weights were trained on.
     for (const [from, to] of [
@@ -496,7 +544,7 @@ export async function runPretrain(
   }
   if (!existsSync(tokenizerPath) || !existsSync(tokenizerConfigPath)) {
     clock.switchTo('tokenizer');
-    progress.line(`tokenizer: BPE to ${config.vocab_size} ids on ${trainDocs.length} train documents`);
+    events.notice(`tokenizer: BPE to ${config.vocab_size} ids on ${trainDocs.length} train documents`);
     const json = trainBpe({ texts: trainDocs.map((d) => d.text), vocabSize: config.vocab_size });
     // tokenizer_config.json last: its presence marks the pair complete.
     await writeFileAtomic(tokenizerPath, JSON.stringify(json));
@@ -510,25 +558,29 @@ export async function runPretrain(
     'tokenizer_config.json': await readFile(tokenizerConfigPath, 'utf8'),
   };
   const tokenizer = Tokenizer.fromFile(tokenizerPath);
-  const endOfTurn = tokenizer.tokenToId('<|end|>');
-  if (tokenizer.bosId === null || endOfTurn === undefined) {
+  if (tokenizer.bosId === null || tokenizer.tokenToId('<|end|>') === undefined) {
     throw new Error('the trained tokenizer lacks <|begin_of_text|> or <|end|>');
   }
+  return { tokenizer, tokenizerFiles, trainDocs, validationDocs };
+}
 
-  // --- 2) Data: token windows for pretraining and evaluation, packed chat rows for SFT. --------
-  clock.switchTo('other');
+/** 2) Token windows for pretraining and evaluation, packed chat rows for SFT. */
+function prepareData(
+  config: PretrainConfig,
+  tokenizer: Tokenizer,
+  trainDocs: BrownDocument[],
+  validationDocs: BrownDocument[],
+): PretrainData {
   const encode = (docs: BrownDocument[]) => docs.map((d) => Int32Array.from(tokenizer.encode(d.text)));
   const T = config.max_position_embeddings;
-  const bos = tokenizer.bosId;
+  const bos = tokenizer.bosId!;
   const eos = tokenizer.eosId;
-  const trainTokens = encode(trainDocs);
   const pretrainRows = pretrainRowSource({
-    documents: trainTokens,
+    documents: encode(trainDocs),
     contextLength: T,
     bos,
     eos,
     seed: config.seed,
-    repeatShare: config.pretrain_repeat_share,
   });
   const validationRows = evaluationRows(encode(validationDocs), T, bos, eos);
   // Validation holds task examples only, so sft_val_loss stays the constraint tasks' loss.
@@ -540,10 +592,6 @@ export async function runPretrain(
           size,
           seed: config.seed,
           copyShare: split === 'train' ? config.sft_copy_share : 0,
-          wordCopyShare: split === 'train' ? config.sft_word_copy_share : 0,
-          // Validation keeps every length, so sft_val_loss stays comparable between runs.
-          inclusionMaxWords: (split === 'train' && config.sft_inclusion_max_words) || undefined,
-          inclusionInOrder: split === 'train' && config.sft_inclusion_in_order,
         }).map((example) => {
           const { ids, assistantMask } = tokenizer.applyChatTemplate(example.messages);
           return { ids, mask: assistantMask };
@@ -568,617 +616,508 @@ export async function runPretrain(
       `the validation documents are shorter than one window of ${T}`,
     );
   }
-  if (state.sft.totalSteps === null && sftSequences.length > 0) {
+  return {
+    trainDocuments: trainDocs.length,
+    pretrainRows,
+    validationRows,
+    sftExamples: sftSequences.length,
+    sftRows,
+    sftValidationRows,
+  };
+}
+
+/** The phases' step totals that the config fixes (a minutes budget fixes pretraining's later). */
+function setPhaseTotals(config: PretrainConfig, state: TrainerState, data: PretrainData): void {
+  if (state.sft.totalSteps === null && data.sftExamples > 0) {
     state.sft.totalSteps = Math.max(
       1,
-      Math.round((sftRows.rowsOf(0).count * config.sft_epochs) / config.sft_batch_size),
+      Math.round((data.sftRows.rowsOf(0).count * config.sft_epochs) / config.sft_batch_size),
     );
   }
-  // Copying rows draw ordinary ids only: a special token inside them would teach it a new meaning.
-  const copyRows = copyRowSource({
-    length: config.copy_length,
-    firstId: 1 + Math.max(bos, endOfTurn, tokenizer.padId, ...tokenizer.stopIds),
-    vocabSize: tokenizer.vocabSize,
-    bos,
-    eos,
-    pad: tokenizer.padId,
-    seed: config.seed,
-    text: config.copy_text ? trainTokens : undefined,
-  });
-  state.copy.totalSteps ??= config.copy_steps;
   if (state.pretrain.totalSteps === null && config.pretrain_tokens !== null) {
-    state.pretrain.totalSteps = Math.floor(config.pretrain_tokens / (config.pretrain_batch_size * T));
+    state.pretrain.totalSteps = Math.floor(
+      config.pretrain_tokens / (config.pretrain_batch_size * config.max_position_embeddings),
+    );
   }
+}
 
-  // --- 3) Model: fresh (seeded) or the checkpoint's. ----------------------------------------
+/** 3) The model: the work checkpoint's (resuming), `init_from`'s, or a fresh seeded one. */
+async function createModel(
+  config: PretrainConfig,
+  tokenizer: Tokenizer,
+  workCheckpointDir: string | null,
+): Promise<LlamaModel> {
+  if (workCheckpointDir) return loadCheckpoint(workCheckpointDir);
+  if (config.init_from !== null) return loadCheckpoint(resolve(config.init_from));
   const modelConfig: LlamaConfig = parseLlamaConfig(
     buildModelConfigInput(config, tokenizer.vocabSize, {
-      bos,
+      bos: tokenizer.bosId!,
       eos: [...tokenizer.stopIds],
       pad: tokenizer.padId,
     }),
   );
-  let model: LlamaModel;
-  if (resumedPhase) {
-    model = await loadCheckpoint(checkpointDir);
-  } else if (config.init_from !== null) {
-    model = await loadCheckpoint(resolve(config.init_from));
-  } else {
-    model = LlamaModel.init(modelConfig, { seed: config.seed, std: config.initializer_range });
-    scaleResidualProjections(model);
-  }
-  progress.line(
-    `pretrain: ${state.version}: ${model.numParameters().toLocaleString('en-US')} parameters, ` +
-      `${config.num_hidden_layers} layers × ${config.hidden_size}, vocab ${tokenizer.vocabSize}, window ${T}`,
-  );
+  const model = LlamaModel.init(modelConfig, { seed: config.seed, std: config.initializer_range });
+  scaleResidualProjections(model);
+  return model;
+}
 
-  let optimizer: AdamW | null = null;
-  const loadPhaseOptimizer = async (phase: PretrainPhase, fresh: AdamW) => {
-    if (resumedPhase === phase) {
-      loadOptimizerState(fresh, await readFile(join(checkpointDir, OPTIMIZER_FILE)));
-    }
-    return fresh;
-  };
+/** The phase's optimizer: fresh, with the saved moments when the run resumes inside this phase. */
+async function startOptimizer(run: PretrainRun, phase: TrainingPhase, optimizer: AdamW): Promise<AdamW> {
+  if (run.resumedPhase === phase) await run.work.loadOptimizer(optimizer);
+  run.optimizer = optimizer;
+  return optimizer;
+}
 
-  /** Writes the work checkpoint: weights, optimizer moments, state (cursor, phase, log length). */
-  const saveWorkCheckpoint = async () => {
-    clock.flush();
-    state.logBytes = log.size;
-    const empty = new AdamW(new Map()); // between phases there are no moments to keep
-    await saveCheckpoint(model, checkpointDir, {
-      overwrite: true,
-      files: {
-        ...tokenizerFiles,
-        [OPTIMIZER_FILE]: serializeOptimizerState(optimizer ?? empty),
-        [STATE_FILE]: JSON.stringify(state, null, 2),
-      },
-    });
-  };
-  const interrupted = () => options.signal?.aborted === true;
-  const stopHere = async (phase: PretrainPhase, step: number): Promise<never> => {
-    await saveWorkCheckpoint();
-    progress.line(`pretrain: interrupted; checkpoint written to ${checkpointDir}`);
-    throw new TrainingInterruptedError(phase, step, checkpointDir);
-  };
+/** Ends a phase: no moments are kept between phases, and the next phase is checkpointed. */
+async function endPhase(run: PretrainRun, next: PretrainPhase): Promise<void> {
+  run.optimizer?.dispose();
+  run.optimizer = null;
+  run.state.phase = next;
+  await saveWork(run);
+}
 
-  /** The held-out next-token loss on `rows` (forward only). */
-  const heldOutLoss = (rows: Rows, limitBatches = Infinity) => {
-    clock.switchTo('eval');
-    const result = evaluateLoss(model, evaluationBatches(rows, config.pretrain_batch_size, limitBatches));
-    return result.loss;
-  };
+/** Writes the work checkpoint: weights, optimizer moments, state (cursor, phase, log length). */
+async function saveWork(run: PretrainRun): Promise<void> {
+  run.clock.flush();
+  await run.work.save({
+    model: run.model,
+    optimizer: run.optimizer,
+    config: run.config,
+    state: run.state,
+    log: run.metricsLog,
+    extraFiles: run.tokenizerFiles,
+  });
+}
 
-  try {
-    // --- 4) Pretraining. ---------------------------------------------------------------------
-    if (state.phase === 'pretrain') {
-      optimizer = await loadPhaseOptimizer(
-        'pretrain',
-        new AdamW(model.params, {
-          lr: config.learning_rate,
-          weightDecay: config.weight_decay,
-          maxGradNorm: config.max_grad_norm,
-        }),
-      );
-      await runPretrainPhase();
-      // The pretrained model's perplexity on the whole validation split, then on to SFT.
-      const valLoss = heldOutLoss(validationRows);
-      state.results.val_loss = valLoss;
-      log.write({
-        phase: 'pretrain',
-        step: state.pretrain.step,
-        'eval/loss': round(valLoss),
-        'eval/ppl': round(Math.exp(valLoss), 3),
-        eval_tokens: validationRows.count * T,
-        elapsed_s: round(clock.total(), 1),
-      });
-      progress.line(
-        `pretrain: validation loss ${valLoss.toFixed(4)}, perplexity ${Math.exp(valLoss).toFixed(2)}`,
-      );
-      optimizer.dispose();
-      optimizer = null;
-      state.phase = config.copy_steps > 0 ? 'copy' : sftSequences.length > 0 ? 'sft' : 'export';
-      await saveWorkCheckpoint();
-    }
+/** Checkpoints and stops when the signal asked for it (Ctrl-C), after the step that just ended. */
+async function stopIfInterrupted(run: PretrainRun, phase: TrainingPhase, step: number): Promise<void> {
+  if (run.signal?.aborted !== true) return;
+  await saveWork(run);
+  run.events.notice(`pretrain: interrupted; checkpoint written to ${run.work.dir}`);
+  throw new TrainingInterruptedError(phase, step, run.work.dir);
+}
 
-    if (state.results.val_loss === undefined) {
-      // Continuing a checkpoint (init_from): its perplexity as it came, the figure pretraining reports.
-      state.results.val_loss = heldOutLoss(validationRows);
-    }
+/** The held-out next-token loss on `rows` (forward only). */
+function heldOutLoss(run: PretrainRun, rows: Rows, limitBatches = Infinity): number {
+  run.clock.switchTo('eval');
+  return evaluateLoss(run.model, evaluationBatches(rows, run.config.pretrain_batch_size, limitBatches)).loss;
+}
 
-    // --- 5) Copying: random sequences repeated once, to form the induction heads. ---------------
-    if (state.phase === 'copy') {
-      optimizer = await loadPhaseOptimizer(
-        'copy',
-        new AdamW(model.params, {
-          lr: config.copy_learning_rate,
-          weightDecay: 0,
-          maxGradNorm: config.max_grad_norm,
-        }),
-      );
-      await runCopyPhase();
-      state.results.copy_accuracy = measureCopyAccuracy();
-      progress.line(
-        `copy: greedy copy accuracy ${(100 * state.results.copy_accuracy).toFixed(1)}% on held-out rows`,
-      );
-      optimizer.dispose();
-      optimizer = null;
-      state.phase = sftSequences.length > 0 ? 'sft' : 'export';
-      await saveWorkCheckpoint();
-    }
-
-    // --- 6) SFT. ----------------------------------------------------------------------------
-    if (state.phase === 'sft') {
-      optimizer = await loadPhaseOptimizer(
-        'sft',
-        // No weight decay in SFT (TRL's/HF's default); the clip is the pretraining one.
-        new AdamW(model.params, {
-          lr: config.sft_learning_rate,
-          weightDecay: 0,
-          maxGradNorm: config.max_grad_norm,
-        }),
-      );
-      if (state.sft.step === 0 && state.results.sft_val_loss_before === undefined) {
-        state.results.sft_val_loss_before = heldOutLoss(sftValidationRows);
-      }
-      await runSftPhase();
-      state.results.sft_val_loss = heldOutLoss(sftValidationRows);
-      state.results.val_loss_after_sft = heldOutLoss(validationRows);
-      optimizer.dispose();
-      optimizer = null;
-      state.phase = 'export';
-      await saveWorkCheckpoint();
-    }
-
-    // --- 7) Export: the HF-layout checkpoint, atomically, with the log and the summary. -------
-    clock.switchTo('other');
-    const summary = buildSummary(backend);
-    log.write({
-      phase: 'final',
-      step: summary.steps,
-      ...finalMetrics(),
-      elapsed_s: round(summary.minutes * 60, 1),
-    });
-    const corgiJson = {
-      version: state.version,
-      kind: 'base',
-      seed: config.seed,
-      created_by: 'corgi pretrain',
-      tokenizer: 'corgi-bpe',
-      chat_template: 'corgi',
-      val_ppl: summary.val_ppl,
-      sft_val_loss: summary.sft_val_loss,
-    };
-    const generationConfig = {
-      bos_token_id: bos,
-      eos_token_id: [...tokenizer.stopIds],
-      pad_token_id: tokenizer.padId,
-      max_length: T,
-      corgi_version: state.version,
-    };
-    await saveCheckpoint(model, out, {
-      overwrite: config.overwrite,
-      files: {
-        ...tokenizerFiles,
-        'generation_config.json': `${JSON.stringify(generationConfig, null, 2)}\n`,
-        'corgi.json': `${JSON.stringify(corgiJson, null, 2)}\n`,
-        'train_log.jsonl': await readFile(log.path, 'utf8'),
-        'training_summary.json': `${JSON.stringify(summary, null, 2)}\n`,
-      },
-    });
-    await rm(work, { recursive: true, force: true });
-    progress.line(
-      `pretrain: wrote ${out} (${state.version}, ${summary.size_mb} MB, val ppl ${summary.val_ppl}) in ${summary.minutes} min`,
-    );
-    return summary;
-  } finally {
-    optimizer?.dispose();
-    model.dispose();
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // The two training loops (closures over the run's state, as train.py's loop over its globals).
-
-  async function runPretrainPhase(): Promise<void> {
-    const s = state.pretrain;
-    const B = config.pretrain_batch_size;
-    const opt = optimizer!;
-    let parallel = config.threads === 2 ? await DataParallelTrainer.start(model, opt) : null;
-    const step = async (batch: Batch): Promise<StepStats> => {
-      const { inputs, targets } = batchTensors(batch);
-      try {
-        return parallel ? await parallel.step(inputs, targets) : trainStep(model, opt, inputs, targets);
-      } finally {
-        tf.dispose([inputs, targets]);
-      }
-    };
-    const periodicRows = spreadRows(validationRows, config.eval_batches * B);
-    const probeTimes: number[] = [];
-    try {
-      while (s.totalSteps === null || s.step < s.totalSteps) {
-        clock.switchTo('pretrain');
-        const t0 = performance.now();
-        // 1) learning rate for this step (warm-up, then cosine to the floor)
-        opt.lr = learningRateAt(s.step, {
-          peak: config.learning_rate,
-          floor: config.min_learning_rate,
-          warmup: config.warmup_steps,
-          total: s.totalSteps,
-        });
-        // 2) the next B windows in this epoch's seeded order
-        const { batch, next } = pretrainRows.takeBatch(s.cursor, B);
-        // 3) forward, backward and AdamW update (split over two threads with threads = 2); the
-        // worker takes the weights anew each step, so an interleaved copying step is seen by both
-        const stats = await step(batch);
-        if (config.copy_during_pretrain) interleavedCopyStep(opt);
-        if (!Number.isFinite(stats.loss)) {
-          throw new Error(`pretraining loss is ${stats.loss} at step ${s.step + 1}; lower learning_rate`);
-        }
-        const seconds = (performance.now() - t0) / 1000;
-        // 4) bookkeeping, log and progress
-        finishStep('pretrain', s, {
-          stats,
-          batch,
-          next,
-          seconds,
-          tokens: B * T,
-          learningRate: opt.lr,
-          rows: pretrainRows,
-        });
-        // 5) a minutes budget: time the first steps, then fix the total
-        if (s.totalSteps === null) {
-          probeTimes.push(seconds);
-          if (probeTimes.length >= config.budget_probe_steps) await fixBudget(probeTimes);
-        }
-        // 6) periodic held-out loss
-        if (s.step % config.eval_steps === 0 && s.step !== s.totalSteps) {
-          const loss = heldOutLoss(periodicRows);
-          log.write({
-            phase: 'pretrain',
-            step: s.step,
-            'eval/loss': round(loss),
-            'eval/ppl': round(Math.exp(loss), 3),
-            elapsed_s: round(clock.total(), 1),
-          });
-          progress.line(
-            `pretrain: step ${s.step}: eval loss ${loss.toFixed(4)} (ppl ${Math.exp(loss).toFixed(1)})`,
-          );
-        }
-        // 7) checkpoint: periodically, and on Ctrl-C
-        if (interrupted()) await stopHere('pretrain', s.step);
-        if (s.step % config.save_steps === 0 && s.step !== s.totalSteps) await saveWorkCheckpoint();
-        // 8) a fresh worker now and then. Workaround: train-worker.ts assigns each step's weights
-        // from tensors it never disposes, so its wasm heap grows by the model's size per step and
-        // aborts near 2 GB (~100 steps of this model). The worker holds no state between steps
-        // (weights come with every step), so replacing it changes no number.
-        if (parallel && s.step % WORKER_RESTART_STEPS === 0) {
-          await parallel.close();
-          parallel = await DataParallelTrainer.start(model, opt);
-        }
-      }
-    } finally {
-      await parallel?.close();
-    }
-  }
-
-  /** Sets the pretraining total from the probe's step times and the measured cost of everything after it. */
-  async function fixBudget(probeTimes: number[]): Promise<void> {
-    const s = state.pretrain;
-    // The first steps pay for kernel set-up and the worker's start: time the rest. The mean, not
-    // the median: the budget must also pay for the slow steps.
-    const timed = probeTimes.slice(2);
-    const stepSeconds = timed.reduce((a, b) => a + b, 0) / timed.length;
-    // One evaluation batch and one SFT step's forward and backward, timed without changing anything.
-    let t0 = 0;
-    let evalBatchSeconds = 0;
-    for (let i = 0; i < 2; i++) {
-      t0 = performance.now();
-      evaluateLoss(model, evaluationBatches(validationRows, config.pretrain_batch_size, 1));
-      evalBatchSeconds = (performance.now() - t0) / 1000; // the second: warm
-    }
-    let sftStepSeconds = 0;
-    if (sftSequences.length > 0) {
-      const { batch } = sftRows.takeBatch({ epoch: 0, row: 0 }, config.sft_batch_size);
-      for (let i = 0; i < 2; i++) {
-        t0 = performance.now();
-        const { grads } = maskedLossAndGradients(model, batch);
-        tf.dispose([...grads.values()]);
-        sftStepSeconds = (performance.now() - t0) / 1000; // the second: warm
-      }
-    }
-    t0 = performance.now();
-    await saveWorkCheckpoint();
-    const saveSeconds = (performance.now() - t0) / 1000;
-    const batchesOf = (rows: Rows, size: number) => Math.ceil(rows.count / size);
-    const B = config.pretrain_batch_size;
-    const sftSteps = state.sft.totalSteps ?? 0;
-    const reserveSeconds =
-      sftSteps * sftStepSeconds * 1.1 + // the optimizer update on top of forward and backward
-      (2 * batchesOf(validationRows, B) + 2 * batchesOf(sftValidationRows, B)) * evalBatchSeconds +
-      (sftSteps / config.save_steps + 3) * saveSeconds +
-      10; // export, summary, slack
-    const more = planPretrainSteps({
-      // 5% kept back: the machine is shared, and the rate after the probe is not promised.
-      secondsLeft: 0.95 * (config.minutes * 60 - clock.total()),
-      reserveSeconds,
-      stepSeconds: stepSeconds + (config.threads === 2 ? WORKER_RESTART_SECONDS / WORKER_RESTART_STEPS : 0),
-      evalSeconds: config.eval_batches * evalBatchSeconds,
-      evalEvery: config.eval_steps,
-      saveSeconds,
-      saveEvery: config.save_steps,
-    });
-    s.totalSteps = s.step + more;
-    if (more === 0) {
-      progress.line(
-        `pretrain: warning: ${config.minutes} min leave no time for pretraining after the probe ` +
-          `(SFT, evaluation and export need about ${Math.ceil(reserveSeconds / 60)} min); raise --minutes or lower --sft-examples`,
-      );
-    }
-    progress.line(
-      `pretrain: budget ${config.minutes} min → ${s.totalSteps} steps (pretrain_tokens ${s.totalSteps * B * T}); ` +
-        `measured ${Math.round((B * T) / stepSeconds)} tok/s, ` +
-        `${Math.round(sftSteps * sftStepSeconds * 1.1)} s reserved for SFT`,
-    );
-    await saveWorkCheckpoint(); // the budget is now part of the run
-  }
-
-  /** Copying steps at a constant rate after a short warm-up (the circuit forms suddenly; decay would stall it). */
-  async function runCopyPhase(): Promise<void> {
-    await runMaskedPhase({
-      phase: 'copy',
-      rows: copyRows,
-      batchSize: config.copy_batch_size,
-      // The shared schedule with its floor at the peak: warm-up, then constant.
-      schedule: {
-        peak: config.copy_learning_rate,
-        floor: config.copy_learning_rate,
-        warmup: config.sft_warmup_steps,
-      },
-      rateField: 'copy_learning_rate',
-    });
-  }
-
-  /**
-   * One copying step with another phase's optimizer and rate (`copy_during_pretrain`,
-   * `copy_during_sft`): it keeps the copying rows' cursor, so a resumed run draws the same rows.
-   */
-  function interleavedCopyStep(opt: AdamW): void {
-    const copy = copyRows.takeBatch(state.copy.cursor, config.copy_batch_size);
-    const copyStats = maskedTrainStep(model, opt, copy.batch);
-    state.copy.cursor = copy.next;
-    state.copy.tokens += copy.batch.rows * copy.batch.cols;
-    state.copy.lastLoss = copyStats.loss;
-  }
-
-  /** Greedy copy accuracy on copying rows the phase never trains on (an epoch far past its last). */
-  function measureCopyAccuracy(): number {
-    clock.switchTo('eval');
-    const { batch } = copyRows.takeBatch({ epoch: HELD_OUT_COPY_EPOCH, row: 0 }, 32);
-    const predicted = tf.tidy(() => {
-      const { inputs } = batchTensors(batch);
-      return tf.argMax(model.forward(inputs), -1).dataSync() as Int32Array;
-    });
-    return copyAccuracy(predicted, batch, eos);
-  }
-
-  async function runSftPhase(): Promise<void> {
-    await runMaskedPhase({
-      phase: 'sft',
-      rows: sftRows,
-      batchSize: config.sft_batch_size,
-      // Short warm-up, cosine to the floor.
-      schedule: {
-        peak: config.sft_learning_rate,
-        floor: config.sft_min_learning_rate,
-        warmup: config.sft_warmup_steps,
-      },
-      rateField: 'sft_learning_rate',
-      interleaveCopying: config.copy_during_sft,
-      heldOutRows: sftValidationRows,
-    });
-  }
-
-  /**
-   * The loop of the phases trained on masked rows (copying, SFT): learning rate → batch → step (loss
-   * on the masked targets only) → log → held-out loss → checkpoint.
-   */
-  async function runMaskedPhase({
+/** An `eval_loss` line for the log. */
+function evalRecord(
+  run: PretrainRun,
+  phase: TrainingPhase,
+  step: number,
+  loss: number,
+  extra = {},
+): PretrainLogRecord {
+  return {
     phase,
-    rows,
-    batchSize,
-    schedule,
-    rateField,
-    interleaveCopying = false,
-    heldOutRows,
-  }: {
-    phase: 'copy' | 'sft';
-    rows: RowSource;
-    batchSize: number;
-    schedule: { peak: number; floor: number; warmup: number };
-    /** The config field to name when the loss diverges. */
-    rateField: string;
-    /** Follow every step with one copying step (`copy_during_sft`). */
-    interleaveCopying?: boolean;
-    /** Rows whose held-out loss is logged every eval_steps. */
-    heldOutRows?: Rows;
-  }): Promise<void> {
-    const s = state[phase];
-    const opt = optimizer!;
-    while (s.step < s.totalSteps!) {
-      clock.switchTo(phase);
+    step,
+    eval_loss: round(loss),
+    eval_ppl: round(Math.exp(loss), 3),
+    ...extra,
+    elapsed_s: round(run.clock.total(), 1),
+  };
+}
+
+/** 4) Pretraining, then the pretrained model's perplexity on the whole validation split. */
+async function pretrainPhase(run: PretrainRun): Promise<void> {
+  const { config, state, data } = run;
+  await startOptimizer(
+    run,
+    'pretrain',
+    new AdamW(run.model.params, {
+      lr: config.learning_rate,
+      weightDecay: config.weight_decay,
+      maxGradNorm: config.max_grad_norm,
+    }),
+  );
+  await pretrainLoop(run);
+  const valLoss = heldOutLoss(run, data.validationRows);
+  state.results.val_loss = valLoss;
+  run.events.log(
+    evalRecord(run, 'pretrain', state.pretrain.step, valLoss, {
+      eval_tokens: data.validationRows.count * config.max_position_embeddings,
+    }),
+  );
+  run.events.notice(
+    `pretrain: validation loss ${valLoss.toFixed(4)}, perplexity ${Math.exp(valLoss).toFixed(2)}`,
+  );
+  await endPhase(run, data.sftExamples > 0 ? 'sft' : 'export');
+}
+
+/** The pretraining loop: learning rate → batch → step → log → budget → evaluate → checkpoint. */
+async function pretrainLoop(run: PretrainRun): Promise<void> {
+  const { config, model, clock, data } = run;
+  const s = run.state.pretrain;
+  const B = config.pretrain_batch_size;
+  const T = config.max_position_embeddings;
+  const opt = run.optimizer!;
+  let parallel = config.threads === 2 ? await DataParallelTrainer.start(model, opt) : null;
+  const step = async (batch: Batch): Promise<StepStats> => {
+    const { inputs, targets } = batchTensors(batch);
+    try {
+      return parallel ? await parallel.step(inputs, targets) : trainStep(model, opt, inputs, targets);
+    } finally {
+      tf.dispose([inputs, targets]);
+    }
+  };
+  const periodicRows = spreadRows(data.validationRows, config.eval_batches * B);
+  const probeTimes: number[] = [];
+  try {
+    while (s.totalSteps === null || s.step < s.totalSteps) {
+      clock.switchTo('pretrain');
       const t0 = performance.now();
-      // 1) learning rate
-      opt.lr = learningRateAt(s.step, { ...schedule, total: s.totalSteps });
-      // 2) the next rows; 3) the step, loss on the masked targets only
-      const { batch, next } = rows.takeBatch(s.cursor, batchSize);
-      const stats = maskedTrainStep(model, opt, batch);
-      if (interleaveCopying) interleavedCopyStep(opt);
+      // 1) learning rate for this step (warm-up, then cosine to the floor)
+      opt.lr = learningRateAt(s.step, {
+        peak: config.learning_rate,
+        floor: config.min_learning_rate,
+        warmup: config.warmup_steps,
+        total: s.totalSteps,
+      });
+      // 2) the next B windows in this epoch's seeded order
+      const { batch, next } = data.pretrainRows.takeBatch(s.cursor, B);
+      // 3) forward, backward and AdamW update (split over two threads with threads = 2)
+      const stats = await step(batch);
       if (!Number.isFinite(stats.loss)) {
-        throw new Error(
-          `${phase === 'sft' ? 'SFT' : 'copying'} loss is ${stats.loss} at step ${s.step + 1}; lower ${rateField}`,
-        );
+        throw new Error(`pretraining loss is ${stats.loss} at step ${s.step + 1}; lower learning_rate`);
       }
-      // 4) bookkeeping, log and progress
-      finishStep(phase, s, {
+      const seconds = (performance.now() - t0) / 1000;
+      // 4) bookkeeping, log and the step event
+      finishStep(run, 'pretrain', {
         stats,
         batch,
         next,
-        seconds: (performance.now() - t0) / 1000,
-        tokens: batch.rows * batch.cols,
+        seconds,
+        tokens: B * T,
         learningRate: opt.lr,
-        rows,
+        rows: data.pretrainRows,
       });
-      // 5) periodic held-out loss
-      if (heldOutRows && s.step % config.eval_steps === 0 && s.step !== s.totalSteps) {
-        const loss = heldOutLoss(heldOutRows);
-        log.write({
-          phase,
-          step: s.step,
-          'eval/loss': round(loss),
-          'eval/ppl': round(Math.exp(loss), 3),
-          elapsed_s: round(clock.total(), 1),
-        });
+      // 5) a minutes budget: time the first steps, then fix the total
+      if (s.totalSteps === null) {
+        probeTimes.push(seconds);
+        if (probeTimes.length >= config.budget_probe_steps) await fixBudget(run, probeTimes);
       }
-      // 6) checkpoint: periodically, and on Ctrl-C
-      if (interrupted()) await stopHere(phase, s.step);
-      if (s.step % config.save_steps === 0 && s.step !== s.totalSteps) await saveWorkCheckpoint();
+      // 6) periodic held-out loss
+      if (s.step % config.eval_steps === 0 && s.step !== s.totalSteps) {
+        const loss = heldOutLoss(run, periodicRows);
+        run.events.log(evalRecord(run, 'pretrain', s.step, loss));
+        run.events.notice(
+          `pretrain: step ${s.step}: eval loss ${loss.toFixed(4)} (ppl ${Math.exp(loss).toFixed(1)})`,
+        );
+      }
+      // 7) checkpoint: on Ctrl-C, and periodically
+      await stopIfInterrupted(run, 'pretrain', s.step);
+      if (s.step % config.save_steps === 0 && s.step !== s.totalSteps) await saveWork(run);
+      // 8) a fresh worker now and then. Workaround: train-worker.ts assigns each step's weights
+      // from tensors it never disposes, so its wasm heap grows by the model's size per step and
+      // aborts near 2 GB (~100 steps of this model). The worker holds no state between steps
+      // (weights come with every step), so replacing it changes no number.
+      if (parallel && s.step % WORKER_RESTART_STEPS === 0) {
+        await parallel.close();
+        parallel = await DataParallelTrainer.start(model, opt);
+      }
+    }
+  } finally {
+    await parallel?.close();
+  }
+}
+
+/** Sets the pretraining total from the probe's step times and the measured cost of everything after it. */
+async function fixBudget(run: PretrainRun, probeTimes: number[]): Promise<void> {
+  const { config, model, data, state } = run;
+  const s = state.pretrain;
+  // The first steps pay for kernel set-up and the worker's start: time the rest. The mean, not
+  // the median: the budget must also pay for the slow steps.
+  const timed = probeTimes.slice(2);
+  const stepSeconds = timed.reduce((a, b) => a + b, 0) / timed.length;
+  // One evaluation batch and one SFT step's forward and backward, timed without changing anything.
+  let t0 = 0;
+  let evalBatchSeconds = 0;
+  for (let i = 0; i < 2; i++) {
+    t0 = performance.now();
+    evaluateLoss(model, evaluationBatches(data.validationRows, config.pretrain_batch_size, 1));
+    evalBatchSeconds = (performance.now() - t0) / 1000; // the second: warm
+  }
+  let sftStepSeconds = 0;
+  if (data.sftExamples > 0) {
+    const { batch } = data.sftRows.takeBatch({ epoch: 0, row: 0 }, config.sft_batch_size);
+    for (let i = 0; i < 2; i++) {
+      t0 = performance.now();
+      const { grads } = maskedLossAndGradients(model, batch);
+      tf.dispose([...grads.values()]);
+      sftStepSeconds = (performance.now() - t0) / 1000; // the second: warm
     }
   }
+  t0 = performance.now();
+  await saveWork(run);
+  const saveSeconds = (performance.now() - t0) / 1000;
+  const batchesOf = (rows: Rows, size: number) => Math.ceil(rows.count / size);
+  const B = config.pretrain_batch_size;
+  const T = config.max_position_embeddings;
+  const sftSteps = state.sft.totalSteps ?? 0;
+  const reserveSeconds =
+    sftSteps * sftStepSeconds * 1.1 + // the optimizer update on top of forward and backward
+    (2 * batchesOf(data.validationRows, B) + 2 * batchesOf(data.sftValidationRows, B)) * evalBatchSeconds +
+    (sftSteps / config.save_steps + 3) * saveSeconds +
+    10; // export, summary, slack
+  const more = planPretrainSteps({
+    // 5% kept back: the machine is shared, and the rate after the probe is not promised.
+    secondsLeft: 0.95 * (config.minutes * 60 - run.clock.total()),
+    reserveSeconds,
+    stepSeconds: stepSeconds + (config.threads === 2 ? WORKER_RESTART_SECONDS / WORKER_RESTART_STEPS : 0),
+    evalSeconds: config.eval_batches * evalBatchSeconds,
+    evalEvery: config.eval_steps,
+    saveSeconds,
+    saveEvery: config.save_steps,
+  });
+  s.totalSteps = s.step + more;
+  if (more === 0) {
+    run.events.notice(
+      `pretrain: warning: ${config.minutes} min leave no time for pretraining after the probe ` +
+        `(SFT, evaluation and export need about ${Math.ceil(reserveSeconds / 60)} min); raise --minutes or lower --sft-examples`,
+    );
+  }
+  run.events.notice(
+    `pretrain: budget ${config.minutes} min → ${s.totalSteps} steps (pretrain_tokens ${s.totalSteps * B * T}); ` +
+      `measured ${Math.round((B * T) / stepSeconds)} tok/s, ` +
+      `${Math.round(sftSteps * sftStepSeconds * 1.1)} s reserved for SFT`,
+  );
+  await saveWork(run); // the budget is now part of the run
+}
 
-  /** After an optimisation step of either phase: advance the state, log every logging_steps, report progress. */
-  function finishStep(
-    phase: TrainingPhase,
-    s: PhaseState,
-    step: {
-      stats: StepStats;
-      batch: { targetTokens: number };
-      next: PhaseState['cursor'];
-      seconds: number;
-      /** Input tokens in the batch (B × T). */
-      tokens: number;
-      learningRate: number;
-      rows: { rowsOf(epoch: number): { count: number } };
+/** 5) SFT, with the held-out assistant-token loss before and after it. */
+async function sftPhase(run: PretrainRun): Promise<void> {
+  const { config, state, data } = run;
+  await startOptimizer(
+    run,
+    'sft',
+    // No weight decay in SFT (TRL's/HF's default); the clip is the pretraining one.
+    new AdamW(run.model.params, {
+      lr: config.sft_learning_rate,
+      weightDecay: 0,
+      maxGradNorm: config.max_grad_norm,
+    }),
+  );
+  if (state.sft.step === 0 && state.results.sft_val_loss_before === undefined) {
+    state.results.sft_val_loss_before = heldOutLoss(run, data.sftValidationRows);
+  }
+  await sftLoop(run);
+  state.results.sft_val_loss = heldOutLoss(run, data.sftValidationRows);
+  state.results.val_loss_after_sft = heldOutLoss(run, data.validationRows);
+  await endPhase(run, 'export');
+}
+
+/**
+ * The SFT loop: learning rate → batch → step (loss on the assistant tokens only) → log →
+ * held-out loss → checkpoint.
+ */
+async function sftLoop(run: PretrainRun): Promise<void> {
+  const { config, model, clock, data } = run;
+  const s = run.state.sft;
+  const opt = run.optimizer!;
+  // Short warm-up, cosine to the floor.
+  const schedule = {
+    peak: config.sft_learning_rate,
+    floor: config.sft_min_learning_rate,
+    warmup: config.sft_warmup_steps,
+  };
+  while (s.step < s.totalSteps!) {
+    clock.switchTo('sft');
+    const t0 = performance.now();
+    // 1) learning rate
+    opt.lr = learningRateAt(s.step, { ...schedule, total: s.totalSteps });
+    // 2) the next rows; 3) the step, loss on the masked targets only
+    const { batch, next } = data.sftRows.takeBatch(s.cursor, config.sft_batch_size);
+    const stats = maskedTrainStep(model, opt, batch);
+    if (!Number.isFinite(stats.loss)) {
+      throw new Error(`SFT loss is ${stats.loss} at step ${s.step + 1}; lower sft_learning_rate`);
+    }
+    // 4) bookkeeping, log and the step event
+    finishStep(run, 'sft', {
+      stats,
+      batch,
+      next,
+      seconds: (performance.now() - t0) / 1000,
+      tokens: batch.rows * batch.cols,
+      learningRate: opt.lr,
+      rows: data.sftRows,
+    });
+    // 5) periodic held-out loss
+    if (s.step % config.eval_steps === 0 && s.step !== s.totalSteps) {
+      run.events.log(evalRecord(run, 'sft', s.step, heldOutLoss(run, data.sftValidationRows)));
+    }
+    // 6) checkpoint: on Ctrl-C, and periodically
+    await stopIfInterrupted(run, 'sft', s.step);
+    if (s.step % config.save_steps === 0 && s.step !== s.totalSteps) await saveWork(run);
+  }
+}
+
+/** After an optimizer step of either phase: advance the state, log every logging_steps, emit the step event. */
+function finishStep(
+  run: PretrainRun,
+  phase: TrainingPhase,
+  step: {
+    stats: StepStats;
+    batch: { targetTokens: number };
+    next: DataCursor;
+    seconds: number;
+    /** Input tokens in the batch (B × T). */
+    tokens: number;
+    learningRate: number;
+    rows: RowSource;
+  },
+): void {
+  const { stats, batch, next, seconds, tokens, learningRate, rows } = step;
+  const s = run.state[phase];
+  s.step += 1;
+  s.cursor = next;
+  s.tokens += tokens;
+  s.targetTokens += batch.targetTokens;
+  s.stepSeconds += seconds;
+  s.lastLoss = stats.loss;
+  addToWindow(s.window, stats, tokens, seconds);
+  if (s.step % run.config.logging_steps === 0 || s.step === s.totalSteps) {
+    run.events.log({
+      phase,
+      step: s.step,
+      ...drainWindow(s.window),
+      learning_rate: Number(learningRate.toPrecision(6)),
+      tokens: s.tokens,
+      epoch: round(s.cursor.epoch + s.cursor.row / rows.rowsOf(s.cursor.epoch).count, 3),
+      elapsed_s: round(run.clock.total(), 1),
+    });
+  }
+  const secondsPerStep = s.stepSeconds / Math.max(1, s.step);
+  run.events.step({
+    phase,
+    step: s.step,
+    totalSteps: s.totalSteps,
+    loss: stats.loss,
+    gradNorm: stats.gradNorm,
+    learningRate,
+    tokensPerSecond: s.tokens / Math.max(1e-9, s.stepSeconds),
+    etaSeconds: s.totalSteps === null ? Number.NaN : (s.totalSteps - s.step) * secondsPerStep,
+    elapsedSeconds: run.clock.total(),
+  });
+}
+
+/** 6) The HF-layout checkpoint, atomically, with the log and the summary; the work dir goes. */
+async function exportModel(run: PretrainRun, backend: string): Promise<PretrainSummary> {
+  const { config, state, tokenizer, out } = run;
+  run.clock.switchTo('other');
+  const summary = buildSummary(run, backend);
+  run.events.log({
+    phase: 'final',
+    step: summary.steps,
+    ...finalMetrics(state),
+    elapsed_s: round(summary.minutes * 60, 1),
+  });
+  const corgiJson = {
+    version: state.version,
+    kind: 'base',
+    seed: config.seed,
+    created_by: 'corgi pretrain',
+    tokenizer: 'corgi-bpe',
+    chat_template: 'corgi',
+    val_ppl: summary.val_ppl,
+    sft_val_loss: summary.sft_val_loss,
+  };
+  const generationConfig = {
+    bos_token_id: tokenizer.bosId,
+    eos_token_id: [...tokenizer.stopIds],
+    pad_token_id: tokenizer.padId,
+    max_length: config.max_position_embeddings,
+    corgi_version: state.version,
+  };
+  await saveCheckpoint(run.model, out, {
+    overwrite: config.overwrite,
+    files: {
+      ...run.tokenizerFiles,
+      'generation_config.json': `${JSON.stringify(generationConfig, null, 2)}\n`,
+      'corgi.json': `${JSON.stringify(corgiJson, null, 2)}\n`,
+      'train_log.jsonl': await readFile(run.metricsLog.path, 'utf8'),
+      'training_summary.json': `${JSON.stringify(summary, null, 2)}\n`,
     },
-  ): void {
-    const { stats, batch, next, seconds, tokens, learningRate, rows } = step;
-    s.step += 1;
-    s.cursor = next;
-    s.tokens += tokens;
-    s.targetTokens += batch.targetTokens;
-    s.stepSeconds += seconds;
-    s.lastLoss = stats.loss;
-    addToWindow(s.window, stats, tokens, seconds);
-    if (s.step % config.logging_steps === 0 || s.step === s.totalSteps) {
-      log.write({
-        phase,
-        step: s.step,
-        ...drainWindow(s.window),
-        learning_rate: Number(learningRate.toPrecision(6)),
-        tokens: s.tokens,
-        epoch: round(s.cursor.epoch + s.cursor.row / rows.rowsOf(s.cursor.epoch).count, 3),
-        elapsed_s: round(clock.total(), 1),
-      });
-    }
-    reportProgress(phase, s, stats.loss);
-    options.onStepEnd?.({
-      phase,
-      step: s.step,
-      totalSteps: s.totalSteps,
-      loss: stats.loss,
-      gradNorm: stats.gradNorm,
-      learningRate,
-    });
-  }
+  });
+  await rm(run.work.workDir, { recursive: true, force: true });
+  run.events.notice(
+    `pretrain: wrote ${out} (${state.version}, ${summary.size_mb} MB, val ppl ${summary.val_ppl}) in ${summary.minutes} min`,
+  );
+  return summary;
+}
 
-  function reportProgress(phase: TrainingPhase, s: PhaseState, loss: number): void {
-    const tokensPerSecond = s.tokens / Math.max(1e-9, s.stepSeconds);
-    const secondsPerStep = s.stepSeconds / Math.max(1, s.step);
-    progress.update({
-      phase,
-      step: s.step,
-      totalSteps: s.totalSteps ?? 0,
-      tokensPerSecond,
-      loss,
-      etaSeconds: s.totalSteps === null ? Number.NaN : (s.totalSteps - s.step) * secondsPerStep,
-      elapsedSeconds: clock.total(),
-    });
-  }
+function finalMetrics(state: TrainerState): Record<string, number> {
+  const r = state.results;
+  return {
+    val_loss: round(r.val_loss!),
+    val_ppl: round(Math.exp(r.val_loss!), 3),
+    ...(r.val_loss_after_sft !== undefined
+      ? { val_ppl_after_sft: round(Math.exp(r.val_loss_after_sft), 3) }
+      : {}),
+    ...(r.sft_val_loss_before !== undefined ? { sft_val_loss_before: round(r.sft_val_loss_before) } : {}),
+    ...(r.sft_val_loss !== undefined ? { sft_val_loss: round(r.sft_val_loss) } : {}),
+  };
+}
 
-  function finalMetrics() {
-    const r = state.results;
-    return {
-      val_loss: round(r.val_loss!),
-      val_ppl: round(Math.exp(r.val_loss!), 3),
-      ...(r.val_loss_after_sft !== undefined
-        ? { val_ppl_after_sft: round(Math.exp(r.val_loss_after_sft), 3) }
-        : {}),
-      ...(r.sft_val_loss_before !== undefined ? { sft_val_loss_before: round(r.sft_val_loss_before) } : {}),
-      ...(r.sft_val_loss !== undefined ? { sft_val_loss: round(r.sft_val_loss) } : {}),
-    };
-  }
-
-  function buildSummary(backendName: string): PretrainSummary {
-    const p = state.pretrain;
-    const f = state.sft;
-    const r = state.results;
-    const minutes = round(clock.total() / 60, 2);
-    return {
-      version: state.version,
-      seed: config.seed,
-      config: { ...config, pretrain_tokens: p.step * config.pretrain_batch_size * T },
-      model_config: toConfigJson(model.config),
-      steps: p.step + state.copy.step + f.step,
-      tokens: p.tokens + state.copy.tokens + f.tokens,
-      minutes,
-      minutes_by_part: {
-        tokenizer: round(state.seconds.tokenizer / 60, 2),
-        pretrain: round(state.seconds.pretrain / 60, 2),
-        copy: round(state.seconds.copy / 60, 2),
-        sft: round(state.seconds.sft / 60, 2),
-        eval: round(state.seconds.eval / 60, 2),
-        other: round(state.seconds.other / 60, 2),
-      },
-      params: model.numParameters(),
-      size_mb: round((model.numParameters() * 4) / 1e6, 2), // float32 safetensors
-      val_ppl: round(Math.exp(r.val_loss!), 3),
-      val_loss: round(r.val_loss!),
-      val_ppl_after_sft: r.val_loss_after_sft !== undefined ? round(Math.exp(r.val_loss_after_sft), 3) : null,
-      sft_val_loss_before: r.sft_val_loss_before !== undefined ? round(r.sft_val_loss_before) : null,
-      sft_val_loss: r.sft_val_loss !== undefined ? round(r.sft_val_loss) : null,
-      tokenizer: {
-        vocab_size: tokenizer.vocabSize,
-        train_documents: trainDocs.length,
-        minutes: round(state.seconds.tokenizer / 60, 2),
-      },
-      pretrain: {
-        steps: p.step,
-        tokens: p.tokens,
-        epochs: round(p.tokens / (pretrainRows.rowsOf(0).count * T), 3),
-        tokens_per_s: Math.round(p.tokens / Math.max(1e-9, p.stepSeconds)),
-        minutes: round(state.seconds.pretrain / 60, 2),
-        final_loss: round(p.lastLoss ?? Number.NaN),
-      },
-      copy: {
-        steps: state.copy.step,
-        tokens: state.copy.tokens,
-        minutes: round(state.seconds.copy / 60, 2),
-        final_loss: state.copy.lastLoss === null ? null : round(state.copy.lastLoss),
-        accuracy: r.copy_accuracy === undefined ? null : round(r.copy_accuracy),
-      },
-      sft: {
-        examples: sftSequences.length,
-        steps: f.step,
-        tokens: f.tokens,
-        target_tokens: f.targetTokens,
-        tokens_per_s: Math.round(f.tokens / Math.max(1e-9, f.stepSeconds)),
-        minutes: round(state.seconds.sft / 60, 2),
-        final_loss: f.lastLoss === null ? null : round(f.lastLoss),
-      },
-      backend: backendName,
-      threads: config.threads,
-      out,
-      resumed: state.resumed,
-    };
-  }
+function buildSummary(run: PretrainRun, backendName: string): PretrainSummary {
+  const { config, state, model, data, clock } = run;
+  const T = config.max_position_embeddings;
+  const p = state.pretrain;
+  const f = state.sft;
+  const r = state.results;
+  const minutes = round(clock.total() / 60, 2);
+  const partMinutes = (part: keyof TrainerState['seconds']) => round(state.seconds[part] / 60, 2);
+  return {
+    version: state.version,
+    seed: config.seed,
+    config: { ...config, pretrain_tokens: p.step * config.pretrain_batch_size * T },
+    model_config: toConfigJson(model.config),
+    steps: p.step + f.step,
+    tokens: p.tokens + f.tokens,
+    minutes,
+    minutes_by_part: {
+      tokenizer: partMinutes('tokenizer'),
+      pretrain: partMinutes('pretrain'),
+      sft: partMinutes('sft'),
+      eval: partMinutes('eval'),
+      other: partMinutes('other'),
+    },
+    params: model.numParameters(),
+    size_mb: round((model.numParameters() * 4) / 1e6, 2), // float32 safetensors
+    val_ppl: round(Math.exp(r.val_loss!), 3),
+    val_loss: round(r.val_loss!),
+    val_ppl_after_sft: r.val_loss_after_sft !== undefined ? round(Math.exp(r.val_loss_after_sft), 3) : null,
+    sft_val_loss_before: r.sft_val_loss_before !== undefined ? round(r.sft_val_loss_before) : null,
+    sft_val_loss: r.sft_val_loss !== undefined ? round(r.sft_val_loss) : null,
+    tokenizer: {
+      vocab_size: run.tokenizer.vocabSize,
+      train_documents: data.trainDocuments,
+      minutes: partMinutes('tokenizer'),
+    },
+    pretrain: {
+      steps: p.step,
+      tokens: p.tokens,
+      epochs: round(p.tokens / (data.pretrainRows.rowsOf(0).count * T), 3),
+      tokens_per_s: Math.round(p.tokens / Math.max(1e-9, p.stepSeconds)),
+      minutes: partMinutes('pretrain'),
+      final_loss: round(p.lastLoss ?? Number.NaN),
+    },
+    sft: {
+      examples: data.sftExamples,
+      steps: f.step,
+      tokens: f.tokens,
+      target_tokens: f.targetTokens,
+      tokens_per_s: Math.round(f.tokens / Math.max(1e-9, f.stepSeconds)),
+      minutes: partMinutes('sft'),
+      final_loss: f.lastLoss === null ? null : round(f.lastLoss),
+    },
+    backend: backendName,
+    threads: config.threads,
+    out: run.out,
+    resumed: state.resumed,
+  };
 }
 
 /**

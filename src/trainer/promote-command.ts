@@ -11,9 +11,11 @@
  * with `--policy` (default `CORGI_POLICY`) naming a remote spec, a promotion is checked the way
  * those servers load it (vLLM's load-adapter endpoint) instead of by loading a TensorFlow.js model.
  */
+
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { adminKeyFromEnv, backendOptionsFromEnv, databaseOptionsFromEnv } from '../command-env.ts';
 import type { Database } from '../db/database.ts';
 import type { PolicyVersion } from '../db/policy-versions.ts';
 import { callAdminRoute } from '../server/admin-client.ts';
@@ -174,8 +176,8 @@ async function withPolicyDatabase<T>(command: string, work: (db: Database) => Pr
     import('../db/database.ts'),
     import('../policy/backend.ts'),
   ]);
-  if (command !== 'versions') await selectBackend();
-  const db = await openDatabase();
+  if (command !== 'versions') await selectBackend(backendOptionsFromEnv());
+  const db = await openDatabase(databaseOptionsFromEnv());
   try {
     return await work(db);
   } finally {
@@ -185,7 +187,7 @@ async function withPolicyDatabase<T>(command: string, work: (db: Database) => Pr
 
 /** An admin route of a running server: GET without a body, POST with one. */
 const callServer = <T = PromotionSummary>(server: string, path: string, body?: unknown): Promise<T> =>
-  callAdminRoute<T>(server, body === undefined ? 'GET' : 'POST', path, body);
+  callAdminRoute<T>(server, body === undefined ? 'GET' : 'POST', path, { body, apiKey: adminKeyFromEnv() });
 
 function printSummary(summary: PromotionSummary, json?: boolean): void {
   if (json) {

@@ -8,11 +8,13 @@ import {
   getLivePolicyVersion,
   getPolicyVersion,
   getPreviousPolicyVersion,
+  listenForPromotions,
   markRefused,
   type PolicyVersion,
   PolicyVersionError,
   registerCandidate,
 } from '../db/policy-versions.ts';
+import { defaultLogger, type Logger } from '../logger.ts';
 import { checkpointDigest, unfinishedCheckpointReason } from '../policy/checkpoint.ts';
 import { LocalPolicy, SERVING_SCHEDULER } from '../policy/local-policy.ts';
 import type { DisposablePolicy, PolicyRegistry } from '../policy/policy-registry.ts';
@@ -131,12 +133,14 @@ export async function promote(
   target: string | PromotionTarget,
   { load = loadLocalPolicy, keepPolicy = false }: PromoteOptions = {},
 ): Promise<Promotion> {
-  const resolved = await resolveTarget(db, target);
-  const live = await getLivePolicyVersion(db.pool);
+  const [resolved, live] = await Promise.all([resolveTarget(db, target), getLivePolicyVersion(db.pool)]);
   if (resolved.row && live?.version === resolved.row.version) {
     return { version: live.version, previous: live.version, changed: false, live };
   }
-  const policy = await loadVerified(db, resolved.row ?? resolved.unregistered!, load, resolved.field);
+  // A directory registered by this call was hashed just now: its digest is not computed twice.
+  const policy = await loadVerified(db, resolved.row ?? resolved.unregistered!, load, resolved.field, {
+    hashedNow: resolved.unregistered !== undefined,
+  });
   return activateLoaded(policy, keepPolicy, async () => {
     const row =
       resolved.row ??
@@ -215,8 +219,8 @@ export interface LivePolicyOptions {
    */
   fallbackDir?: string;
   load?: PolicyLoader;
-  /** Where warnings go. @default stderr */
-  log?: (line: string) => void;
+  /** Where warnings go (as `[policy]`). @default defaultLogger (logger.ts) */
+  logger?: Logger;
 }
 
 /**
@@ -226,15 +230,16 @@ export interface LivePolicyOptions {
  */
 export async function loadLivePolicy(
   db: Database,
-  { fallback, fallbackDir, load = loadLocalPolicy, log = logToStderr }: LivePolicyOptions,
+  { fallback, fallbackDir, load = loadLocalPolicy, logger = defaultLogger }: LivePolicyOptions,
 ): Promise<{ policy: DisposablePolicy; source: 'promoted' | 'fallback' }> {
+  const log = logger.child('policy');
   const live = await getLivePolicyVersion(db.pool);
   if (live) {
     try {
       return { policy: await loadVerified(db, live, load, 'version'), source: 'promoted' };
     } catch (error) {
-      log(
-        `[policy] cannot load the live version ${live.version}: ${(error as Error).message}; serving the fallback`,
+      log.warn(
+        `cannot load the live version ${live.version}: ${(error as Error).message}; serving the fallback`,
       );
     }
   }
@@ -255,7 +260,7 @@ export async function loadLivePolicy(
         await policy.dispose?.();
         throw error;
       }
-      log(`[policy] ${policy.version} not recorded as the live version: ${error.message}`);
+      log.warn(`${policy.version} not recorded as the live version: ${error.message}`);
     }
   }
   return { policy, source: 'fallback' };
@@ -271,8 +276,8 @@ export interface FollowPromotionsOptions {
    * missed while the LISTEN connection was down. @default 2000 embedded, 30000 PostgreSQL
    */
   pollMs?: number;
-  /** Where swaps and failures are reported. @default stderr */
-  log?: (line: string) => void;
+  /** Where swaps and failures are reported (as `[policy]`). @default defaultLogger (logger.ts) */
+  logger?: Logger;
 }
 
 /**
@@ -300,7 +305,7 @@ export class PolicyFollower {
   private readonly registry: PolicyRegistry;
   private readonly load: PolicyLoader;
   private readonly pollMs: number;
-  private readonly log: (line: string) => void;
+  private readonly log: Logger;
   private readonly channel: string;
   private queue: Promise<unknown> = Promise.resolve();
   private listener: pg.Client | null = null;
@@ -317,7 +322,7 @@ export class PolicyFollower {
     this.registry = options.registry;
     this.load = options.load ?? loadLocalPolicy;
     this.pollMs = options.pollMs ?? (options.db.embedded ? 2_000 : 30_000);
-    this.log = options.log ?? logToStderr;
+    this.log = (options.logger ?? defaultLogger).child('policy');
     this.channel = policyChannel(options.db.schema);
   }
 
@@ -349,7 +354,7 @@ export class PolicyFollower {
     // A live version that cannot be loaded here does not stop the server: it keeps serving what it
     // has (loadLivePolicy's fallback), says why, and retries on the next signal or poll.
     await this.refresh().catch((error) =>
-      this.log(`[policy] start: staying on ${this.registry.version}: ${(error as Error).message}`),
+      this.log.warn(`start: staying on ${this.registry.version}: ${(error as Error).message}`),
     );
   }
 
@@ -377,7 +382,7 @@ export class PolicyFollower {
 
   /** Logs a refused promotion or rollback (the caller gets the error too) and rethrows it. */
   private refused(what: string, error: unknown): never {
-    this.log(`[policy] ${what} refused, staying on ${this.registry.version}: ${(error as Error).message}`);
+    this.log.warn(`${what} refused, staying on ${this.registry.version}: ${(error as Error).message}`);
     throw error;
   }
 
@@ -406,7 +411,7 @@ export class PolicyFollower {
     this.enqueue(() => this.sync(source !== 'poll')).catch((error) => {
       // A poll retrying a load that keeps failing the same way has nothing new to say.
       if (source === 'poll' && before && before.reason === this.lastFailure?.reason) return;
-      this.log(`[policy] ${source}: staying on ${this.registry.version}: ${(error as Error).message}`);
+      this.log.warn(`${source}: staying on ${this.registry.version}: ${(error as Error).message}`);
     });
   }
 
@@ -443,7 +448,7 @@ export class PolicyFollower {
     }
     const before = this.registry.version;
     await this.registry.swap(policy);
-    this.log(`[policy] now serving ${live.version} (was ${before})`);
+    this.log.info(`now serving ${live.version} (was ${before})`);
     return live.version;
   }
 
@@ -453,7 +458,7 @@ export class PolicyFollower {
       const before = this.registry.version;
       await this.registry.swap(policy);
       this.lastFailure = null;
-      this.log(`[policy] now serving ${promotion.version} (was ${before})`);
+      this.log.info(`now serving ${promotion.version} (was ${before})`);
     } else {
       await policy?.dispose?.();
       // Already live in the database but maybe not here (a load that failed earlier): catch up.
@@ -468,7 +473,7 @@ export class PolicyFollower {
       if (this.listener !== client) return; // already handled, or closing
       this.listener = null;
       client.end().catch(() => {});
-      this.log(`[policy] LISTEN connection lost${error ? ` (${error.message})` : ''}; reconnecting`);
+      this.log.warn(`LISTEN connection lost${error ? ` (${error.message})` : ''}; reconnecting`);
       this.scheduleReconnect();
     };
     client.on('notification', (message) => {
@@ -478,7 +483,7 @@ export class PolicyFollower {
     client.on('end', () => lost());
     await client.connect();
     try {
-      await client.query(`LISTEN ${pg.escapeIdentifier(this.channel)}`);
+      await listenForPromotions(client, this.channel);
     } catch (error) {
       await client.end().catch(() => {});
       throw error;
@@ -573,6 +578,7 @@ async function loadVerified(
   row: Pick<PolicyVersion, 'version' | 'checkpointPath' | 'checksum'> & { status?: PolicyVersion['status'] },
   load: PolicyLoader,
   field: string,
+  { hashedNow = false }: { hashedNow?: boolean } = {},
 ): Promise<DisposablePolicy> {
   const refuse = async (reason: string, cause?: unknown): Promise<never> => {
     if (row.status === 'candidate') await markRefused(db.pool, row.version, reason).catch(() => {});
@@ -589,7 +595,7 @@ async function loadVerified(
   // A killed writer's leftover (checkpoint.ts): refused whatever its files say, and whatever the loader.
   const unfinished = remote ? null : unfinishedCheckpointReason(row.checkpointPath);
   if (unfinished) return refuse(`${row.checkpointPath} is ${unfinished}`);
-  if (!remote && row.checksum) {
+  if (!remote && row.checksum && !hashedNow) {
     const now = await checkpointDigest(row.checkpointPath);
     if (now !== row.checksum) {
       return refuse(
@@ -601,7 +607,7 @@ async function loadVerified(
     return await load(row.checkpointPath, row.version);
   } catch (error) {
     // This server's inference server, not the checkpoint, is at fault: the candidate stays as it is.
-    if (error instanceof RemotePromotionError) {
+    if (RemotePromotionError.isInstance(error)) {
       throw new PolicyVersionError(
         error.code,
         `${field}: "${row.version}" cannot be served: ${error.message}`,
@@ -662,7 +668,3 @@ function isDirectory(path: string): boolean {
 }
 
 const short = (digest: string) => `${digest.replace(/^sha256:/, '').slice(0, 12)}…`;
-
-function logToStderr(line: string): void {
-  process.stderr.write(`${line}\n`);
-}

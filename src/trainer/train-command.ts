@@ -7,8 +7,10 @@
  * Output: progress on stderr, the summary JSON on stdout. Ctrl-C finishes the current step, writes
  * a work checkpoint and exits 130 (`--resume` continues); exit 2 on a bad config, naming the field.
  */
+
 import type { Command } from 'commander';
 import type { ZodError, z } from 'zod';
+import { backendOptionsFromEnv, databaseOptionsFromEnv, dataDirFromEnv } from '../command-env.ts';
 import { addConfigOptions, flagOf, readConfigFlags } from './config-flags.ts';
 import { type CorgiConfigInput, corgiConfigSchema } from './corgi-config.ts';
 
@@ -34,15 +36,23 @@ export function registerTrainCommand(program: Command): Command {
 async function runTrain(input: CorgiConfigInput): Promise<number> {
   const parsed = corgiConfigSchema.safeParse(input);
   if (!parsed.success) return refuse(parsed.error);
-  const [{ selectBackend }, { trainCorgi }, { TrainingInterruptedError }, { openDatabase }] =
-    await Promise.all([
-      import('../policy/backend.ts'),
-      import('./corgi-trainer.ts'),
-      import('./interrupted.ts'),
-      import('../db/database.ts'),
-    ]);
-  await selectBackend();
-  const db = process.env.DATABASE_URL ? await openDatabase() : undefined;
+  const [
+    { selectBackend },
+    { trainCorgi },
+    { TrainingInterruptedError },
+    { openDatabase },
+    { trainingStepRecorder },
+    { ResumeConfigError },
+  ] = await Promise.all([
+    import('../policy/backend.ts'),
+    import('./corgi-trainer.ts'),
+    import('./interrupted.ts'),
+    import('../db/database.ts'),
+    import('../db/training-steps.ts'),
+    import('./run-state.ts'),
+  ]);
+  await selectBackend(backendOptionsFromEnv());
+  const db = process.env.DATABASE_URL ? await openDatabase(databaseOptionsFromEnv()) : undefined;
   const controller = new AbortController();
   const onInterrupt = () => {
     process.stderr.write(
@@ -55,7 +65,8 @@ async function runTrain(input: CorgiConfigInput): Promise<number> {
   try {
     const summary = await trainCorgi(input, {
       signal: controller.signal,
-      ...(db ? { db: db.pool } : {}),
+      dataDir: dataDirFromEnv(),
+      ...(db ? { db: db.pool, onStep: trainingStepRecorder(db.pool) } : {}),
     });
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     return 0;
@@ -63,6 +74,11 @@ async function runTrain(input: CorgiConfigInput): Promise<number> {
     if (TrainingInterruptedError.isInstance(error)) {
       process.stderr.write(`train: ${error.message}\n`);
       return 130;
+    }
+    if (ResumeConfigError.isInstance(error)) {
+      process.stderr.write(`corgi train: ${error.message}\n`);
+      process.stdout.write(`${JSON.stringify({ error: error.message, field: error.field })}\n`);
+      return 2;
     }
     throw error;
   } finally {

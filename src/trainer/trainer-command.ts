@@ -11,13 +11,20 @@
  * connection, no migrations, the embedded lock and promotion rules) and CORGI_TRAINER_NICE=<n>
  * (every thread of this process gets that nice value).
  */
+
 import { readdirSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { z } from 'zod';
+import {
+  backendOptionsFromEnv,
+  databaseOptionsFromEnv,
+  dataDirFromEnv,
+  loggerFromEnv,
+} from '../command-env.ts';
+import type { Logger } from '../logger.ts';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
-import { dataDirFromEnv } from '../model/store/store-commands.ts';
 import { addConfigOptions, readConfigFlags } from './config-flags.ts';
 import { type CorgiConfigInput, corgiConfigSchema } from './corgi-config.ts';
 
@@ -101,11 +108,15 @@ async function runTrainer(options: TrainerCommandOptions, train: Partial<CorgiCo
     import('./background-trainer.ts'),
     import('./eval-gate.ts'),
   ]);
-  if (process.env.CORGI_TRAINER_NICE) reniceThisProcess(Number(process.env.CORGI_TRAINER_NICE));
-  await selectBackend();
+  const logger = loggerFromEnv();
+  if (process.env.CORGI_TRAINER_NICE) reniceThisProcess(Number(process.env.CORGI_TRAINER_NICE), logger);
+  await selectBackend(backendOptionsFromEnv());
   // The embedded database of the `corgi serve` that started this process, through its socket.
   const embedded = process.env.CORGI_DATABASE_EMBEDDED === '1';
-  const opened = await openDatabase(embedded ? { poolSize: 1, migrate: false } : {});
+  const opened = await openDatabase({
+    ...databaseOptionsFromEnv(process.env, logger),
+    ...(embedded ? { poolSize: 1, migrate: false } : {}),
+  });
   const db = embedded ? { ...opened, embedded: true } : opened;
   const controller = new AbortController();
   const stop = () => controller.abort(new Error('interrupted'));
@@ -121,6 +132,7 @@ async function runTrainer(options: TrainerCommandOptions, train: Partial<CorgiCo
     db,
     checkpointDir: options.checkpointDir,
     fallbackPolicy: expandStoreName(options.policy, { dataDir: dataDirFromEnv() }),
+    dataDir: dataDirFromEnv(),
     train,
     gate: { cases: validationCases({ size: options.gateCases }), tolerance: options.tolerance },
     signal: controller.signal,
@@ -138,6 +150,7 @@ async function runTrainer(options: TrainerCommandOptions, train: Partial<CorgiCo
       minSessions: options.minSessions,
       periodMinutes: options.periodMinutes,
       pollSeconds: options.pollSeconds,
+      logger,
     });
     return 0;
   } finally {
@@ -154,7 +167,7 @@ async function runTrainer(options: TrainerCommandOptions, train: Partial<CorgiCo
  * V8's and libuv's threads, started before, would keep the parent's priority. Threads started later
  * inherit their creator's. Logs what the kernel then reports.
  */
-function reniceThisProcess(nice: number): void {
+function reniceThisProcess(nice: number, logger: Logger): void {
   const tasks = (() => {
     try {
       return readdirSync('/proc/self/task').map(Number);
@@ -171,5 +184,5 @@ function reniceThisProcess(nice: number): void {
       // a thread that ended meanwhile
     }
   }
-  process.stderr.write(`[trainer] nice ${getPriority(0)} on ${niced} of ${tasks.length} threads\n`);
+  logger.child('trainer').info(`nice ${getPriority(0)} on ${niced} of ${tasks.length} threads`);
 }

@@ -14,21 +14,17 @@
  * thread) keeps it until the server process restarts, which is also when the embedded database does.
  */
 import pg from 'pg';
+import { type AdvisoryKey, advisoryLockHeld, advisoryUnlock, tryAdvisoryLock } from '../db/advisory-locks.ts';
 import type { Database } from '../db/database.ts';
-
-const MARKER = Symbol.for('corgi.TrainerLockedError');
+import { CorgiError } from '../errors.ts';
 
 /** Another trainer holds the lock. */
-export class TrainerLockedError extends Error {
-  readonly [MARKER] = true;
-  override readonly name = 'TrainerLockedError';
-
+export class TrainerLockedError extends CorgiError {
   constructor() {
-    super('trainer lock: another trainer is training on this database; wait for it to finish (or stop it)');
-  }
-
-  static isInstance(error: unknown): error is TrainerLockedError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
+    super(
+      'trainer_locked',
+      'trainer lock: another trainer is training on this database; wait for it to finish (or stop it)',
+    );
   }
 }
 
@@ -44,15 +40,6 @@ function schemaKey(schema: string): number {
   }
   return (hash >>> 0) & 0x7fffffff;
 }
-
-const TRY_LOCK_SQL = `
-  SELECT CASE
-    WHEN EXISTS (SELECT 1 FROM pg_locks
-                 WHERE locktype = 'advisory' AND classid = $1::int::oid AND objid = $2::int::oid
-                   AND objsubid = 2 AND granted)
-    THEN false
-    ELSE pg_try_advisory_lock($1, $2)
-  END AS acquired`;
 
 export interface TrainerLockOptions {
   /** Wait for the lock instead of failing with `TrainerLockedError`. @default false */
@@ -78,7 +65,7 @@ export async function withTrainerLock<T>(
   fn: (lock: TrainerLock) => Promise<T>,
   { wait = false, pollMs = 5_000, signal }: TrainerLockOptions = {},
 ): Promise<T> {
-  const keys = [LOCK_NAMESPACE, schemaKey(db.schema)];
+  const key: AdvisoryKey = [LOCK_NAMESPACE, schemaKey(db.schema)];
   const lost = new AbortController();
   let releasing = false;
   const onLost = (error?: Error) => {
@@ -97,12 +84,11 @@ export async function withTrainerLock<T>(
     client.on('end', () => onLost());
     await client.connect();
   }
-  const query = (sql: string) => (client ?? db.pool).query(sql, keys);
+  const session = client ?? db.pool;
   try {
     for (;;) {
       signal?.throwIfAborted();
-      const { rows } = await query(TRY_LOCK_SQL);
-      if (rows[0].acquired) break;
+      if (await tryAdvisoryLock(session, key)) break;
       if (!wait) throw new TrainerLockedError();
       await sleep(pollMs, signal);
     }
@@ -111,7 +97,7 @@ export async function withTrainerLock<T>(
       return await fn({ signal: combined });
     } finally {
       releasing = true;
-      if (!lost.signal.aborted) await query('SELECT pg_advisory_unlock($1, $2)').catch(() => {});
+      if (!lost.signal.aborted) await advisoryUnlock(session, key).catch(() => {});
     }
   } finally {
     releasing = true;
@@ -145,13 +131,8 @@ export async function releaseEmbeddedTrainerLock(
   db: Pick<Database, 'pool' | 'schema' | 'embedded'>,
 ): Promise<boolean> {
   if (!db.embedded) throw new Error('releaseEmbeddedTrainerLock: only for the embedded database');
-  const keys = [LOCK_NAMESPACE, schemaKey(db.schema)];
-  const { rows } = await db.pool.query(
-    `SELECT count(*)::int AS held FROM pg_locks
-      WHERE locktype = 'advisory' AND classid = $1::int::oid AND objid = $2::int::oid AND objsubid = 2 AND granted`,
-    keys,
-  );
-  if (rows[0].held === 0) return false;
-  await db.pool.query('SELECT pg_advisory_unlock($1, $2)', keys);
+  const key: AdvisoryKey = [LOCK_NAMESPACE, schemaKey(db.schema)];
+  if (!(await advisoryLockHeld(db.pool, key))) return false;
+  await advisoryUnlock(db.pool, key);
   return true;
 }

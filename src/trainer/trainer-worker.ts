@@ -20,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Database } from '../db/database.ts';
+import { defaultLogger, type Logger } from '../logger.ts';
 import { parsePolicySpec } from '../policy/policy-spec.ts';
 import { type RoundFailures, retryDelayMs, roundDue, type TriggerOptions } from './background-trainer.ts';
 import { releaseEmbeddedTrainerLock } from './trainer-lock.ts';
@@ -43,7 +44,8 @@ export interface TrainerWorkerOptions
   nice?: number;
   /** More `corgi trainer` flags (training budget, gate cases, ...). */
   args?: readonly string[];
-  log?: (line: string) => void;
+  /** Where rounds and the child's lines (as `[trainer <pid>]`) are logged. @default defaultLogger (logger.ts) */
+  logger?: Logger;
   /** Called after each round with what it did. */
   onRound?: (round: WorkerRound) => void;
   /** The child's environment. @default process.env */
@@ -71,7 +73,8 @@ export interface TrainerWorker {
 
 /** Starts checking for due rounds; the first check comes after one poll interval. */
 export function startTrainerWorker(options: TrainerWorkerOptions): TrainerWorker {
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const logger = options.logger ?? defaultLogger;
+  const log = logger.child('trainer');
   const pollMs = (options.pollSeconds ?? 30) * 1000;
   const nice = options.nice ?? DEFAULT_TRAINER_NICE;
   const failures: RoundFailures = { count: 0, lastAt: 0 };
@@ -96,7 +99,12 @@ export function startTrainerWorker(options: TrainerWorkerOptions): TrainerWorker
         ...(options.env ?? process.env),
         DATABASE_URL: options.db.url,
         CORGI_TRAINER_NICE: String(nice),
+        // Plain lines: this process relays each one through its own logger.
+        CORGI_LOG_FORMAT: 'text',
       };
+      // One llama.cpp thread for the rollouts unless configured: at nice 19 a second thread waits
+      // at every layer's barrier for a core the server is using.
+      env.CORGI_LLAMA_THREADS ??= '1';
       if (options.db.embedded) env.CORGI_DATABASE_EMBEDDED = '1';
       else delete env.CORGI_DATABASE_EMBEDDED;
       const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
@@ -105,16 +113,17 @@ export function startTrainerWorker(options: TrainerWorkerOptions): TrainerWorker
         // The main thread at once; the child renices its other threads itself.
         if (proc.pid !== undefined) setPriority(proc.pid, nice);
       } catch (error) {
-        log(`[trainer] could not lower the trainer's priority: ${(error as Error).message}`);
+        log.warn(`could not lower the trainer's priority: ${(error as Error).message}`);
       }
-      log(
-        `[trainer] round started: pid ${proc.pid}, nice ${nice} (${newSessions} new live sessions since ${since ?? 'the start'})`,
+      log.info(
+        `round started: pid ${proc.pid}, nice ${nice} (${newSessions} new live sessions since ${since ?? 'the start'})`,
       );
       let stdout = '';
       // What a failed round reports: its last error line (`corgi: …`, commander's `error: …`), or last line.
       let lastLine = '';
       let errorLine = '';
       let partial = '';
+      const childLog = logger.child(`trainer ${proc.pid}`);
       proc.stdout!.on('data', (chunk) => {
         stdout += chunk;
       });
@@ -125,7 +134,7 @@ export function startTrainerWorker(options: TrainerWorkerOptions): TrainerWorker
           if (line.trim() === '') continue;
           lastLine = line;
           if (/^(corgi|error):/i.test(line.trim())) errorLine = line.trim();
-          log(`[trainer ${proc.pid}] ${line}`);
+          childLog.info(line);
         }
       });
       proc.once('error', (error) =>
@@ -164,17 +173,17 @@ export function startTrainerWorker(options: TrainerWorkerOptions): TrainerWorker
         const round = await runRound(check.newSessions, check.since);
         if (round.error === null) {
           failures.count = 0;
-          log(
+          log.info(
             round.promoted
-              ? `[trainer] promoted ${round.version}`
-              : `[trainer] the eval gate refused ${round.version}: ${round.reason}`,
+              ? `promoted ${round.version}`
+              : `the eval gate refused ${round.version}: ${round.reason}`,
           );
         } else {
           failures.count++;
           failures.lastAt = Date.now();
           const wait = retryDelayMs(failures.count, options);
-          log(
-            `[trainer] round failed (${failures.count} in a row): ${round.error}; next try in ${Math.round(wait / 1000)} s at the earliest`,
+          log.error(
+            `round failed (${failures.count} in a row): ${round.error}; next try in ${Math.round(wait / 1000)} s at the earliest`,
           );
           // A child that died holding the embedded trainer lock would keep it until restart.
           if (options.db.embedded && !stopped)
@@ -183,7 +192,7 @@ export function startTrainerWorker(options: TrainerWorkerOptions): TrainerWorker
         options.onRound?.(round);
       }
     } catch (error) {
-      if (!stopped) log(`[trainer] check failed: ${(error as Error).message}`);
+      if (!stopped) log.error(`check failed: ${(error as Error).message}`);
     }
     schedule();
   };
@@ -309,25 +318,36 @@ export function startServeTrainer(
   db: Database,
   policySpec: string,
   flags: TrainerFlags,
-  log: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  {
+    logger = defaultLogger,
+    trainerSetting,
+    dataDir = 'data',
+  }: {
+    logger?: Logger;
+    /** `CORGI_TRAINER`: on/off when neither `--trainer` nor `--no-trainer` is given. @default unset */
+    trainerSetting?: string;
+    /** Checkpoints go to `<dataDir>/checkpoints`. @default 'data' */
+    dataDir?: string;
+  } = {},
 ): TrainerWorker | null {
-  const fromEnv = process.env.CORGI_TRAINER?.trim().toLowerCase();
+  const log = logger.child('trainer');
+  const fromEnv = trainerSetting?.trim().toLowerCase();
   const envSays = fromEnv ? !['0', 'off', 'false', 'no'].includes(fromEnv) : undefined;
   const wanted = flags.trainer ?? envSays ?? db.embedded;
   if (!wanted) {
-    if (db.embedded) log('[trainer] background trainer off (--no-trainer / CORGI_TRAINER=off)');
+    if (db.embedded) log.info('background trainer off (--no-trainer / CORGI_TRAINER=off)');
     return null;
   }
   const spec = parsePolicySpec(policySpec, '--policy');
   if (spec.kind !== 'local') {
     if (flags.trainer)
-      log(`[trainer] background trainer off: ${policySpec} is a remote model, nothing to train here`);
+      log.info(`background trainer off: ${policySpec} is a remote model, nothing to train here`);
     return null;
   }
-  const checkpointDir = resolve(join(process.env.CORGI_DATA_DIR ?? 'data', 'checkpoints'));
+  const checkpointDir = resolve(join(dataDir, 'checkpoints'));
   const args = flags.trainerArgs.split(/\s+/).filter((arg) => arg !== '');
-  log(
-    `[trainer] background trainer on: a round when ${flags.trainerMinSessions} new live sessions came in, or ` +
+  log.info(
+    `background trainer on: a round when ${flags.trainerMinSessions} new live sessions came in, or ` +
       `${flags.trainerPeriodMinutes} min passed with one; checked every ${flags.trainerPollSeconds} s; ` +
       `trains at nice ${flags.trainerNice} in a child process; checkpoints in ${checkpointDir}`,
   );
@@ -340,6 +360,6 @@ export function startServeTrainer(
     pollSeconds: flags.trainerPollSeconds,
     nice: flags.trainerNice,
     args,
-    log,
+    logger,
   });
 }

@@ -1,18 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseTimeoutsFromEnv } from '../../src/command-env.ts';
 import { type Database, openDatabase, resolveDatabaseTimeouts } from '../../src/db/database.ts';
 import { openTestDatabase, TEST_DATABASE_URL } from '../support/database.ts';
 
 describe('database deadlines', () => {
-  const saved = { ...process.env };
-  afterAll(() => {
-    process.env = saved;
-  });
-
-  it('come from overrides, then the environment, then the defaults', () => {
-    delete process.env.CORGI_DB_CONNECT_TIMEOUT_MS;
-    process.env.CORGI_DB_QUERY_TIMEOUT_MS = '0';
-    process.env.CORGI_DB_STATEMENT_TIMEOUT_MS = '2500';
-    expect(resolveDatabaseTimeouts({ idleInTransactionMs: 700 })).toEqual({
+  it('come from overrides, then the environment (read by the commands), then the defaults', () => {
+    const env = {
+      CORGI_DB_QUERY_TIMEOUT_MS: '0',
+      CORGI_DB_STATEMENT_TIMEOUT_MS: '2500',
+      CORGI_DB_CONNECT_TIMEOUT_MS: '',
+    };
+    expect(databaseTimeoutsFromEnv(env)).toEqual({ queryMs: 0, statementMs: 2_500 });
+    expect(resolveDatabaseTimeouts({ ...databaseTimeoutsFromEnv(env), idleInTransactionMs: 700 })).toEqual({
       connectMs: 3_000,
       queryMs: 0,
       statementMs: 2_500,
@@ -21,11 +20,9 @@ describe('database deadlines', () => {
   });
 
   it('refuse a malformed variable, naming it', () => {
-    process.env.CORGI_DB_STATEMENT_TIMEOUT_MS = '5s';
-    expect(() => resolveDatabaseTimeouts()).toThrow(
+    expect(() => databaseTimeoutsFromEnv({ CORGI_DB_STATEMENT_TIMEOUT_MS: '5s' })).toThrow(
       'CORGI_DB_STATEMENT_TIMEOUT_MS must be a whole number of milliseconds (0 = no deadline), got "5s"',
     );
-    delete process.env.CORGI_DB_STATEMENT_TIMEOUT_MS;
   });
 });
 

@@ -8,6 +8,7 @@
  * endpoint refuses promotions and says so. Last, a real `corgi serve` process on the embedded
  * database does the same through its admin route.
  */
+
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,6 +30,7 @@ import { type PolicyLoader, promote } from '../../src/trainer/promotion.ts';
 import { useBackend } from '../policy/helpers.ts';
 import { tinyModel } from '../policy/tiny-policy.ts';
 import { openTestDatabase, TEST_DATABASE_URL } from '../support/database.ts';
+import { linesLogger } from '../support/logger-lines.ts';
 import { corgiEnv, type ServeProcess, startServe, stopGently } from '../support/processes.ts';
 import { type ChatRequestBody, type FakeOpenAIServer, startFakeOpenAIServer } from './fake-openai-server.ts';
 
@@ -127,7 +129,7 @@ function useServing(spec: () => string): Serving {
     // pollMs 0: a promotion from another connection can only arrive by NOTIFY.
     serving.served = await startServedPolicy(serving.db, spec(), {
       pollMs: 0,
-      log: (line) => serving.lines.push(line),
+      logger: linesLogger(serving.lines),
     });
     serving.server = await startServer({
       db: serving.db,

@@ -63,7 +63,9 @@ describe('corgi bench --policy', () => {
       '8',
       '--json',
     ]);
-    expect(seen).toEqual([{ policy: 'm.gguf', threads: 2, tokens: 8, rounds: 3 }]);
+    // The store root comes from CORGI_DATA_DIR, read by the command.
+    const dataDir = process.env.CORGI_DATA_DIR || './data';
+    expect(seen).toEqual([{ policy: 'm.gguf', dataDir, threads: 2, tokens: 8, rounds: 3 }]);
     expect(out.join('')).toBe(`${JSON.stringify(result)}\n`);
   });
 });

@@ -7,6 +7,7 @@ import type { PolicyBenchOptions } from '../../src/policy/bench.ts';
 import { registerBenchCommand } from '../../src/policy/bench-command.ts';
 import { registerGenerateCommand } from '../../src/policy/generate-command.ts';
 import { LocalPolicy } from '../../src/policy/local-policy.ts';
+import type { LoraTrainBenchOptions } from '../../src/policy/lora-bench.ts';
 import { useBackend } from './helpers.ts';
 import { saveTinyCheckpoint, tinyModel } from './tiny-policy.ts';
 
@@ -26,10 +27,14 @@ afterEach(() => {
 });
 
 /** Runs `corgi <args>` with only the policy commands, capturing stdout and stderr. */
-async function run(args: string[], bench?: (o: PolicyBenchOptions) => Promise<never>) {
+async function run(
+  args: string[],
+  bench?: (o: PolicyBenchOptions) => Promise<never>,
+  train?: (o: LoraTrainBenchOptions) => Promise<never>,
+) {
   const program = new Command('corgi').exitOverride();
   registerGenerateCommand(program);
-  registerBenchCommand(program, bench);
+  registerBenchCommand(program, bench, undefined, train);
   const out: string[] = [];
   const err: string[] = [];
   vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => out.push(String(chunk)) > 0);
@@ -120,5 +125,47 @@ describe('corgi bench', () => {
       gen_tokens_per_s_b1: 50,
       gen_tokens_per_s_b32: 900,
     });
+  });
+
+  it('--train runs the LoRA training bench on the named model and prints its JSON', async () => {
+    const result = { train_tokens_per_s: 20, peer_train_tokens_per_s: 80, train_ratio: 0.25, threads: 1 };
+    const train = vi.fn(async (_: LoraTrainBenchOptions) => result);
+    const { stdout } = await run(
+      [
+        'bench',
+        '--policy',
+        'smollm2-135m-instruct',
+        '--train',
+        '--length',
+        '300',
+        '--completion',
+        '60',
+        '--json',
+      ],
+      undefined,
+      train as never,
+    );
+    expect(train).toHaveBeenCalledWith({
+      policy: 'smollm2-135m-instruct',
+      sequences: 4,
+      length: 300,
+      completion: 60,
+      rank: 16,
+      threads: 1,
+      rounds: 3,
+    });
+    expect(JSON.parse(stdout)).toEqual(result);
+  });
+
+  it('--train refuses a completion as long as the row, naming both flags', async () => {
+    const train = vi.fn();
+    await expect(
+      run(
+        ['bench', '--policy', 'm', '--train', '--length', '50', '--completion', '50', '--json'],
+        undefined,
+        train as never,
+      ),
+    ).rejects.toThrow('--completion (50) must be smaller than --length (50)');
+    expect(train).not.toHaveBeenCalled();
   });
 });

@@ -14,6 +14,7 @@
  * live version unchanged. The half-written one, copied under an ordinary name, registered, and sent
  * to the gate and to promotion, cannot be loaded, and its row ends `refused`, never live.
  */
+
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -22,6 +23,7 @@ import { io as connect, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import { getLivePolicyVersion, listPolicyVersions } from '../../src/db/policy-versions.ts';
+import { silentLogger } from '../../src/logger.ts';
 import { CheckpointError, verifyChecksums } from '../../src/policy/checkpoint.ts';
 import { LocalPolicy } from '../../src/policy/local-policy.ts';
 import { PolicyRegistry } from '../../src/policy/policy-registry.ts';
@@ -82,7 +84,7 @@ beforeAll(async () => {
   db = await openDatabase({ url: scratch.url });
   const { policy } = await loadLivePolicy(db, { fallback: () => LocalPolicy.load(v1), fallbackDir: v1 });
   registry = new PolicyRegistry(policy);
-  follower = await followPromotions({ db, registry, log: () => {} });
+  follower = await followPromotions({ db, registry, logger: silentLogger });
   server = await startServer({ db, policy: registry, port: 0, host: '127.0.0.1', promotions: follower });
   registry.onSwap((version) => swaps.push(version));
   // A client connected throughout: it must never be told of a swap.

@@ -6,6 +6,7 @@
  * complete, each attempt must report the version that generated it, and the versions that were
  * swapped out must have given their tensors back.
  */
+
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/db/api-keys.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import { activatePolicyVersion, getPolicyVersion } from '../../src/db/policy-versions.ts';
+import { silentLogger } from '../../src/logger.ts';
 import { selectBackend } from '../../src/policy/backend.ts';
 import { PolicyRegistry } from '../../src/policy/policy-registry.ts';
 import { type RunningServer, startServer } from '../../src/server/server.ts';
@@ -164,10 +166,10 @@ async function startStack(db: Database, pollMs: number): Promise<Stack> {
   const { policy } = await loadLivePolicy(db, {
     fallback: () => loadLocalPolicy(dirs.v1, 'v1'),
     fallbackDir: dirs.v1,
-    log: () => {},
+    logger: silentLogger,
   });
   const registry = new PolicyRegistry(policy);
-  const follower = await followPromotions({ db, registry, pollMs, log: () => {} });
+  const follower = await followPromotions({ db, registry, pollMs, logger: silentLogger });
   const server = await startServer({
     db,
     policy: registry,

@@ -5,8 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
+import type { StatsResponse } from '../../src/db/stats.ts';
 import { fixedPolicy } from '../../src/policy/types.ts';
-import type { StatsResponse } from '../../src/server/routes/stats.ts';
 import { type RunningServer, startServer } from '../../src/server/server.ts';
 import { openTestDatabase } from '../support/database.ts';
 import { ScriptedPolicy } from '../support/scripted-policy.ts';
@@ -125,10 +125,10 @@ beforeAll(async () => {
   for (const session of sessions) await insertSession(session);
 
   const steps: [string, number, string | null, Record<string, unknown>, number][] = [
-    ['run-a', 1, 'v1', { 'reward/mean': 0.25, kl: 0.01, entropy: 2 }, 3],
-    ['run-a', 2, 'v1', { 'reward/mean': 0.5, kl: 0.02 }, 2],
-    ['run-a', 3, 'v2', { 'reward/mean': 0.75 }, 1],
-    ['run-b', 1, null, { 'reward/mean': 'n/a', kl: 0.5 }, 0],
+    ['run-a', 1, 'v1', { reward: 0.25, kl: 0.01, entropy: 2 }, 3],
+    ['run-a', 2, 'v1', { reward: 0.5, kl: 0.02 }, 2],
+    ['run-a', 3, 'v2', { reward: 0.75 }, 1],
+    ['run-b', 1, null, { reward: 'n/a', kl: 0.5 }, 0],
   ];
   for (const [runId, step, version, metrics, minutesAgo] of steps) {
     await db.pool.query(
@@ -171,7 +171,7 @@ describe('GET /v1/stats', () => {
     ]);
   });
 
-  it('lists reward/mean and kl per training step, null where a step did not log a number', async () => {
+  it('lists reward and kl per training step, null where a step did not log a number', async () => {
     const { body } = await getStats();
     expect(body.trainingSteps.map(({ createdAt, ...step }) => step)).toEqual([
       { runId: 'run-a', step: 1, policyVersion: 'v1', reward: 0.25, kl: 0.01 },

@@ -6,6 +6,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { GgmlType, GgufValueType } from '../../src/model/gguf/ggml-types.ts';
+import { llamaConfigFromGguf } from '../../src/model/gguf/gguf-to-llama.ts';
+import { type LoraModuleWeights, loraGgufContent } from '../../src/model/gguf/lora-to-gguf.ts';
+import { inspectGguf } from '../../src/model/gguf/reader.ts';
+import { writeGguf } from '../../src/model/gguf/writer.ts';
+import { kvHeadsOf } from '../../src/policy/config.ts';
 import { buildGguf, type TestTensor } from '../model/gguf/gguf-builder.ts';
 
 /** SmolLM2-135M: 30 layers, hidden 576, 3 key/value heads of 64. */
@@ -62,4 +67,36 @@ export function writeSmolLm2LoraAdapter(path: string, { rank = 4, scale = 0.08, 
     tensors,
   });
   writeFileSync(path, bytes);
+}
+
+/**
+ * A LoRA adapter for the Llama GGUF at `basePath` (rank `rank` on q_proj and v_proj of every layer,
+ * seeded random weights), written by the product's adapter writer (`loraGgufContent`): any base,
+ * the built-in model's converted GGUF as well as SmolLM2.
+ */
+export async function writeRandomLoraAdapter(
+  basePath: string,
+  out: string,
+  { rank = 4, scale = 0.08, seed = 7 } = {},
+): Promise<void> {
+  const config = llamaConfigFromGguf(await inspectGguf(basePath), basePath);
+  const headDim = config.head_dim ?? config.hidden_size / config.num_attention_heads;
+  const modules: LoraModuleWeights[] = [];
+  let n = 0;
+  for (let layer = 0; layer < config.num_hidden_layers; layer++) {
+    for (const [name, outputs] of [
+      ['q_proj', config.num_attention_heads * headDim],
+      ['v_proj', kvHeadsOf(config) * headDim],
+    ] as const) {
+      const floats = (count: number) => new Float32Array(seededFloats(count, seed + n++, scale).buffer);
+      modules.push({
+        module: `model.layers.${layer}.self_attn.${name}`,
+        a: { shape: [rank, config.hidden_size], data: floats(rank * config.hidden_size) },
+        b: { shape: [outputs, rank], data: floats(outputs * rank) },
+        scale: 1,
+      });
+    }
+  }
+  const { metadata, tensors } = loraGgufContent(config, modules, `random-lora-${seed}`);
+  await writeGguf(out, metadata, tensors);
 }

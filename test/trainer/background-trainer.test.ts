@@ -1,10 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
 import { getLivePolicyVersion, getPolicyVersion } from '../../src/db/policy-versions.ts';
 import { createSession } from '../../src/db/sessions.ts';
+import { convertCheckpointToGguf } from '../../src/model/gguf/checkpoint-to-gguf.ts';
+import { importModel } from '../../src/model/store/import-model.ts';
+import { servingPolicyLoader } from '../../src/policy/serving-loader.ts';
 import { retryDelayMs, roundDue, runTrainerRound } from '../../src/trainer/background-trainer.ts';
 import { ProgressReporter } from '../../src/trainer/progress.ts';
 import type { RolloutPrompt } from '../../src/trainer/rollouts.ts';
@@ -17,6 +20,7 @@ import {
 import { useBackend } from '../policy/helpers.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
 import { openTestDatabase } from '../support/database.ts';
+import { linesLogger } from '../support/logger-lines.ts';
 
 const TOY: RolloutPrompt[] = ['dog', 'park'].map((word, i) => ({
   id: `toy/${i}`,
@@ -29,6 +33,7 @@ let db: Database;
 let root: string;
 let base: string;
 beforeAll(async () => {
+  process.env.CORGI_LLAMA_THREADS ??= '1';
   await useBackend('wasm');
   db = await openTestDatabase();
   root = mkdtempSync(join(tmpdir(), 'corgi-background-trainer-'));
@@ -62,6 +67,7 @@ describe('the background trainer', () => {
     const round = await runTrainerRound({
       db,
       checkpointDir: join(root, 'checkpoints'),
+      dataDir: root,
       fallbackPolicy: base,
       train: {
         budget: 'steps',
@@ -98,6 +104,75 @@ describe('the background trainer', () => {
     expect(rows[0].metrics).toHaveProperty('success_at');
     // The logged live sessions' prompts joined the pool (half of each step's prompts).
     expect(await roundDue(db, { minSessions: 1 })).toMatchObject({ due: false, newSessions: 0 });
+  }, 180_000);
+});
+
+describe('the background trainer on a GGUF store model', () => {
+  it('trains an adapter checkpoint naming its base, which a server loads, and trains it further next round', async () => {
+    const dataDir = join(root, 'store-data');
+    const gguf = join(root, 'tiny.gguf');
+    await convertCheckpointToGguf(base, gguf, { type: 'f32' });
+    const { path: storeGguf, sha256 } = await importModel(gguf, { name: 'tiny-gguf', dataDir });
+    await db.pool.query('TRUNCATE policy_versions, training_steps CASCADE');
+    const round = (now: string) =>
+      runTrainerRound({
+        db,
+        dataDir,
+        checkpointDir: join(root, 'gguf-checkpoints'),
+        fallbackPolicy: dirname(storeGguf), // the store directory, as `corgi serve` passes it
+        train: {
+          budget: 'steps',
+          steps: 1,
+          prompts_per_step: 2,
+          group_size: 4,
+          attempts: 2,
+          max_tokens: 8,
+          lora_r: 2,
+        },
+        prompts: TOY,
+        gate: {
+          cases: TOY.map(({ id, constraints, prompt }) => ({ id, constraints, prompt })),
+          tolerance: 1,
+          attempts: 1,
+        },
+        progress: new ProgressReporter(() => {}, false),
+        now: () => new Date(now),
+      });
+    const first = await round('2026-12-01T00:00:00Z');
+    expect(first.promoted).toBe(true);
+    const dir = join(root, 'gguf-checkpoints', first.version);
+    // The adapter alone: PEFT files, llama.cpp's adapter GGUF and the base by store name and sha256.
+    for (const file of ['adapter_model.safetensors', 'adapter_config.json', 'adapter.gguf'])
+      expect(existsSync(join(dir, file))).toBe(true);
+    expect(existsSync(join(dir, 'model.safetensors'))).toBe(false);
+    expect(JSON.parse(readFileSync(join(dir, 'base_model.json'), 'utf8'))).toMatchObject({
+      name: 'tiny-gguf',
+      sha256,
+    });
+    expect(first.summary.last?.mismatch_abs_logprob).toBeGreaterThan(0);
+
+    // What a server does on promotion: the adapter in a context on the base from the store.
+    const policy = await servingPolicyLoader({ cacheDir: join(dataDir, 'cache', 'gguf'), dataDir })(
+      dir,
+      first.version,
+    );
+    try {
+      expect(policy.modelPath).toBe(storeGguf);
+      expect(policy.adapters.map((a) => a.path)).toEqual([join(dir, 'adapter.gguf')]);
+    } finally {
+      await policy.dispose();
+    }
+
+    // The next round starts from the live adapter and trains it further (same rank, new values).
+    const second = await round('2026-12-01T01:00:00Z');
+    expect(second.parentVersion).toBe(first.version);
+    const next = join(root, 'gguf-checkpoints', second.version);
+    expect(JSON.parse(readFileSync(join(next, 'adapter_config.json'), 'utf8'))).toMatchObject({ r: 2 });
+    expect(
+      readFileSync(join(next, 'adapter_model.safetensors')).equals(
+        readFileSync(join(dir, 'adapter_model.safetensors')),
+      ),
+    ).toBe(false);
   }, 180_000);
 });
 
@@ -138,7 +213,7 @@ describe('failed rounds', () => {
       pollSeconds: 0.1,
       backoffSeconds: 3600,
       args: ['--no-such-flag'],
-      log: (line) => lines.push(line),
+      logger: linesLogger(lines),
       onRound: (round) => rounds.push(round),
     });
     try {
@@ -169,22 +244,14 @@ describe("corgi serve's trainer switch", () => {
   });
   const decide = async (options: { embedded: boolean; trainer?: boolean; env?: string; policy?: string }) => {
     const lines: string[] = [];
-    const saved = process.env.CORGI_TRAINER;
-    if (options.env === undefined) delete process.env.CORGI_TRAINER;
-    else process.env.CORGI_TRAINER = options.env;
-    try {
-      const worker = startServeTrainer(
-        { ...db, embedded: options.embedded },
-        options.policy ?? base,
-        flags(options.trainer),
-        (line) => lines.push(line),
-      );
-      await worker?.close();
-      return { on: worker !== null, log: lines.join('\n') };
-    } finally {
-      if (saved === undefined) delete process.env.CORGI_TRAINER;
-      else process.env.CORGI_TRAINER = saved;
-    }
+    const worker = startServeTrainer(
+      { ...db, embedded: options.embedded },
+      options.policy ?? base,
+      flags(options.trainer),
+      { logger: linesLogger(lines), trainerSetting: options.env, dataDir: root },
+    );
+    await worker?.close();
+    return { on: worker !== null, log: lines.join('\n') };
   };
 
   it('is on by default with the embedded database, off with DATABASE_URL unless --trainer', async () => {

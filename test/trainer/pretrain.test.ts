@@ -8,14 +8,7 @@ import { greedyGenerate } from '../../src/policy/model.ts';
 import { parseSafetensors } from '../../src/policy/safetensors.ts';
 import { Tokenizer } from '../../src/policy/tokenizer.ts';
 import { TrainingInterruptedError } from '../../src/trainer/interrupted.ts';
-import {
-  copyAccuracy,
-  copyRowSource,
-  evaluationBatches,
-  packSequences,
-  pretrainRowSource,
-  REPEAT_PASSAGE_TOKENS,
-} from '../../src/trainer/lm-data.ts';
+import { evaluationBatches, packSequences, pretrainRowSource } from '../../src/trainer/lm-data.ts';
 import { type PretrainSummary, planPretrainSteps, runPretrain } from '../../src/trainer/pretrain.ts';
 import { registerPretrainCommand } from '../../src/trainer/pretrain-command.ts';
 import {
@@ -25,6 +18,7 @@ import {
   parsePretrainConfig,
 } from '../../src/trainer/pretrain-config.ts';
 import { ProgressReporter } from '../../src/trainer/progress.ts';
+import { ResumeConfigError } from '../../src/trainer/run-state.ts';
 import { useBackend } from '../policy/helpers.ts';
 
 // The whole pipeline, shrunk so one run takes a few seconds; each shrunk setting says why.
@@ -145,7 +139,7 @@ describe('runPretrain on a tiny config', () => {
       const controller = new AbortController();
       return {
         signal: controller.signal,
-        onStepEnd: (e: { phase: string; step: number }) => {
+        onStep: (e: { phase: string; step: number }) => {
           if (e.phase === phase && e.step === step) controller.abort();
         },
         progress: quiet(),
@@ -157,13 +151,18 @@ describe('runPretrain on a tiny config', () => {
     await expect(first).rejects.toSatisfy(
       (e) => TrainingInterruptedError.isInstance(e) && e.phase === 'pretrain' && e.step === 57,
     );
-    expect(existsSync(join(`${out}.work`, 'checkpoint', 'trainer_state.json'))).toBe(true);
+    expect(existsSync(join(`${out}.work`, 'checkpoint', 'run_state.json'))).toBe(true);
     expect(existsSync(out)).toBe(false);
 
     // A resume may not change what the run computes, and a new run may not clobber the old one.
-    await expect(runPretrain({ ...tiny, out, resume: true, learning_rate: 0.01 })).rejects.toSatisfy(
-      (e) => PretrainConfigError.isInstance(e) && e.field === 'learning_rate',
+    const changed = runPretrain({ ...tiny, out, resume: true, learning_rate: 0.01, warmup_steps: 5 });
+    await expect(changed).rejects.toSatisfy(
+      (e) =>
+        ResumeConfigError.isInstance(e) &&
+        e.field === 'learning_rate' &&
+        e.changes.map((c) => c.field).join() === 'learning_rate,warmup_steps',
     );
+    await expect(changed).rejects.toThrow(/learning_rate \(recorded 0\.003, given 0\.01\), warmup_steps/);
     await expect(runPretrain({ ...tiny, out })).rejects.toSatisfy(
       (e) => PretrainConfigError.isInstance(e) && e.field === 'resume',
     );
@@ -185,53 +184,45 @@ describe('runPretrain on a tiny config', () => {
     expect(resumed.val_ppl).toBe(summary.val_ppl);
   }, 240_000);
 
-  it('continues a finished checkpoint with copying steps then SFT, and resumes mid-copying bit for bit', async () => {
-    const config = {
-      ...tiny,
-      init_from: straight,
-      pretrain_tokens: null, // no more pretraining: copying, then SFT
-      sft_examples: 24,
-      copy_steps: 30,
-      copy_length: 8,
-      save_steps: 10,
-    };
+  it('continues a finished checkpoint with SFT and resumes it mid-SFT bit for bit', async () => {
+    const config = { ...tiny, init_from: straight, pretrain_tokens: null, sft_examples: 24, save_steps: 2 };
     const whole = await runPretrain(
-      { ...config, out: join(root, 'copy-whole') },
+      { ...config, out: join(root, 'sft-whole') },
       { progress: quiet(), backend: 'wasm' },
     );
     expect(whole.pretrain.steps).toBe(0);
-    expect(whole.copy.steps).toBe(30);
-    expect(whole.copy.accuracy).toBeGreaterThanOrEqual(0);
-    expect(whole.copy.accuracy).toBeLessThanOrEqual(1);
-    expect(whole.steps).toBe(30 + whole.sft.steps);
-    const copyLines = logLines(join(root, 'copy-whole')).filter((l) => l.phase === 'copy');
-    expect(copyLines.map((l) => l.step)).toEqual([10, 20, 30]);
-    expect(copyLines[0]!.loss as number).toBeGreaterThan(copyLines[2]!.loss as number); // it trains
+    expect(whole.sft.steps).toBeGreaterThan(3);
 
-    const out = join(root, 'copy-resumed');
+    const out = join(root, 'sft-resumed');
     const controller = new AbortController();
     const stopped = runPretrain(
       { ...config, out },
       {
         signal: controller.signal,
-        onStepEnd: (e) => {
-          if (e.phase === 'copy' && e.step === 13) controller.abort();
+        onStep: (e) => {
+          if (e.phase === 'sft' && e.step === 3) controller.abort();
         },
         progress: quiet(),
         backend: 'wasm',
       },
     );
     await expect(stopped).rejects.toSatisfy(
-      (e) => TrainingInterruptedError.isInstance(e) && e.phase === 'copy' && e.step === 13,
+      (e) => TrainingInterruptedError.isInstance(e) && e.phase === 'sft' && e.step === 3,
     );
     const resumed = await runPretrain(
       { ...config, out, resume: true },
       { progress: quiet(), backend: 'wasm' },
     );
-    expect(resumed.copy).toEqual({ ...whole.copy, minutes: resumed.copy.minutes });
-    const [a, b] = [weightsOf(join(root, 'copy-whole')), weightsOf(out)];
+    expect(resumed.sft).toEqual({
+      ...whole.sft,
+      minutes: resumed.sft.minutes,
+      tokens_per_s: resumed.sft.tokens_per_s,
+    });
+    expect(resumed.val_ppl).toBe(whole.val_ppl);
+    const [a, b] = [weightsOf(join(root, 'sft-whole')), weightsOf(out)];
     const bytes = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
     for (const [name, values] of a) expect(bytes(b.get(name)!).equals(bytes(values)), name).toBe(true);
+    expect(deterministicLog(out)).toEqual(deterministicLog(join(root, 'sft-whole')));
   }, 120_000);
 
   it('continues a finished checkpoint with SFT only (init_from): same tokenizer, pretraining skipped', async () => {
@@ -263,41 +254,16 @@ describe('runPretrain on a tiny config', () => {
     ).rejects.toSatisfy((e) => PretrainConfigError.isInstance(e) && e.field === 'init_from');
   });
 
-  it('continues pretraining a finished checkpoint when given a token budget, on repeated passages', async () => {
+  it('continues pretraining a finished checkpoint when given a token budget', async () => {
     const out = join(root, 'continued-pretraining');
-    const more = {
-      ...tiny,
-      out,
-      init_from: straight,
-      pretrain_tokens: 30 * 8 * 96, // 30 steps
-      pretrain_repeat_share: 0.5,
-      sft_examples: 0,
-    };
+    const more = { ...tiny, out, init_from: straight, pretrain_tokens: 30 * 8 * 96, sft_examples: 0 };
     const continued = await runPretrain(more, { progress: quiet(), backend: 'wasm' });
     expect(continued.pretrain.steps).toBe(30);
     expect(continued.sft.steps).toBe(0);
-    expect(continued.config.pretrain_repeat_share).toBe(0.5);
     // Pretraining ran on the loaded weights: the first logged loss is the finished model's, not a fresh init's.
     const [first] = logLines(out).filter((l) => l.phase === 'pretrain' && 'loss' in l);
     expect(first!.loss as number).toBeLessThan(Math.log(384) - 0.5);
     expect(continued.val_ppl).not.toBeCloseTo(summary.val_ppl_after_sft!, 2);
-    expect(continued.copy.tokens).toBe(0);
-
-    // The same with a copying step of real text after every pretraining step: the copies train too.
-    const interleaved = await runPretrain(
-      {
-        ...more,
-        out: join(root, 'continued-copying'),
-        copy_during_pretrain: true,
-        copy_text: true,
-        copy_length: 12,
-        copy_batch_size: 4,
-      },
-      { progress: quiet(), backend: 'wasm' },
-    );
-    expect(interleaved.pretrain.steps).toBe(30);
-    expect(interleaved.copy.tokens).toBe(30 * 4 * (2 * 12 + 1));
-    expect(interleaved.val_ppl).not.toBe(continued.val_ppl);
     expect(readFileSync(join(out, 'tokenizer.json'), 'utf8')).toBe(
       readFileSync(join(straight, 'tokenizer.json'), 'utf8'),
     );
@@ -361,130 +327,6 @@ describe('pretraining data', () => {
   });
 });
 
-describe('repeated-passage pretraining windows', () => {
-  // One long document of distinct ids (100, 101, …), so every token says where in the text it came from.
-  const documents = [Int32Array.from({ length: 3000 }, (_, i) => 100 + i)];
-  const source = (repeatShare: number) =>
-    pretrainRowSource({ documents, contextLength: 128, bos: 0, eos: 1, seed: 7, repeatShare });
-
-  /** Splits a repeated row into its `<bos> p <eos> p` units, checking the shape as it goes. */
-  function units(row: number[]): number[][] {
-    const passages: number[][] = [];
-    let at = 0;
-    while (at < row.length) {
-      expect(row[at]).toBe(0);
-      const eosAt = row.indexOf(1, at + 1);
-      const passage = row.slice(at + 1, eosAt === -1 ? row.length : eosAt);
-      passages.push(passage);
-      if (eosAt === -1) break;
-      const copy = row.slice(eosAt + 1, eosAt + 1 + passage.length);
-      expect(copy).toEqual(passage.slice(0, copy.length)); // the last unit may be cut by the row's end
-      at = eosAt + 1 + passage.length;
-    }
-    return passages;
-  }
-
-  it('rewrites about the share of windows as passages of their own text, each repeated once', () => {
-    const plain = source(0).rowsOf(0);
-    const repeated = source(0.5).rowsOf(0);
-    expect(repeated.count).toBe(plain.count);
-    let rewritten = 0;
-    for (let r = 0; r < plain.count; r++) {
-      const row = [...repeated.tokens.subarray(r * 129, (r + 1) * 129)];
-      const original = [...plain.tokens.subarray(r * 129, (r + 1) * 129)];
-      if (row.join() === original.join()) continue;
-      rewritten += 1;
-      const passages = units(row);
-      expect(passages.length).toBeGreaterThan(1);
-      // Consecutive passages of the window's own text, in order, of the configured lengths.
-      expect(passages.flat()).toEqual(original.slice(0, passages.flat().length));
-      for (const p of passages.slice(0, -1)) {
-        expect(p.length).toBeGreaterThanOrEqual(REPEAT_PASSAGE_TOKENS.min);
-        expect(p.length).toBeLessThanOrEqual(REPEAT_PASSAGE_TOKENS.max);
-      }
-    }
-    expect(rewritten / plain.count).toBeGreaterThan(0.3);
-    expect(rewritten / plain.count).toBeLessThan(0.7);
-  });
-
-  it('leaves the plain windows exactly as they were with share 0, and is seeded per epoch', () => {
-    const plain = source(0).rowsOf(1);
-    expect([...source(0).rowsOf(1).tokens]).toEqual([...plain.tokens]);
-    expect([...source(0.5).rowsOf(1).tokens]).toEqual([...source(0.5).rowsOf(1).tokens]);
-    expect([...source(0.5).rowsOf(1).tokens]).not.toEqual([...source(0.5).rowsOf(2).tokens]);
-    expect(() => source(1)).toThrow(/repeatShare/);
-  });
-});
-
-describe('copying rows', () => {
-  const options = {
-    length: 6,
-    firstId: 10,
-    vocabSize: 40,
-    bos: 0,
-    eos: 1,
-    pad: 2,
-    seed: 3,
-    rowsPerEpoch: 16,
-  };
-
-  it('repeat a random half after the separator, with ordinary ids only, seeded per epoch', () => {
-    const rows = copyRowSource(options).rowsOf(0);
-    expect(rows.length).toBe(14);
-    for (let r = 0; r < rows.count; r++) {
-      const row = [...rows.tokens.subarray(r * 14, (r + 1) * 14)];
-      expect(row[0]).toBe(0);
-      expect(row[7]).toBe(1);
-      expect(row.slice(8)).toEqual(row.slice(1, 7));
-      // Only the copy is a target: predicting the random half would teach uniform noise.
-      expect([...rows.mask!.subarray(r * 14, (r + 1) * 14)]).toEqual([
-        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1,
-      ]);
-      for (const id of row.slice(1, 7)) expect(id >= 10 && id < 40).toBe(true);
-    }
-    expect(copyRowSource(options).rowsOf(0).tokens).toEqual(rows.tokens);
-    expect(copyRowSource(options).rowsOf(1).tokens).not.toEqual(rows.tokens);
-    expect(copyRowSource({ ...options, seed: 4 }).rowsOf(0).tokens).not.toEqual(rows.tokens);
-  });
-
-  it('with text, repeat spans of the documents of varied length, the copy the only target', () => {
-    const text = [Int32Array.from({ length: 50 }, (_, i) => 100 + i), Int32Array.from([7, 8, 9])];
-    const rows = copyRowSource({ ...options, length: 10, text }).rowsOf(0);
-    expect(rows.length).toBe(22);
-    const lengths = new Set<number>();
-    for (let r = 0; r < rows.count; r++) {
-      const row = [...rows.tokens.subarray(r * 22, (r + 1) * 22)];
-      const n = row.indexOf(1) - 1;
-      lengths.add(n);
-      expect(n).toBeGreaterThanOrEqual(4);
-      expect(n).toBeLessThanOrEqual(10);
-      const span = row.slice(1, 1 + n);
-      // A contiguous span of the long document (the 3-token one is too short to draw from).
-      expect(span).toEqual(Array.from({ length: n }, (_, i) => span[0]! + i));
-      expect(span[0]! >= 100 && span.at(-1)! < 150).toBe(true);
-      expect(row.slice(n + 2, 2 * n + 2)).toEqual(span);
-      expect(row.slice(2 * n + 2).every((id) => id === 2)).toBe(true); // padding after the copy
-      const mask = [...rows.mask!.subarray(r * 22, (r + 1) * 22)];
-      // Targets: the copy only (token t is predicted from t-1); never the padding.
-      expect(mask).toEqual(row.map((_, t) => (t >= n + 2 && t <= 2 * n + 1 ? 1 : 0)));
-    }
-    expect(lengths.size).toBeGreaterThan(3); // the offset to look back varies
-    const { batch } = copyRowSource({ ...options, length: 10, text }).takeBatch({ epoch: 0, row: 0 }, 4);
-    expect(copyAccuracy(batch.targets, batch, 1)).toBe(1);
-  });
-
-  it('score greedy copying on x₂…x_L of the second half only', () => {
-    const { batch } = copyRowSource(options).takeBatch({ epoch: 0, row: 0 }, 4);
-    expect(copyAccuracy(batch.targets, batch, 1)).toBe(1); // perfect predictions
-    const wrong = Int32Array.from(batch.targets);
-    // Spoiling the first half and the copy's first token changes nothing: they are not scored.
-    for (let r = 0; r < 4; r++) for (let t = 0; t <= 7; t++) wrong[r * batch.cols + t] = 2;
-    expect(copyAccuracy(wrong, batch, 1)).toBe(1);
-    for (let r = 0; r < 4; r++) wrong[r * batch.cols + 8] = 2; // x₂ of each copy
-    expect(copyAccuracy(wrong, batch, 1)).toBeCloseTo(4 / 5, 10);
-  });
-});
-
 describe('the minutes budget', () => {
   it('fits the steps, their evaluations and checkpoints into the time left after the reserve', () => {
     const steps = planPretrainSteps({
@@ -522,11 +364,7 @@ describe('PretrainConfig', () => {
       [{ warmup_steps: 2 }, 'warmup_steps'], // a minutes budget probes inside warm-up
       [{ pretrain_tokens: 100 }, 'pretrain_tokens'],
       [{ init_from: 'models/base', sft_examples: 0 }, 'sft_examples'], // nothing would train
-      [{ sft_copy_share: 0.5, sft_word_copy_share: 0.5 }, 'sft_word_copy_share'], // no task examples left
-      [{ sft_inclusion_max_words: 3 }, 'sft_inclusion_max_words'], // below the 6-word eligible sentences
-      [{ copy_steps: 10, copy_length: 200 }, 'copy_length'], // longer than the window
-      [{ copy_during_sft: true, copy_length: 200 }, 'copy_length'],
-      [{ init_from: 'models/base', copy_during_pretrain: true }, 'copy_during_pretrain'], // no pretraining
+      [{ sft_copy_share: 1 }, 'sft_copy_share'], // no task examples left
       [{ hidden_sise: 8 } as PretrainConfigInput, '(root)'],
     ];
     for (const [input, field] of bad) {

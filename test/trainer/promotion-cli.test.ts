@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Database, openDatabase } from '../../src/db/database.ts';
+import { silentLogger } from '../../src/logger.ts';
 import { selectBackend } from '../../src/policy/backend.ts';
 import { PolicyRegistry } from '../../src/policy/policy-registry.ts';
 import { type RunningServer, startServer } from '../../src/server/server.ts';
@@ -85,10 +86,10 @@ describe('corgi promote / rollback with DATABASE_URL', () => {
     const { policy } = await loadLivePolicy(db, {
       fallback: () => loadLocalPolicy(dirs.v1, 'v1'),
       fallbackDir: dirs.v1,
-      log: () => {},
+      logger: silentLogger,
     });
     registry = new PolicyRegistry(policy);
-    follower = await followPromotions({ db, registry, pollMs: 0, log: () => {} });
+    follower = await followPromotions({ db, registry, pollMs: 0, logger: silentLogger });
   });
   afterAll(async () => {
     await follower?.close();
@@ -172,10 +173,10 @@ describe('without DATABASE_URL', () => {
       const { policy } = await loadLivePolicy(db, {
         fallback: () => loadLocalPolicy(dirs.v1, 'v1'),
         fallbackDir: dirs.v1,
-        log: () => {},
+        logger: silentLogger,
       });
       registry = new PolicyRegistry(policy);
-      follower = await followPromotions({ db, registry, log: () => {} });
+      follower = await followPromotions({ db, registry, logger: silentLogger });
       server = await startServer({ db, policy: registry, port: 0, promotions: follower });
     });
     afterAll(async () => {

@@ -3,6 +3,7 @@
  * PostgreSQL (and the lock and in-process signal against the embedded PGlite), with tiny real
  * checkpoints so loading and checksum verification are the product's own.
  */
+
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import {
   markRefused,
   PolicyVersionError,
 } from '../../src/db/policy-versions.ts';
+import { silentLogger } from '../../src/logger.ts';
 import { selectBackend } from '../../src/policy/backend.ts';
 import { PolicyRegistry } from '../../src/policy/policy-registry.ts';
 import type { EvalReport } from '../../src/trainer/eval.ts';
@@ -32,6 +34,7 @@ import {
 import { TrainerLockedError, withTrainerLock } from '../../src/trainer/trainer-lock.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
 import { openTestDatabase, TEST_DATABASE_URL } from '../support/database.ts';
+import { linesLogger } from '../support/logger-lines.ts';
 import { ScriptedPolicy } from '../support/scripted-policy.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'corgi-promotion-'));
@@ -87,12 +90,12 @@ describe('promotion on PostgreSQL', () => {
   });
 
   it('registers a checkpoint as a candidate once, and refuses its name for another checkpoint', async () => {
-    const row = await registerCheckpoint(db, { dir: dirs.v1, metrics: { 'reward/mean': 0.5 } });
+    const row = await registerCheckpoint(db, { dir: dirs.v1, metrics: { reward: 0.5 } });
     expect(row).toMatchObject({
       version: 'v1',
       status: 'candidate',
       checkpointPath: dirs.v1,
-      metrics: { 'reward/mean': 0.5 },
+      metrics: { reward: 0.5 },
       promotedAt: null,
     });
     expect(row.checksum).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -216,7 +219,7 @@ describe('promotion on PostgreSQL', () => {
     const registry = new PolicyRegistry(served);
     await promote(db, 'v1');
     const lines: string[] = [];
-    const follower = await followPromotions({ db, registry, pollMs: 0, log: (line) => lines.push(line) });
+    const follower = await followPromotions({ db, registry, pollMs: 0, logger: linesLogger(lines) });
     // Another process, as far as PostgreSQL can tell: a pool of its own on the same schema.
     const other = await openDatabase({
       url: TEST_DATABASE_URL,
@@ -409,7 +412,7 @@ describe('the embedded database', () => {
     expect((await getLivePolicyVersion(db.pool))?.version).toBe('v1');
     const registry = new PolicyRegistry(policy);
     // No polling: only the in-process signal can deliver this promotion.
-    const follower = await followPromotions({ db, registry, pollMs: 0, log: () => {} });
+    const follower = await followPromotions({ db, registry, pollMs: 0, logger: silentLogger });
     try {
       await promote(db, dirs.v2);
       await expect.poll(() => registry.version, { timeout: 30_000 }).toBe('v2');

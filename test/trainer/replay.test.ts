@@ -13,6 +13,7 @@ import { parseConstraints } from '../../src/checkers/registry.ts';
 import type { ConstraintSpec } from '../../src/checkers/types.ts';
 import type { Database } from '../../src/db/database.ts';
 import { addRating, createSession, endSession, insertTurn, logSession } from '../../src/db/sessions.ts';
+import { trainingStepRecorder } from '../../src/db/training-steps.ts';
 import { trainBpe } from '../../src/policy/bpe-trainer.ts';
 import { saveCheckpoint } from '../../src/policy/checkpoint.ts';
 import { LocalPolicy } from '../../src/policy/local-policy.ts';
@@ -21,7 +22,7 @@ import { buildTokenizerConfig } from '../../src/policy/train-tokenizer.ts';
 import { fixedPolicy, type SamplingOptions } from '../../src/policy/types.ts';
 import { runSession } from '../../src/session/session-runner.ts';
 import { disposePrepared, prepareBatch, ratingBonus } from '../../src/trainer/corgi-objective.ts';
-import { offPolicyLogprobs, trainCorgi } from '../../src/trainer/corgi-trainer.ts';
+import { oldLogprobs, trainCorgi } from '../../src/trainer/corgi-trainer.ts';
 import {
   type LoggedSession,
   loadLoggedSessions,
@@ -324,7 +325,7 @@ describe('replaying logged production sessions', () => {
       );
 
       // The trainer's path: π scored before the update, weights fixed in prepareBatch.
-      const current = offPolicyLogprobs(policy.model, samples, { minibatch_size: 4, temperature: 1 });
+      const current = oldLogprobs(policy.model, samples, { minibatch_size: 4, temperature: 1 });
       const prepared = prepareBatch(
         samples,
         samples.map((s) => s.completionIds.map(() => 0)),
@@ -399,7 +400,12 @@ describe('replaying logged production sessions', () => {
         importance_cap: CAP,
         rating_weight: 0.5,
       },
-      { db: db.pool, prompts: toy, progress: new ProgressReporter((line) => lines.push(line), false) },
+      {
+        db: db.pool,
+        onStep: trainingStepRecorder(db.pool), // as `corgi train` and the background trainer attach it
+        prompts: toy,
+        progress: new ProgressReporter((line) => lines.push(line), false),
+      },
     );
     expect(summary.steps).toBe(1);
     expect(summary.last?.replayed_sessions).toBe(3);

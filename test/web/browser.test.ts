@@ -351,7 +351,7 @@ describeInBrowser('the web front end in Chromium', () => {
       ]) {
         await db.pool.query(
           `INSERT INTO training_steps (run_id, step, policy_version, metrics) VALUES ('run-1', $1, 'scripted-web', $2)`,
-          [step, JSON.stringify({ 'reward/mean': reward, kl })],
+          [step, JSON.stringify({ reward, kl })],
         );
       }
       await page.reload();

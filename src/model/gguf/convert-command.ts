@@ -3,7 +3,9 @@
  * checkpoint (its PEFT adapter merged, when it has one) as a GGUF file llama.cpp loads. A thin shell
  * over `convertCheckpointToGguf`.
  */
+
 import { type Command, InvalidArgumentError } from 'commander';
+import { backendOptionsFromEnv } from '../../command-env.ts';
 // Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
 import type { GgufOutputType } from './checkpoint-to-gguf.ts';
 
@@ -52,7 +54,7 @@ export function registerConvertCommand(program: Command): Command {
         import('./writer.ts'),
         import('./checkpoint-to-gguf.ts'),
       ]);
-      await selectBackend({ log: () => {} });
+      await selectBackend({ ...backendOptionsFromEnv(), log: () => {} });
       try {
         const result = await convert.convertCheckpointToGguf(dir, options.out, {
           type: options.type,

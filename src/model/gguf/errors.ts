@@ -3,7 +3,7 @@
  * file has; its message names the key or tensor and the numbers involved, so the store and the CLI
  * can show it as is.
  */
-const MARKER = Symbol.for('corgi.GgufError');
+import { CorgiError } from '../../errors.ts';
 
 /**
  * - `bad_magic`: the file does not start with "GGUF".
@@ -24,23 +24,14 @@ export type GgufErrorCode =
   | 'incomplete'
   | 'io';
 
-export class GgufError extends Error {
-  readonly [MARKER] = true;
-  override readonly name = 'GgufError';
+export class GgufError extends CorgiError {
   /** For `incomplete`: the prefix length (bytes from the start of the file) the parser needs. */
   readonly needBytes?: number;
 
-  constructor(
-    readonly code: GgufErrorCode,
-    message: string,
-    options: { cause?: unknown; needBytes?: number } = {},
-  ) {
-    super(message, { cause: options.cause });
-    if (options.needBytes !== undefined) this.needBytes = options.needBytes;
-  }
+  declare readonly code: GgufErrorCode;
 
-  /** Works across duplicate copies of the package, where `instanceof` does not. */
-  static isInstance(error: unknown): error is GgufError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
+  constructor(code: GgufErrorCode, message: string, options: { cause?: unknown; needBytes?: number } = {}) {
+    super(code, message, { cause: options.cause });
+    if (options.needBytes !== undefined) this.needBytes = options.needBytes;
   }
 }

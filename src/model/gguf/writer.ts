@@ -9,9 +9,11 @@
  * The file is written atomically: into a temporary file beside the target, fsynced, renamed over it,
  * and the directory fsynced, so a reader sees the old file or the whole new one, never a prefix.
  */
+
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { CorgiError } from '../../errors.ts';
 import {
   GGML_BLOCK_LAYOUT,
   GGUF_DEFAULT_ALIGNMENT,
@@ -61,15 +63,10 @@ export interface GgufTensorInput {
   data: Float32Array;
 }
 
-const MARKER = Symbol.for('corgi.GgufWriteError');
-
 /** Input the writer cannot encode, naming the key or tensor and the reason. */
-export class GgufWriteError extends Error {
-  readonly [MARKER] = true;
-  override readonly name = 'GgufWriteError';
-
-  static isInstance(error: unknown): error is GgufWriteError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
+export class GgufWriteError extends CorgiError {
+  constructor(message: string) {
+    super('unencodable', message);
   }
 }
 

@@ -9,4 +9,3 @@ export { createProgressReporter, type ProgressListener, type PullProgress } from
 export { type PullOptions, type PullResult, parseHubSpec, pullModel } from './pull-model.ts';
 export { DEFAULT_MODEL_NAME, MODEL_REGISTRY, type RegistryEntry } from './registry.ts';
 export { expandStoreName, type ResolvedPolicySpec, resolvePolicySpec } from './resolve-policy-spec.ts';
-export { dataDirFromEnv, hubOptionsFromEnv } from './store-commands.ts';

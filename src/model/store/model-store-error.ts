@@ -2,7 +2,7 @@
  * The one error type of the model store. Its `code` says what went wrong; its message says what to
  * do about it (the CLI prints it as is).
  */
-const MARKER = Symbol.for('corgi.ModelStoreError');
+import { CorgiError } from '../../errors.ts';
 
 /**
  * - `unknown_model`: a name that is neither installed, in the registry, nor an `owner/repo`.
@@ -28,20 +28,10 @@ export type ModelStoreErrorCode =
   | 'network'
   | 'aborted';
 
-export class ModelStoreError extends Error {
-  readonly [MARKER] = true;
-  override readonly name = 'ModelStoreError';
+export class ModelStoreError extends CorgiError {
+  declare readonly code: ModelStoreErrorCode;
 
-  constructor(
-    readonly code: ModelStoreErrorCode,
-    message: string,
-    options: { cause?: unknown } = {},
-  ) {
-    super(message, { cause: options.cause });
-  }
-
-  /** Works across duplicate copies of the package, where `instanceof` does not. */
-  static isInstance(error: unknown): error is ModelStoreError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[MARKER] === true;
+  constructor(code: ModelStoreErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, options);
   }
 }

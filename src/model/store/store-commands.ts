@@ -8,26 +8,11 @@
  *   corgi rm <name> [--json]
  */
 import type { Command } from 'commander';
+import { dataDirFromEnv, hubOptionsFromEnv } from '../../command-env.ts';
 import { importModel } from './import-model.ts';
 import { listModels, removeModel } from './list-models.ts';
 import { createProgressReporter } from './progress.ts';
 import { pullModel } from './pull-model.ts';
-
-/** The store's root as the environment names it. @default './data' */
-export function dataDirFromEnv(env: NodeJS.ProcessEnv = process.env): string {
-  return env.CORGI_DATA_DIR || './data';
-}
-
-/** Hub settings as the environment names them (`HF_ENDPOINT`, `HF_TOKEN`). */
-export function hubOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): {
-  hubUrl?: string;
-  accessToken?: string;
-} {
-  return {
-    ...(env.HF_ENDPOINT ? { hubUrl: env.HF_ENDPOINT.replace(/\/+$/, '') } : {}),
-    ...(env.HF_TOKEN ? { accessToken: env.HF_TOKEN } : {}),
-  };
-}
 
 const print = (value: unknown): void => {
   process.stdout.write(`${JSON.stringify(value)}\n`);

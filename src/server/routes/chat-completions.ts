@@ -82,7 +82,7 @@ export function chatCompletionRoutes(deps: ChatCompletionRouteDeps) {
         .start(session, deps.ownerOf(req), gone.signal)
         .catch((error: unknown) => {
           // The session service names its own field; here the prompt is the user message.
-          if (error instanceof HttpError && error.code === 'prompt_too_long')
+          if (HttpError.isInstance(error) && error.code === 'prompt_too_long')
             throw new HttpError(400, error.code, error.message.replace(/^prompt:/, 'messages[0].content:'));
           throw error;
         });

@@ -51,7 +51,7 @@ export function sessionRoutes(deps: {
           if (message) send(message.event, message.data);
         }
       } catch (error) {
-        send('session:error', { sessionId, ...toErrorBody(error).body });
+        send('session:error', { sessionId, ...toErrorBody(error, deps.sessions.logger).body });
       }
       res.end();
       return;

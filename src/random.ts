@@ -1,9 +1,12 @@
 /**
- * Seeded randomness for the task generators. Every draw comes from a generator created from a
- * seed *and* a name (`createRng(seed, 'sentiment', 'train')`), so one task's instances never
- * depend on how many numbers another task drew: adding a task, or asking for a bigger pool,
- * leaves the other instances as they were.
+ * The product's seeded randomness: task generators, pool and data orders, evaluation case picks,
+ * minibatch orders, the tokenizer trainer's sample. Every draw comes from a generator created from
+ * a seed *and* a name (`createRng(seed, 'sentiment', 'train')`), so one consumer's numbers never
+ * depend on how many another drew: adding a task, or asking for a bigger pool, leaves the other
+ * instances as they were. (The IFEval checker's CPython Mersenne Twister in checkers/text.ts is a
+ * port for exact parity with Python's `random`, not a choice of generator.)
  */
+import { randomBytes } from 'node:crypto';
 
 /** A seeded source of uniform numbers in [0, 1) with the helpers the generators use. */
 export interface Rng {
@@ -36,7 +39,12 @@ export function hashString(text: string): number {
  * @example createRng(7, 'num_planning', 'train').int(3, 12)
  */
 export function createRng(...parts: (string | number)[]): Rng {
-  let state = hashString(parts.join('\u0000'));
+  return rngFromState(hashString(parts.join('\u0000')));
+}
+
+/** A mulberry32 generator started at a raw 32-bit state (`createRng` hashes its parts into one). */
+export function rngFromState(seed: number): Rng {
+  let state = seed >>> 0;
   const next = () => {
     state = (state + 0x6d2b79f5) >>> 0;
     let t = state;
@@ -63,4 +71,9 @@ export function createRng(...parts: (string | number)[]): Rng {
     shuffle,
     sample: (items, k) => shuffle(items).slice(0, Math.max(0, k)),
   };
+}
+
+/** A fresh 32-bit seed from the operating system, for sampling when the caller gives none. */
+export function randomSeed(): number {
+  return randomBytes(4).readUInt32LE(0);
 }
