@@ -22,7 +22,7 @@
 import { type IfevalId, idsConflict } from '../checkers/conflicts.ts';
 import { checkAll } from '../checkers/registry.ts';
 import type { ConstraintSpec } from '../checkers/types.ts';
-import type { Rng } from './random.ts';
+import type { Rng } from '../random.ts';
 import { type TaskSentence, taskSentences, topicNouns, topicPhrase } from './sentences.ts';
 import type { TaskGenerator } from './types.ts';
 
@@ -170,17 +170,18 @@ function boundAround(
 }
 
 const documentSentences = new Map<string, TaskSentence[]>();
+const indexedSplits = new Set<string>();
 
 /** The eligible sentences after `sentence` in its document, in order (at most `k`). */
 function followingSentences(sentence: TaskSentence, k: number): TaskSentence[] {
-  if (documentSentences.size === 0) {
-    for (const split of ['train', 'validation', 'test'] as const) {
-      for (const s of taskSentences(split)) {
-        const list = documentSentences.get(s.docId) ?? [];
-        list.push(s);
-        documentSentences.set(s.docId, list);
-      }
+  // A document lies in one split, so indexing the sentence's split finds all of it.
+  if (!indexedSplits.has(sentence.split)) {
+    for (const s of taskSentences(sentence.split)) {
+      const list = documentSentences.get(s.docId) ?? [];
+      list.push(s);
+      documentSentences.set(s.docId, list);
     }
+    indexedSplits.add(sentence.split);
   }
   const list = documentSentences.get(sentence.docId) ?? [];
   return list.filter((s) => s.index > sentence.index).slice(0, k);
