@@ -2,22 +2,9 @@
  * Small statistics for the benchmarks: percentiles and a one-line latency summary. Kept apart
  * from the bench scripts so they can be unit-tested (test/bench/stats.test.ts).
  */
+import { percentile } from '../src/trainer/bootstrap.ts';
 
-/**
- * The p-th percentile (0–100) of `values`, linearly interpolated between the closest ranks
- * (NumPy's default method), so p50 of [1, 2, 3, 4] is 2.5 and p99 of a small sample sits
- * between its two largest values instead of jumping to the maximum.
- * @returns NaN for an empty list
- */
-export function percentile(values: readonly number[], p: number): number {
-  if (!(p >= 0 && p <= 100)) throw new RangeError(`percentile: p must be in 0..100, got ${p}`);
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = (p / 100) * (sorted.length - 1);
-  const low = Math.floor(rank);
-  const high = Math.ceil(rank);
-  return sorted[low] + (sorted[high] - sorted[low]) * (rank - low);
-}
+export { percentile };
 
 export interface LatencySummary {
   n: number;

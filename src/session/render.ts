@@ -8,12 +8,15 @@ import type { ParsedConstraint } from '../checkers/types.ts';
 /**
  * The first user turn: the writer's prompt, then each constraint's instruction sentence.
  * Without a prompt (task pools, eval cases) the constraints alone are the instruction.
+ * Instructions that span lines (IFEval's bullet and section examples) end without a full stop,
+ * so when one does, each instruction gets its own paragraph instead of running on.
  */
 export function renderInstruction(
   prompt: string | undefined,
   constraints: readonly ParsedConstraint[],
 ): string {
-  const instructions = constraints.map(({ checker, kwargs }) => checker.describe(kwargs)).join(' ');
+  const sentences = constraints.map(({ checker, kwargs }) => checker.describe(kwargs));
+  const instructions = sentences.join(sentences.some((s) => s.includes('\n')) ? '\n\n' : ' ');
   const trimmed = prompt?.trim();
   return trimmed ? `${trimmed}\n\n${instructions}` : instructions;
 }

@@ -18,10 +18,13 @@
  *   can attempt it (two given words in one short sentence), unlike IFEval's format tasks (JSON,
  *   sections, bullet lists) that Brown never shows. Reusing the word bound, a source constraint,
  *   inside it is deliberate: the transfer question is the new combination and the unseen checker.
+ * - `ifeval`: IFEval's format and count instructions that no source task uses, one or two per
+ *   instance, on a topic (ifeval-task.ts).
  */
 import { findConcept } from '../checkers/concepts.ts';
 import { analyzeText, lemmaOf } from '../checkers/nlp.ts';
 import { countWords } from '../checkers/text.ts';
+import { ifevalTask } from './ifeval-task.ts';
 import { contentWords, isVagueWord } from './sentences.ts';
 import type { TaskGenerator } from './types.ts';
 
@@ -68,4 +71,4 @@ export const keywordsTask: TaskGenerator = {
   },
 };
 
-export const targetTaskGenerators: readonly TaskGenerator[] = [conceptsTask, keywordsTask];
+export const targetTaskGenerators: readonly TaskGenerator[] = [conceptsTask, keywordsTask, ifevalTask];

@@ -18,7 +18,7 @@ export const SOURCE_TASKS = [
   'start_end',
 ] as const;
 /** Tasks held out from RL training, for measuring transfer (the paper's meta-learning claim). */
-export const TARGET_TASKS = ['concepts', 'keywords'] as const;
+export const TARGET_TASKS = ['concepts', 'keywords', 'ifeval'] as const;
 /** Every task, sources first. */
 export const ALL_TASKS = [...SOURCE_TASKS, ...TARGET_TASKS] as const;
 

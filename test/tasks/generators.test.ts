@@ -41,6 +41,8 @@ describe.each(ALL_TASKS)('task %s', (task) => {
       expect(() => parseConstraints(instance.constraints)).not.toThrow();
       const result = checkAll(instance.reference, instance.constraints);
       expect(result.ok, `${instance.id}: ${result.feedback}`).toBe(true);
+      // One corpus sentence, except where an ifeval layout asks for more (test/tasks/ifeval-task.test.ts).
+      if (task === 'ifeval') continue;
       const words = instance.reference.split(' ').filter((piece) => /[\p{L}\p{N}]/u.test(piece));
       expect(words.length).toBeGreaterThanOrEqual(6);
       expect(words.length).toBeLessThanOrEqual(30);

@@ -1,0 +1,208 @@
+/**
+ * The results of a CORGI experiment: per case set, each model's success@1..K and mean best score
+ * from its `corgi eval --out` sessions, and paired bootstrap intervals on the differences between
+ * models (CORGI − base, CORGI − single-turn) over the same cases. `buildExperimentReport` makes the
+ * JSON, `formatExperimentMarkdown` the table docs show.
+ */
+import { readFileSync } from 'node:fs';
+import { type BootstrapOptions, type PairedInterval, pairedBootstrap } from './bootstrap.ts';
+import type { EvalCaseResult } from './eval.ts';
+
+/** What one case contributes: when it was solved and its best score. */
+export interface CaseOutcome {
+  /** The case id, or `#index` for a case without one: pairs a case across models. */
+  key: string;
+  /** First satisfied attempt (1-based), or null. */
+  solvedAt: number | null;
+  bestScore: number;
+}
+
+/** A case set with every model's outcomes on it. */
+export interface ExperimentSetInput {
+  name: string;
+  /** What the set is, for the table. */
+  label: string;
+  /** Model name → its outcomes, one per case. */
+  outcomes: Record<string, readonly CaseOutcome[]>;
+}
+
+export interface ModelScores {
+  n: number;
+  success_at: number[];
+  mean_best_score: number;
+}
+
+/** `a` − `b` on one set, each metric with its interval. */
+export interface ModelComparison {
+  a: string;
+  b: string;
+  n: number;
+  success_at: PairedInterval[];
+  mean_best_score: PairedInterval;
+}
+
+export interface ExperimentSetReport {
+  name: string;
+  label: string;
+  models: Record<string, ModelScores>;
+  comparisons: ModelComparison[];
+}
+
+export interface ExperimentReport {
+  /** K of the evals: success@1..K. */
+  attempts: number;
+  bootstrap: { resamples: number; seed: number; confidence: number };
+  sets: ExperimentSetReport[];
+}
+
+/** One case's outcome from a `corgi eval --out` line. */
+export function caseOutcome(
+  result: Pick<EvalCaseResult, 'id' | 'index' | 'solved_at' | 'best_score'>,
+): CaseOutcome {
+  return { key: result.id ?? `#${result.index}`, solvedAt: result.solved_at, bestScore: result.best_score };
+}
+
+/** Every case's outcome in a `corgi eval --out` file, in file order. */
+export function readCaseOutcomes(path: string): CaseOutcome[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim())
+    .map((line) => caseOutcome(JSON.parse(line) as EvalCaseResult));
+}
+
+const solvedWithin = (k: number) => (o: CaseOutcome) => (o.solvedAt !== null && o.solvedAt <= k ? 1 : 0);
+const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+
+function scoresOf(outcomes: readonly CaseOutcome[], attempts: number): ModelScores {
+  return {
+    n: outcomes.length,
+    success_at: Array.from({ length: attempts }, (_, i) => mean(outcomes.map(solvedWithin(i + 1)))),
+    mean_best_score: mean(outcomes.map((o) => o.bestScore)),
+  };
+}
+
+/** `b`'s outcomes in the order of `a`'s keys; throws naming the set when the cases differ. */
+function pairUp(
+  set: string,
+  a: string,
+  outA: readonly CaseOutcome[],
+  b: string,
+  outB: readonly CaseOutcome[],
+) {
+  const byKey = new Map(outB.map((o) => [o.key, o]));
+  if (byKey.size !== outB.length || outA.length !== outB.length)
+    throw new Error(
+      `${set}: ${a} has ${outA.length} cases and ${b} ${outB.length}; they must be the same cases`,
+    );
+  return outA.map((o) => {
+    const other = byKey.get(o.key);
+    if (!other) throw new Error(`${set}: case ${o.key} was evaluated for ${a} but not for ${b}`);
+    return other;
+  });
+}
+
+export interface BuildExperimentReportOptions {
+  sets: readonly ExperimentSetInput[];
+  /** Pairs [a, b] to report a − b for, where both models have outcomes. */
+  comparisons: readonly (readonly [string, string])[];
+  /** K. */
+  attempts: number;
+  bootstrap?: BootstrapOptions;
+}
+
+/**
+ * Scores and paired differences per set. A comparison is left out of a set that lacks one of its
+ * models; each metric's interval resamples its own stream under `bootstrap.seed` (named by set,
+ * models and metric), so adding a set or a metric leaves the others' intervals as they were.
+ */
+export function buildExperimentReport({
+  sets,
+  comparisons,
+  attempts,
+  bootstrap = {},
+}: BuildExperimentReportOptions): ExperimentReport {
+  const { resamples = 10_000, seed = 0, confidence = 0.95 } = bootstrap;
+  const interval = (x: number[], y: number[], ...names: string[]) =>
+    pairedBootstrap(x, y, { resamples, confidence, seed, stream: names.join('/') });
+  return {
+    attempts,
+    bootstrap: { resamples, seed, confidence },
+    sets: sets.map((set) => ({
+      name: set.name,
+      label: set.label,
+      models: Object.fromEntries(
+        Object.entries(set.outcomes).map(([model, outcomes]) => [model, scoresOf(outcomes, attempts)]),
+      ),
+      comparisons: comparisons
+        .filter(([a, b]) => set.outcomes[a] && set.outcomes[b])
+        .map(([a, b]) => {
+          const outA = set.outcomes[a];
+          const outB = pairUp(set.name, a, outA, b, set.outcomes[b]);
+          return {
+            a,
+            b,
+            n: outA.length,
+            success_at: Array.from({ length: attempts }, (_, i) =>
+              interval(
+                outA.map(solvedWithin(i + 1)),
+                outB.map(solvedWithin(i + 1)),
+                set.name,
+                a,
+                b,
+                `@${i + 1}`,
+              ),
+            ),
+            mean_best_score: interval(
+              outA.map((o) => o.bestScore),
+              outB.map((o) => o.bestScore),
+              set.name,
+              a,
+              b,
+              'best',
+            ),
+          };
+        }),
+    })),
+  };
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+const points = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(1)}`;
+const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(3)}`;
+
+/** `+12.0 [+5.0, +19.0]` in points (success rates) or `+0.050 [...]` (scores). */
+function formatInterval({ diff, low, high }: PairedInterval, format: (x: number) => string): string {
+  return `${format(diff)} [${format(low)}, ${format(high)}]`;
+}
+
+/**
+ * Markdown: per set, one row per model (success@1..K, mean best score), then one row per
+ * comparison with the differences and their intervals (success in percentage points).
+ */
+export function formatExperimentMarkdown(report: ExperimentReport): string {
+  const k = report.attempts;
+  const head = Array.from({ length: k }, (_, i) => `success@${i + 1}`);
+  const lines = [
+    `| cases | model | n | ${head.join(' | ')} | mean best score |`,
+    `|---|---|---:|${'---:|'.repeat(k)}---:|`,
+  ];
+  for (const set of report.sets) {
+    for (const [model, s] of Object.entries(set.models)) {
+      lines.push(
+        `| ${set.label} | ${model} | ${s.n} | ${s.success_at.map(pct).join(' | ')} | ${s.mean_best_score.toFixed(3)} |`,
+      );
+    }
+    for (const c of set.comparisons) {
+      lines.push(
+        `| ${set.label} | ${c.a} − ${c.b} | ${c.n} | ${c.success_at.map((d) => formatInterval(d, points)).join(' | ')} | ${formatInterval(c.mean_best_score, signed)} |`,
+      );
+    }
+  }
+  const { resamples, confidence, seed } = report.bootstrap;
+  lines.push(
+    '',
+    `Differences: percentage points (scores: absolute) with ${Math.round(100 * confidence)}% paired bootstrap ` +
+      `intervals over the cases (${resamples} resamples, seed ${seed}).`,
+  );
+  return lines.join('\n');
+}
