@@ -19,7 +19,7 @@ import { createRng } from '../random.ts';
 import { renderTaskInstruction } from './generate.ts';
 import { buildTaskPool } from './pools.ts';
 import { taskSentences } from './sentences.ts';
-import { ALL_TASKS, type TaskName } from './types.ts';
+import { SOURCE_TASKS, type TaskName } from './types.ts';
 
 /** The label of the copying examples (not a task of the pools). */
 export const REPEAT_EXAMPLE = 'repeat';
@@ -34,11 +34,17 @@ export interface SftExample {
   messages: ChatMessage[];
 }
 
+/**
+ * The tasks the built-in model's SFT mix draws from: the five sources plus concepts and keywords.
+ * Fixed, so that a task added later (ifeval, a held-out target) leaves the recipe unchanged.
+ */
+export const SFT_TASKS = [...SOURCE_TASKS, 'concepts', 'keywords'] as const satisfies readonly TaskName[];
+
 export interface SftOptions {
   split: BrownSplit;
   size: number;
   seed: number;
-  /** @default ALL_TASKS */
+  /** @default SFT_TASKS */
   tasks?: readonly TaskName[];
   /** Share of the `size` examples that are repeat (copying) examples, in [0, 1). @default 0 */
   copyShare?: number;
@@ -55,7 +61,7 @@ export function buildSftExamples({
   split,
   size,
   seed,
-  tasks = ALL_TASKS,
+  tasks = SFT_TASKS,
   copyShare = 0,
 }: SftOptions): SftExample[] {
   if (!(copyShare >= 0 && copyShare < 1)) {

@@ -3,15 +3,15 @@ import { describe, expect, it } from 'vitest';
 import { checkAll, parseConstraints } from '../../src/checkers/registry.ts';
 import { renderInstruction } from '../../src/session/render.ts';
 import { buildTaskPool } from '../../src/tasks/pools.ts';
-import { buildSftExamples, REPEAT_EXAMPLE } from '../../src/tasks/sft.ts';
-import { ALL_TASKS, SOURCE_TASKS } from '../../src/tasks/types.ts';
+import { buildSftExamples, REPEAT_EXAMPLE, SFT_TASKS } from '../../src/tasks/sft.ts';
+import { SOURCE_TASKS } from '../../src/tasks/types.ts';
 
 describe('buildSftExamples', () => {
   const options = { split: 'train' as const, size: 70, seed: 4 };
   const examples = buildSftExamples(options);
 
   it('makes single-turn examples: the rendered instruction, then the reference', () => {
-    const pool = buildTaskPool({ ...options, tasks: [...ALL_TASKS] });
+    const pool = buildTaskPool({ ...options, tasks: [...SFT_TASKS] });
     expect(examples).toHaveLength(70);
     examples.forEach((example, i) => {
       const instance = pool[i];
@@ -25,8 +25,9 @@ describe('buildSftExamples', () => {
     });
   });
 
-  it('covers every task, source and target, evenly by default', () => {
-    for (const task of ALL_TASKS) expect(examples.filter((e) => e.task === task)).toHaveLength(10);
+  it("covers the built-in model's SFT tasks evenly by default, never a held-out ifeval one", () => {
+    expect(examples.some((e) => e.task === 'ifeval')).toBe(false);
+    for (const task of SFT_TASKS) expect(examples.filter((e) => e.task === task)).toHaveLength(10);
   });
 
   it('is deterministic and honours a task subset', () => {
@@ -48,7 +49,7 @@ describe('buildSftExamples', () => {
     }
     expect(new Set(repeats.map((e) => e.id)).size).toBe(21);
     // the task examples are the pool of the remaining 49, and the mix is shuffled
-    for (const task of ALL_TASKS) expect(mixed.filter((e) => e.task === task)).toHaveLength(7);
+    for (const task of SFT_TASKS) expect(mixed.filter((e) => e.task === task)).toHaveLength(7);
     expect(mixed.slice(0, 21).every((e) => e.task === REPEAT_EXAMPLE)).toBe(false);
     expect(JSON.stringify(buildSftExamples({ ...options, copyShare: 0.3 }))).toBe(JSON.stringify(mixed));
     expect(() => buildSftExamples({ ...options, copyShare: 1 })).toThrow(/copyShare must be in \[0, 1\)/);
