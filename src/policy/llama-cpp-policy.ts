@@ -11,28 +11,36 @@
  *   (`tokenizerJsonFromGguf`).
  * - Sampling: llama.cpp's sampler chain is top-k → top-p → temperature → draw, so top-k and top-p
  *   pick the candidates from the untempered distribution, and the draw is from the tempered
- *   distribution over those candidates (the TensorFlow.js engine tempers first; with topP 1 the two
+ *   distribution over those candidates (Hugging Face's warpers temper first; with topP 1 the two
  *   agree). Every option is passed explicitly: node-llama-cpp's own defaults are top-k 40 / top-p 0.95.
  *   A seed fixes the draw.
  * - Log-probabilities: `logprobs[i]` is log q(tokenIds[i]) for q the distribution the token was
  *   drawn from (llama.cpp's `confidence`: the selected candidate's probability after the chain);
- *   greedy decoding is a point mass, so 0, as in generate.ts.
- * - Output, as generate.ts: `tokenIds`/`logprobs` include a final stop token and the tokens that
- *   spelled a stop string; `text` leaves out special tokens, the stop string and what follows, and
- *   never ends in a broken UTF-8 character. Aborting ends the stream at once with "cancelled".
+ *   greedy decoding is a point mass, so 0. With temperature 1, top-k 0 and top-p 1, q is the
+ *   model's own distribution, which sequence-logprobs.ts recomputes in TensorFlow.js.
+ * - Output: `tokenIds`/`logprobs` include a final stop token (so a trainer can credit the decision
+ *   to stop) and the tokens that spelled a stop string; `text` leaves out special tokens, the stop
+ *   string and what follows, and never ends in a broken UTF-8 character; the chunks' texts
+ *   concatenate to the final text. `promptTokens` counts the fitted prompt decoded from. Aborting
+ *   ends the stream at once with "cancelled".
  */
 
 import { existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
+import {
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaModel,
+  type Token,
+  TokenBias,
+} from 'node-llama-cpp';
 import { tokenizerJsonFromGguf } from '../model/gguf-tokenizer.ts';
 import { CheckpointError } from './checkpoint.ts';
 import { fitConversation } from './fit-conversation.ts';
-import { randomSeed } from './generate.ts';
 import { checkGgufFile } from './gguf-file.ts';
 import { acquireModel, defaultThreads, type ModelLease } from './llama-runtime.ts';
-import { resolveSampling, SAMPLING_DEFAULTS } from './sampling.ts';
+import { randomSeed, resolveSampling, SAMPLING_DEFAULTS } from './sampling.ts';
 import { SequencePool, SlotWaitAborted } from './sequence-pool.ts';
 import { TextStream } from './text-stream.ts';
 import { Tokenizer } from './tokenizer.ts';
@@ -97,6 +105,8 @@ export class LlamaCppPolicy implements ChatPolicy {
   readonly adapters: readonly { path: string; scale: number }[];
   private readonly pool: SequencePool<LlamaContextSequence>;
   private readonly stopIds: ReadonlySet<number>;
+  /** Forbids the GGUF's ids past our tokenizer's (embedding rows padded beyond the vocabulary). */
+  private readonly padBias: TokenBias | undefined;
   private active = 0;
   private disposed = false;
 
@@ -108,6 +118,7 @@ export class LlamaCppPolicy implements ChatPolicy {
     version: string,
     modelPath: string,
     adapters: readonly { filePath: string; scale: number }[],
+    vocabulary: number,
   ) {
     this.version = version;
     this.modelPath = modelPath;
@@ -116,6 +127,13 @@ export class LlamaCppPolicy implements ChatPolicy {
     const sequences = Array.from({ length: context.totalSequences }, () => context.getSequence());
     this.pool = new SequencePool(sequences);
     this.stopIds = new Set(tokenizer.stopIds);
+    if (vocabulary > tokenizer.vocabSize) {
+      const padding = Array.from(
+        { length: vocabulary - tokenizer.vocabSize },
+        (_, i) => tokenizer.vocabSize + i,
+      );
+      this.padBias = TokenBias.for(model).set(padding as Token[], 'never');
+    }
   }
 
   /**
@@ -148,7 +166,7 @@ export class LlamaCppPolicy implements ChatPolicy {
         throw new RangeError(`adapter ${path}: scale must be a finite number, got ${scale}`);
       adapters.push({ filePath: path, scale });
     }
-    const { tokenizer } = base;
+    const { tokenizer, vocabulary } = base;
 
     const lease = await acquireModel(modelPath);
     try {
@@ -160,7 +178,16 @@ export class LlamaCppPolicy implements ChatPolicy {
         ...(adapters.length > 0 ? { lora: { adapters } } : {}),
         failedCreationRemedy: false,
       });
-      return new LlamaCppPolicy(tokenizer, lease.model, context, lease, spec.version, modelPath, adapters);
+      return new LlamaCppPolicy(
+        tokenizer,
+        lease.model,
+        context,
+        lease,
+        spec.version,
+        modelPath,
+        adapters,
+        vocabulary,
+      );
     } catch (error) {
       await lease.release();
       throw error;
@@ -182,7 +209,8 @@ export class LlamaCppPolicy implements ChatPolicy {
   ): AsyncGenerator<GenerationChunk, Generation> {
     if (this.disposed) throw new Error(`policy ${this.version} has been disposed`);
     const prompt = this.encodePrompt(messages, resolveSampling(options));
-    return yield* this.generateFromIds(prompt, options);
+    const generation = yield* this.generateFromIds(prompt, options);
+    return { ...generation, promptTokens: prompt.length };
   }
 
   /**
@@ -252,6 +280,7 @@ export class LlamaCppPolicy implements ChatPolicy {
         minP: 0,
         seed: sampling.seed ?? randomSeed(),
         yieldEogToken: true,
+        ...(this.padBias ? { tokenBias: this.padBias } : {}),
       },
     );
     const text = new TextStream(
@@ -380,6 +409,8 @@ export class LlamaCppPolicy implements ChatPolicy {
 interface InspectedBase {
   stamp: string;
   tokenizer: Tokenizer;
+  /** Token ids the model can emit (the GGUF's vocabulary, at least the tokenizer's). */
+  vocabulary: number;
 }
 const inspectedBases = new Map<string, InspectedBase>();
 
@@ -405,7 +436,7 @@ async function inspectBaseModel(modelPath: string, given: Tokenizer | undefined)
       `the tokenizer has ${tokenizer.vocabSize} tokens but the GGUF's vocabulary has ${vocabulary}`,
     );
   }
-  const inspected = { stamp, tokenizer };
+  const inspected = { stamp, tokenizer, vocabulary: vocabulary ?? tokenizer.vocabSize };
   if (!given) inspectedBases.set(modelPath, inspected);
   return inspected;
 }

@@ -2,6 +2,7 @@
  * Sampling options with their defaults applied and checked once, for every engine
  * (`SamplingOptions` in types.ts documents each field).
  */
+import { randomBytes } from 'node:crypto';
 import type { SamplingOptions } from './types.ts';
 
 /** The defaults `SamplingOptions` documents. */
@@ -34,4 +35,9 @@ export function resolveSampling(options: SamplingOptions = {}): ResolvedSampling
   if (options.seed !== undefined && !Number.isFinite(options.seed))
     throw new RangeError(`seed must be a finite number, got ${options.seed}`);
   return { temperature, topK, topP, maxTokens, stop: options.stop ?? [], seed: options.seed };
+}
+
+/** A random seed for requests that set none. */
+export function randomSeed(): number {
+  return randomBytes(4).readUInt32LE(0);
 }
