@@ -8,8 +8,8 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { parseConstraints } from '../src/checkers/registry.ts';
 import type { ConstraintSpec, ParsedConstraint } from '../src/checkers/types.ts';
-import { createRng } from '../src/policy/generate.ts';
 import type { SamplingOptions } from '../src/policy/types.ts';
+import { createRng } from '../src/random.ts';
 import { MAX_ATTEMPTS_LIMIT } from '../src/session/session-runner.ts';
 import { buildTaskPool } from '../src/tasks/index.ts';
 import type { ClientsRequest } from './serve-clients.ts';
@@ -54,7 +54,7 @@ export function buildCases(
   count: number,
   { seed, temperature, maxTokens }: { seed: number; temperature: number; maxTokens: number },
 ): BenchCase[] {
-  const seeds = createRng(seed);
+  const seeds = createRng(seed, 'bench/session-seeds');
   return buildTaskPool({ split: 'test', size: count, seed }).map((instance) => ({
     id: instance.id,
     prompt: instance.prompt ?? '',
@@ -64,7 +64,7 @@ export function buildCases(
       temperature,
       maxTokens,
       // Within the 31-bit range the API accepts, leaving room for the runner's seed + attempt − 1.
-      seed: Math.floor(seeds() * (2 ** 31 - MAX_ATTEMPTS_LIMIT)),
+      seed: Math.floor(seeds.next() * (2 ** 31 - MAX_ATTEMPTS_LIMIT)),
     },
   }));
 }

@@ -33,7 +33,7 @@
  * | `db_rows_per_s`               | rows in `sessions` + `turns` written during the server path (counted in the database) / its wall time |
  * | `overhead`                    | server wall time / direct wall time − 1, summed over rounds      |
  * | `overhead_cpu`                | the same ratio of the process's CPU time (steadier on a shared machine) |
- * | `mean_decode_batch`           | rows decoded together, sampled every 10 ms (`mean_waiting_for_prefill`: rows queued to join) |
+ * | `mean_decode_batch`           | sequences generating together, sampled every 10 ms (`mean_waiting_for_prefill`: attempts waiting for a free sequence) |
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -46,7 +46,6 @@ import { type Database, openDatabase } from '../src/db/database.ts';
 import { expandStoreName } from '../src/model/store/resolve-policy-spec.ts';
 import { selectBackend } from '../src/policy/backend.ts';
 import { resolveCheckpointDir } from '../src/policy/builtin-model.ts';
-import { LocalPolicy, SERVING_SCHEDULER } from '../src/policy/local-policy.ts';
 import { PolicyRegistry } from '../src/policy/policy-registry.ts';
 import { servingPolicyLoader } from '../src/policy/serving-loader.ts';
 import type { PolicySource } from '../src/policy/types.ts';
@@ -96,14 +95,6 @@ const program = new Command('bench/serve.ts')
   )
   .addOption(
     new Option(
-      '--engine <engine>',
-      "llama.cpp (what corgi serve uses) or tfjs (the trainer's TensorFlow.js scheduler)",
-    )
-      .choices(['llama.cpp', 'tfjs'])
-      .default('llama.cpp'),
-  )
-  .addOption(
-    new Option(
       '--db <kind>',
       'embedded: PGlite in a temp dir (what `npm start` uses); postgres: 127.0.0.1:5432/test ' +
         '(TEST_DATABASE_URL); url: DATABASE_URL. Each in a fresh schema, dropped afterwards ' +
@@ -122,7 +113,6 @@ const o = program.opts<{
   seed: number;
   rounds: number;
   policy: string;
-  engine: string;
   db?: 'embedded' | 'postgres' | 'url';
 }>();
 checkSessionOptions(o);
@@ -147,21 +137,18 @@ interface PhaseResult extends QueueResult {
 }
 
 interface SchedulerSample {
-  /** Rows in the decode batch. */
+  /** Sequences generating (llama.cpp decodes them as one batch). */
   meanActive: number;
-  /** Rows waiting for or inside a prefill group. */
+  /** Attempts waiting for a free sequence. */
   meanWaiting: number;
 }
 
 /**
- * Samples the scheduler's load until the returned function is called. The two paths generate the
- * same tokens, yet their wall times can differ because arrivals shape the batches: rows whose
- * attempts end together re-enter as one prefill group, padded to the longest conversation and
- * prefilled a few columns per step while the decode batch runs short. These numbers show that.
+ * Samples llama.cpp's busy and waiting sequences until the returned function is called. The two
+ * paths ask for the same tokens, yet their wall times can differ because arrivals shape the
+ * batches; these numbers show how full the batch ran.
  */
-function sampleScheduler(policy: {
-  load?: { active?: number; busy?: number; waiting: number };
-}): () => SchedulerSample {
+function sampleScheduler(policy: { load?: { busy: number; waiting: number } }): () => SchedulerSample {
   let samples = 0;
   let active = 0;
   let waiting = 0;
@@ -169,8 +156,7 @@ function sampleScheduler(policy: {
     const load = policy.load;
     if (!load) return;
     samples++;
-    // The TensorFlow.js scheduler's decoding rows, or llama.cpp's busy sequences.
-    active += load.active ?? load.busy ?? 0;
+    active += load.busy;
     waiting += load.waiting;
   }, 10);
   return () => {
@@ -340,8 +326,7 @@ async function main(): Promise<void> {
   const dataDir = resolve(process.env.CORGI_DATA_DIR ?? 'data');
   const load = servingPolicyLoader({ cacheDir: join(dataDir, 'cache', 'gguf'), sequences: o.clients });
   const path = resolveCheckpointDir(expandStoreName(o.policy, { dataDir }));
-  const local =
-    o.engine === 'tfjs' ? await LocalPolicy.load(path, SERVING_SCHEDULER) : await load(path, o.policy);
+  const local = await load(path, o.policy);
   const registry = new PolicyRegistry(local);
   const loadAtStart = os.loadavg()[0];
 
@@ -443,7 +428,7 @@ async function main(): Promise<void> {
     ...machineReport(loadAtStart),
     policy: registry.current().version,
     policy_dir: o.policy,
-    engine: o.engine,
+    engine: 'llama.cpp',
     server:
       'startServer (express + socket.io + session service) in the bench process on 127.0.0.1; ' +
       'socket.io clients (one websocket each) in a worker thread',

@@ -109,7 +109,7 @@ export const LAZY_COMMANDS: LazyCommand[] = [
     register: async () => (await import('./keys-command.ts')).registerKeysCommand,
   },
   {
-    commands: { generate: 'Generate a reply to one message with a local checkpoint' },
+    commands: { generate: 'Generate a reply to one message with a local model (llama.cpp)' },
     register: async () => (await import('./policy/generate-command.ts')).registerGenerateCommand,
   },
   {

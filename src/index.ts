@@ -32,7 +32,7 @@ export {
   withCheckerFeedback,
 } from './langchain/with-checker-feedback.ts';
 export { type BackendName, selectBackend } from './policy/backend.ts';
-export { type LoadLocalPolicyOptions, LocalPolicy, type LocalPolicyOptions } from './policy/local-policy.ts';
+export { LlamaCppPolicy, type LlamaCppPolicySpec } from './policy/llama-cpp-policy.ts';
 export { PolicyRegistry } from './policy/policy-registry.ts';
 export {
   type ChatModelPolicyOptions,
@@ -48,6 +48,7 @@ export {
   VllmAdapterError,
   type VllmAdapterRequest,
 } from './policy/remote-policy.ts';
+export { type ServingLoaderOptions, servingPolicyLoader } from './policy/serving-loader.ts';
 export {
   type ChatMessage,
   type ChatPolicy,

@@ -12,8 +12,8 @@
  *   and `corgi: {token_ids, token_logprobs}` — every sampled token's id and behaviour log-prob,
  *   merged across chunks by LangChain's chunk concatenation, what a trainer needs.
  *
- * `.batch` needs nothing special: concurrent calls reach the local policy's scheduler together and
- * are decoded as one batch (continuous batching, see src/policy/generate.ts).
+ * `.batch` needs nothing special: concurrent calls reach a local policy together and llama.cpp
+ * decodes them as one batch (one sequence each, see src/policy/llama-cpp-policy.ts).
  */
 import type { CallbackManagerForLLMRun } from '@langchain/core/callbacks/manager';
 import {
@@ -24,7 +24,6 @@ import {
 } from '@langchain/core/language_models/chat_models';
 import { AIMessage, AIMessageChunk, type BaseMessage } from '@langchain/core/messages';
 import { ChatGenerationChunk, type ChatResult } from '@langchain/core/outputs';
-import { LocalPolicy } from '../policy/local-policy.ts';
 import { loadPolicyFromSpec } from '../policy/remote-policy.ts';
 import type { ChatMessage, ChatPolicy, PolicySource, SamplingOptions } from '../policy/types.ts';
 
@@ -43,7 +42,7 @@ export interface CorgiChatModelCallOptions extends BaseChatModelCallOptions {
 
 export interface CorgiChatModelFields extends BaseChatModelParams, Omit<SamplingOptions, 'stop'> {
   /**
-   * The policy: a `ChatPolicy` (a `LocalPolicy`, a remote one), a `PolicySource` (a hot-swapped
+   * The policy: a `ChatPolicy` (a `LlamaCppPolicy`, a remote one), a `PolicySource` (a hot-swapped
    * `PolicyRegistry`, asked at every call), or a spec loaded at first use — a checkpoint directory,
    * `openai:<baseURL>#<model>` or `vllm:<baseURL>#<model>`.
    * @default process.env.CORGI_POLICY ?? "models/base"
@@ -90,7 +89,7 @@ export class CorgiChatModel extends BaseChatModel<CorgiChatModelCallOptions, AIM
   private source?: PolicySource;
   private loading?: Promise<PolicySource>;
   /** A policy this model loaded from a spec is this model's to dispose. */
-  private owned?: ChatPolicy & { dispose?(): void };
+  private owned?: ChatPolicy & { dispose?(): void | Promise<void> };
   private readonly spec?: string;
 
   constructor(fields: CorgiChatModelFields = {}) {
@@ -180,12 +179,9 @@ export class CorgiChatModel extends BaseChatModel<CorgiChatModelCallOptions, AIM
       const next = await stream.next();
       if (next.done) {
         const generation = next.value;
-        // Exact for a LocalPolicy (the fitted prompt it decoded from); else the policy's own count
-        // (a hot-swap registry forwards it), and no usage at all from a policy without a tokenizer.
-        const promptTokens =
-          policy instanceof LocalPolicy
-            ? policy.encodePrompt(chat, sampling).length
-            : policy.measurePrompt?.(chat, sampling).tokens;
+        // Exact when the policy reports the fitted prompt it decoded from; else its own count (a
+        // hot-swap registry forwards it), and no usage at all from a policy without a tokenizer.
+        const promptTokens = generation.promptTokens ?? policy.measurePrompt?.(chat, sampling).tokens;
         // The closing chunk carries what is known once: the version, why it stopped, the usage.
         yield new ChatGenerationChunk({
           text: '',
@@ -263,7 +259,7 @@ export class CorgiChatModel extends BaseChatModel<CorgiChatModelCallOptions, AIM
   /** Frees a policy this model loaded itself (a given policy stays its owner's). */
   async close(): Promise<void> {
     if (!this.owned) return;
-    this.owned.dispose?.();
+    await this.owned.dispose?.();
     this.owned = undefined;
     this.source = undefined;
     this.loading = undefined;

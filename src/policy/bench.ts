@@ -1,24 +1,28 @@
 /**
- * `corgi bench`: training and generation throughput of the policy model on the selected backend,
- * printed as the CLI contract says:
+ * `corgi bench`: training throughput of the policy model on the selected TensorFlow.js backend and
+ * generation throughput of the same model on llama.cpp (the engine that serves), printed as the CLI
+ * contract says:
  *   {"backend", "config": <config.json fields>, "train_tokens_per_s", "gen_tokens_per_s_b1", "gen_tokens_per_s_b32"}
  * bench/pytorch_reference.py measures the same model, data and steps in PyTorch (one thread).
  *
  * - Training step: forward, mean cross-entropy over all B·T positions, backward, global-norm
  *   clipping and an AdamW update, on random tokens. Tokens/s = B·T per step.
- * - Generation: greedy decoding with a KV cache from an 8-token prompt up to the context length;
- *   tokens/s counts generated tokens only (the prompt's prefill is inside the timed region).
+ * - Generation: the trained model written as a GGUF F32 file and decoded greedily by llama.cpp on
+ *   one thread, from an 8-token prompt up to the context length (llama-bench.ts
+ *   `benchModelGeneration`); tokens/s counts generated tokens only (the prefill is inside the timed
+ *   region).
  * - Rates come from the median step (training) or run (generation): the machine is shared.
  *
  * The wasm backend computes on one core, so with two or more cores the training step runs data
  * parallel (train.ts `DataParallelTrainer`: a worker_thread with a model replica takes half of each
- * batch); `threads: 1` measures the single-thread step. Generation stays on one thread.
+ * batch); `threads: 1` measures the single-thread step.
  */
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { type BackendName, selectBackend } from './backend.ts';
 import { type LlamaConfig, parseLlamaConfig, toConfigJson } from './config.ts';
-import { greedyGenerate, LlamaModel } from './model.ts';
+import { benchModelGeneration } from './llama-bench.ts';
+import { LlamaModel } from './model.ts';
 import { AdamW } from './optim.ts';
 import { DataParallelTrainer, trainStep } from './train.ts';
 
@@ -47,7 +51,7 @@ export interface PolicyBenchOptions {
   backend?: BackendName;
   /** Use the stock wasm BatchMatMul kernel (for before/after comparisons). @default false */
   stockKernels?: boolean;
-  /** Print a `tf.profile` kernel table of one training step and one decoding step to stderr. */
+  /** Print a `tf.profile` kernel table of one training step to stderr. */
   profile?: boolean;
   /** @default 0 */
   seed?: number;
@@ -152,27 +156,8 @@ export async function runPolicyBench(options: PolicyBenchOptions = {}): Promise<
   );
   tf.dispose([inputs, targets]);
 
-  // --- generation ---
-  const promptLength = Math.min(8, T - 1);
-  const newTokens = T - promptLength;
-  const genTokensPerS = async (batch: number) => {
-    const prompts = Array.from({ length: batch }, (_, b) =>
-      Array.from(randomTokens(promptLength, V, seed + 100 + b)),
-    );
-    greedyGenerate(model, prompts, 2); // warm-up
-    if (options.profile) {
-      await profileTable(`greedy decoding, batch ${batch}`, () => greedyGenerate(model, prompts, 8), log);
-    }
-    const runs: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const start = performance.now();
-      greedyGenerate(model, prompts, newTokens);
-      runs.push((performance.now() - start) / 1000);
-    }
-    return (batch * newTokens) / median(runs);
-  };
-  const genB1 = await genTokensPerS(1);
-  const genB32 = await genTokensPerS(32);
+  // --- generation: llama.cpp, on the weights just trained ---
+  const generation = await benchModelGeneration(model, { promptLength: Math.min(8, T - 2), seed, log });
 
   optimizer.dispose();
   model.dispose();
@@ -181,8 +166,7 @@ export async function runPolicyBench(options: PolicyBenchOptions = {}): Promise<
     backend,
     config: toConfigJson(config),
     train_tokens_per_s: round(trainTokensPerS),
-    gen_tokens_per_s_b1: round(genB1),
-    gen_tokens_per_s_b32: round(genB32),
+    ...generation,
     train_threads: threads,
   };
 }

@@ -1,16 +1,16 @@
 /**
- * `corgi generate [--policy dir] [--max-tokens N] [--temperature T] [--seed S] "<prompt>"`: one reply
- * from a local checkpoint, streamed to stdout as it is generated. A thin shell over `LocalPolicy`.
+ * `corgi generate [--policy spec] [--max-tokens N] [--temperature T] [--seed S] "<prompt>"`: one reply
+ * from a local model on llama.cpp, streamed to stdout as it is generated. A thin shell over
+ * `servingPolicyLoader` (a checkpoint directory is converted to GGUF once and cached).
  */
 
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { backendOptionsFromEnv, dataDirFromEnv } from '../command-env.ts';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
-// Types only: TensorFlow.js loads when the command runs, not with every `corgi` invocation.
-import { resolveCheckpointDir } from './builtin-model.ts';
-import type { LocalPolicy } from './local-policy.ts';
+import { modelVersionName, resolveCheckpointDir } from './builtin-model.ts';
+// Types only: llama.cpp loads when the command runs, not with every `corgi` invocation.
+import type { LlamaCppPolicy } from './llama-cpp-policy.ts';
 import { SAMPLING_DEFAULTS } from './sampling.ts';
 
 /** Where `corgi generate` looks without `--policy`. */
@@ -49,11 +49,11 @@ interface GenerateCommandOptions {
 export function registerGenerateCommand(program: Command): Command {
   return program
     .command('generate')
-    .description('Generate a reply to one user message with a local checkpoint, streamed to stdout')
+    .description('Generate a reply to one user message with a local model (llama.cpp), streamed to stdout')
     .argument('<prompt>', 'the user message')
     .option(
-      '--policy <dir>',
-      'store model name or checkpoint directory in Hugging Face layout (default: $CORGI_POLICY or models/base)',
+      '--policy <spec>',
+      'store model name, GGUF file or checkpoint directory in Hugging Face layout (default: $CORGI_POLICY or models/base)',
     )
     .option('--max-tokens <n>', 'upper bound on generated tokens', parseNumber('integer', 1), 128)
     .option(
@@ -78,21 +78,22 @@ async function runGenerate(prompt: string, options: GenerateCommandOptions): Pro
     process.stderr.write(`corgi generate: ${message}\n`);
     return 1;
   };
-  if (!existsSync(join(dir, 'config.json'))) {
+  if (!existsSync(dir)) {
     return fail(
-      `no checkpoint in ${dir} (expected config.json, model.safetensors and tokenizer.json): ` +
-        'train one first (corgi pretrain), or pass --policy <dir> or set CORGI_POLICY',
+      `no checkpoint in ${dir} (expected a GGUF file, a store model, or a directory with config.json, ` +
+        'model.safetensors and tokenizer.json): train one first (corgi pretrain), or pass --policy <dir> or set CORGI_POLICY',
     );
   }
-  const [{ selectBackend }, { CheckpointError }, { LocalPolicy }] = await Promise.all([
-    import('./backend.ts'),
+  const [{ CheckpointError }, { servingPolicyLoader }] = await Promise.all([
     import('./checkpoint.ts'),
-    import('./local-policy.ts'),
+    import('./serving-loader.ts'),
   ]);
-  await selectBackend(backendOptionsFromEnv());
-  let policy: LocalPolicy;
+  let policy: LlamaCppPolicy;
   try {
-    policy = await LocalPolicy.load(dir);
+    policy = await servingPolicyLoader({ sequences: 1, dataDir: dataDirFromEnv() })(
+      dir,
+      modelVersionName(dir),
+    );
   } catch (error) {
     if (CheckpointError.isInstance(error)) return fail(error.message);
     throw error;
@@ -123,6 +124,6 @@ async function runGenerate(prompt: string, options: GenerateCommandOptions): Pro
     return fail((error as Error).message);
   } finally {
     process.removeListener('SIGINT', stop);
-    policy.dispose();
+    await policy.dispose();
   }
 }

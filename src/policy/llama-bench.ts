@@ -12,12 +12,16 @@
  *   side reuses a cached prompt prefix; ours and the peer's runs alternate, and the median of
  *   `rounds` runs is reported (the machine is shared).
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { LlamaModel, Token } from 'node-llama-cpp';
+import { writeLlamaGguf } from '../model/gguf/checkpoint-to-gguf.ts';
+import { trainBpe } from './bpe-trainer.ts';
 import { loadLlamaCppPolicy } from './llama-cpp-policy.ts';
 import { acquireModel } from './llama-runtime.ts';
-import type { Tokenizer } from './tokenizer.ts';
+import type { LlamaModel as TfLlamaModel } from './model.ts';
+import { Tokenizer } from './tokenizer.ts';
 
 export interface LlamaBenchOptions {
   /** A GGUF file, a directory holding one, or a model store name (`$CORGI_DATA_DIR/models/<name>`). */
@@ -205,5 +209,66 @@ export async function runLlamaBench(options: LlamaBenchOptions): Promise<LlamaBe
     };
   } finally {
     await lease.release();
+  }
+}
+
+export interface ModelGenerationOptions {
+  /** Prompt tokens per sequence (random ids from a byte-level tokenizer). @default 8 */
+  promptLength?: number;
+  /** Seed of the prompts. @default 0 */
+  seed?: number;
+  /** Measured runs per batch size; the median counts. @default 3 */
+  rounds?: number;
+  /** CPU threads. @default 1 */
+  threads?: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * `corgi bench`'s generation numbers: greedy decoding of a TensorFlow.js model on llama.cpp, the
+ * engine that serves. The model is written as a GGUF F32 file (with a byte-level BPE tokenizer, the
+ * ids past it padded and never sampled) and decoded through `LlamaCppPolicy` from random prompts up
+ * to the model's context length, at 1 and 32 sequences. Tokens/s = generated tokens / wall time,
+ * prefill included; each run gets a fresh policy (no cached prefix).
+ * @throws RangeError when the vocabulary is smaller than the byte-level tokenizer
+ */
+export async function benchModelGeneration(
+  model: TfLlamaModel,
+  { promptLength = 8, seed = 0, rounds = 3, threads = 1, log = () => {} }: ModelGenerationOptions = {},
+): Promise<{ gen_tokens_per_s_b1: number; gen_tokens_per_s_b32: number }> {
+  const json = trainBpe({ texts: ['The dog ran in the park.', 'A lantern by the river.'], vocabSize: 300 });
+  const tokenizer = new Tokenizer(json);
+  const V = model.config.vocab_size;
+  if (tokenizer.vocabSize > V)
+    throw new RangeError(
+      `vocab_size ${V} is below the ${tokenizer.vocabSize} ids of the byte-level tokenizer generation is measured with`,
+    );
+  const contextSize = model.config.max_position_embeddings;
+  const tokens = contextSize - 1 - promptLength; // a sequence keeps one free cell
+  if (tokens < 1)
+    throw new RangeError(`ctx ${contextSize} leaves no room after a ${promptLength}-token prompt`);
+  const dir = mkdtempSync(join(tmpdir(), 'corgi-bench-gguf-'));
+  const modelPath = join(dir, 'bench.gguf');
+  try {
+    await writeLlamaGguf(model, tokenizer, modelPath, { name: 'corgi-bench' });
+    const specials = json.added_tokens.length; // ids 0..specials-1: role markers and the like
+    let state = (seed * 2654435761 + 7) >>> 0 || 1;
+    const randomId = () => {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+      return specials + (state % (tokenizer.vocabSize - specials));
+    };
+    const result: Record<string, number> = {};
+    for (const batch of [1, 32]) {
+      const prompts = Array.from({ length: batch }, () => Array.from({ length: promptLength }, randomId));
+      await runOurs(modelPath, tokenizer, prompts, 2, threads, contextSize); // warm-up
+      const runs: number[] = [];
+      for (let round = 0; round < rounds; round++)
+        runs.push(await runOurs(modelPath, tokenizer, prompts, tokens, threads, contextSize));
+      log(`bench: llama.cpp greedy, batch ${batch}: ${runs.map((x) => x.toFixed(1)).join(' ')} tokens/s`);
+      result[`b${batch}`] = Math.round(median(runs) * 10) / 10;
+    }
+    return { gen_tokens_per_s_b1: result.b1!, gen_tokens_per_s_b32: result.b32! };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -12,15 +12,18 @@
  *   (`tokenizerJsonFromGguf`).
  * - Sampling: llama.cpp's sampler chain is top-k → top-p → temperature → draw, so top-k and top-p
  *   pick the candidates from the untempered distribution, and the draw is from the tempered
- *   distribution over those candidates (the TensorFlow.js engine tempers first; with topP 1 the two
+ *   distribution over those candidates (Hugging Face's warpers temper first; with topP 1 the two
  *   agree). Every option is passed explicitly: node-llama-cpp's own defaults are top-k 40 / top-p 0.95.
  *   A seed fixes the draw.
  * - Log-probabilities: `logprobs[i]` is log q(tokenIds[i]) for q the distribution the token was
  *   drawn from (llama.cpp's `confidence`: the selected candidate's probability after the chain);
- *   greedy decoding is a point mass, so 0, as in generate.ts.
- * - Output, as generate.ts: `tokenIds`/`logprobs` include a final stop token and the tokens that
- *   spelled a stop string; `text` leaves out special tokens, the stop string and what follows, and
- *   never ends in a broken UTF-8 character. Aborting ends the stream at once with "cancelled".
+ *   greedy decoding is a point mass, so 0. With temperature 1, top-k 0 and top-p 1, q is the
+ *   model's own distribution, which sequence-logprobs.ts recomputes in TensorFlow.js.
+ * - Output: `tokenIds`/`logprobs` include a final stop token (so a trainer can credit the decision
+ *   to stop) and the tokens that spelled a stop string; `text` leaves out special tokens, the stop
+ *   string and what follows, and never ends in a broken UTF-8 character; the chunks' texts
+ *   concatenate to the final text. `promptTokens` counts the fitted prompt decoded from. Aborting
+ *   ends the stream at once with "cancelled".
  * - Spare context (`spareContext`, on in `corgi serve`): a second context of the same shape is made
  *   in the background while one policy uses the base, and the next policy on that base (a promoted
  *   adapter) starts on it, its adapters applied in milliseconds, instead of allocating a KV cache
@@ -30,7 +33,13 @@
 import { existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
+import {
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaModel,
+  type Token,
+  TokenBias,
+} from 'node-llama-cpp';
 import { tokenizerJsonFromGguf } from '../model/gguf-tokenizer.ts';
 import { randomSeed } from '../random.ts';
 import { CheckpointError } from './checkpoint.ts';
@@ -109,6 +118,8 @@ export class LlamaCppPolicy implements ChatPolicy {
   private readonly sequences: readonly LlamaContextSequence[];
   private readonly pool: SequencePool<LlamaContextSequence>;
   private readonly stopIds: ReadonlySet<number>;
+  /** Forbids the GGUF's ids past our tokenizer's (embedding rows padded beyond the vocabulary). */
+  private readonly padBias: TokenBias | undefined;
   private active = 0;
   private disposed = false;
 
@@ -120,6 +131,7 @@ export class LlamaCppPolicy implements ChatPolicy {
     version: string,
     modelPath: string,
     adapters: readonly { filePath: string; scale: number }[],
+    vocabulary: number,
     /** Whether the context was the base's spare (made ahead), rather than created for this policy. */
     readonly contextFromSpare: boolean,
     /** The spare slot this policy keeps filled, when `spareContext` is on. */
@@ -132,6 +144,13 @@ export class LlamaCppPolicy implements ChatPolicy {
     this.sequences = Array.from({ length: context.totalSequences }, () => context.getSequence());
     this.pool = new SequencePool(this.sequences);
     this.stopIds = new Set(tokenizer.stopIds);
+    if (vocabulary > tokenizer.vocabSize) {
+      const padding = Array.from(
+        { length: vocabulary - tokenizer.vocabSize },
+        (_, i) => tokenizer.vocabSize + i,
+      );
+      this.padBias = TokenBias.for(model).set(padding as Token[], 'never');
+    }
   }
 
   /**
@@ -164,7 +183,7 @@ export class LlamaCppPolicy implements ChatPolicy {
         throw new RangeError(`adapter ${path}: scale must be a finite number, got ${scale}`);
       adapters.push({ filePath: path, scale });
     }
-    const { tokenizer } = base;
+    const { tokenizer, vocabulary } = base;
 
     const lease = await acquireModel(modelPath);
     try {
@@ -184,6 +203,7 @@ export class LlamaCppPolicy implements ChatPolicy {
         spec.version,
         modelPath,
         adapters,
+        vocabulary,
         spare !== null,
         key,
       );
@@ -210,7 +230,8 @@ export class LlamaCppPolicy implements ChatPolicy {
   ): AsyncGenerator<GenerationChunk, Generation> {
     if (this.disposed) throw new Error(`policy ${this.version} has been disposed`);
     const prompt = this.encodePrompt(messages, resolveSampling(options));
-    return yield* this.generateFromIds(prompt, options);
+    const generation = yield* this.generateFromIds(prompt, options);
+    return { ...generation, promptTokens: prompt.length };
   }
 
   /**
@@ -280,6 +301,7 @@ export class LlamaCppPolicy implements ChatPolicy {
         minP: 0,
         seed: sampling.seed ?? randomSeed(),
         yieldEogToken: true,
+        ...(this.padBias ? { tokenBias: this.padBias } : {}),
       },
     );
     const text = new TextStream(
@@ -573,6 +595,8 @@ async function leaveSpareSlot(key: string, policy: LlamaCppPolicy): Promise<void
 interface InspectedBase {
   stamp: string;
   tokenizer: Tokenizer;
+  /** Token ids the model can emit (the GGUF's vocabulary, at least the tokenizer's). */
+  vocabulary: number;
 }
 const inspectedBases = new Map<string, InspectedBase>();
 
@@ -598,7 +622,7 @@ async function inspectBaseModel(modelPath: string, given: Tokenizer | undefined)
       `the tokenizer has ${tokenizer.vocabSize} tokens but the GGUF's vocabulary has ${vocabulary}`,
     );
   }
-  const inspected = { stamp, tokenizer };
+  const inspected = { stamp, tokenizer, vocabulary: vocabulary ?? tokenizer.vocabSize };
   if (!given) inspectedBases.set(modelPath, inspected);
   return inspected;
 }

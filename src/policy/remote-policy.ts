@@ -22,14 +22,13 @@
  */
 
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
 import { AIMessage, type BaseMessage, HumanMessage, SystemMessage } from '@langchain/core/messages';
 import type { RunnableConfig } from '@langchain/core/runnables';
 import { ChatOpenAI } from '@langchain/openai';
 import { CorgiError } from '../errors.ts';
-import { selectBackend, selectedBackend } from './backend.ts';
-import { LocalPolicy, SERVING_SCHEDULER } from './local-policy.ts';
+import { modelVersionName } from './builtin-model.ts';
 import {
   checkPolicySpec,
   isRemotePolicySpec,
@@ -256,20 +255,21 @@ export function createRemotePolicy(options: RemotePolicyOptions): ChatPolicy {
 }
 
 /**
- * The policy a spec names: a `LocalPolicy` loaded from a checkpoint directory (selecting a
- * TensorFlow.js backend first if none is), or a remote policy for `openai:` / `vllm:`.
+ * The policy a spec names: a checkpoint directory served by llama.cpp (`servingPolicyLoader`
+ * converts it to GGUF once), or a remote policy for `openai:` / `vllm:`.
  * @throws when the directory holds no checkpoint, naming `field`
  */
 export async function loadPolicyFromSpec(
   spec: string,
   { field = 'policy' }: { field?: string } = {},
-): Promise<ChatPolicy & { dispose?(): void }> {
+): Promise<ChatPolicy & { dispose?(): void | Promise<void> }> {
   const parsed = checkPolicySpec(spec, field);
   if (parsed.kind === 'openai') {
     return createRemotePolicy({ baseURL: parsed.baseURL, model: parsed.model, vllm: parsed.vllm });
   }
-  if (selectedBackend() === null) await selectBackend();
-  return LocalPolicy.load(parsed.dir, SERVING_SCHEDULER);
+  // Loaded on demand: node-llama-cpp is not needed to import the package.
+  const { servingPolicyLoader } = await import('./serving-loader.ts');
+  return servingPolicyLoader()(parsed.dir, modelVersionName(resolve(parsed.dir)));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
  * `Tokenizer.applyChatTemplate` returns `assistantMask`: mask[b][t] = 1 means "token t is a target",
  * predicted from tokens < t. Column 0 is never a target (nothing predicts it).
  *
- * These agree with generation's behaviour log-probs (generate.ts) when sampling used temperature 1,
+ * These agree with generation's behaviour log-probs (llama-cpp-policy.ts) when sampling used temperature 1,
  * topK 0, topP 1; pass `temperature` to score under softmax(logits / T) instead. Truncated sampling
  * (top-k, top-p) has no differentiable counterpart here: use its behaviour log-probs as they are.
  */

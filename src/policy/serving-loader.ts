@@ -16,27 +16,35 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { convertCheckpointToGguf } from '../model/gguf/checkpoint-to-gguf.ts';
 import { isAdapterCheckpoint, readBaseModelRef, resolveBaseModel } from './adapter-base.ts';
+import { selectBackend, selectedBackend } from './backend.ts';
 import { CheckpointError, checkpointDigest } from './checkpoint.ts';
 import { type LlamaCppLoaderOptions, LlamaCppPolicy, llamaCppPolicyLoader } from './llama-cpp-policy.ts';
 import { isRemotePolicySpec } from './policy-spec.ts';
 import { Tokenizer } from './tokenizer.ts';
 
 export interface ServingLoaderOptions extends LlamaCppLoaderOptions {
-  /** Where converted checkpoints are kept (`$CORGI_DATA_DIR/cache/gguf`). */
-  cacheDir: string;
-  /** The model store adapter checkpoints name their base in. @default `cacheDir`'s data directory */
+  /** Where converted checkpoints are kept. @default `<dataDir>/cache/gguf` */
+  cacheDir?: string;
+  /**
+   * The model store adapter checkpoints name their base in.
+   * @default `cacheDir`'s data directory, else `./data` (commands pass $CORGI_DATA_DIR)
+   */
   dataDir?: string;
 }
 
 /** Loads `path` as the policy `version` on llama.cpp (see the file header). @throws CheckpointError */
 export type ServingLoader = (path: string, version: string) => Promise<LlamaCppPolicy>;
 
-/** A loader for `corgi serve` and its promotions. Remote specs are not its business: it refuses them. */
+/**
+ * The loader every local policy goes through: `corgi serve` and its promotions, `corgi eval`,
+ * `corgi generate`, `corgi promote`, `CorgiChatModel`. Remote specs are not its business: it refuses them.
+ */
 export function servingPolicyLoader({
   cacheDir,
-  dataDir = resolve(cacheDir, '..', '..'),
+  dataDir = cacheDir ? resolve(cacheDir, '..', '..') : resolve('data'),
   ...engine
-}: ServingLoaderOptions): ServingLoader {
+}: ServingLoaderOptions = {}): ServingLoader {
+  const cache = cacheDir ?? join(dataDir, 'cache', 'gguf');
   const fromDirectory = llamaCppPolicyLoader(engine);
   const { baseModelPath: _base, ...spec } = engine;
   return async function loadServingPolicy(path, version) {
@@ -51,7 +59,7 @@ export function servingPolicyLoader({
     if (readdirSync(target).some((name) => name.endsWith('.gguf'))) return fromDirectory(target, version);
     if (!existsSync(join(target, 'config.json')))
       throw new CheckpointError(target, 'holds no GGUF file and no config.json: not a model');
-    const modelPath = await convertedCheckpoint(target, cacheDir);
+    const modelPath = await convertedCheckpoint(target, cache);
     return LlamaCppPolicy.load({ ...spec, modelPath, version, tokenizer: Tokenizer.fromFile(target) });
   };
 }
@@ -62,6 +70,8 @@ export async function convertedCheckpoint(dir: string, cacheDir: string): Promis
   const out = join(cacheDir, `${digest}.gguf`);
   if (existsSync(out)) return out;
   await mkdir(cacheDir, { recursive: true });
+  // Conversion reads the checkpoint through TensorFlow.js: any backend does, chosen quietly if none is.
+  if (selectedBackend() === null) await selectBackend({ log: () => {} });
   await convertCheckpointToGguf(dir, out, { type: 'f32' });
   return out;
 }

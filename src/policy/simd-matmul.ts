@@ -1,8 +1,9 @@
 /**
  * A WebAssembly SIMD (f32x4) kernel for small batched matrix products, running in place on the
  * tfjs wasm backend's own memory. It serves the products the patched `BatchMatMul` (wasm-kernels.ts)
- * does not hand to XNNPACK: a decoding step's attention (64 × (2×48 · 48×L) for QKᵀ, and
- * 64 × (2×L · L×48) for P·V, per layer at batch 32), which the backend's scalar loop ran at ~1 GMAC/s.
+ * does not hand to XNNPACK: attention's batched products in training and scoring, forward and
+ * backward (16 × (512×48 · 48×256)ᵀ and the like, with either operand transposed), which the
+ * backend's scalar loop ran at ~1 GMAC/s.
  *
  * Why WAT compiled at start-up: the text below is what the kernel is, readable and reviewable;
  * the `wabt` package (WebAssembly Binary Toolkit compiled to wasm, ~50 ms to load) turns it into a
@@ -25,12 +26,10 @@
  * or scalar lanes. Sums are accumulated in a different order than the scalar loop (4 partial sums
  * per lane in `nt`), so results differ from it by float rounding only.
  *
- * Measured, not used (yet): on single-matrix products `nt` also beat XNNPACK (with the weight's
- * transpose cached) at decoding's projections, 32×192 · 192×576 in 0.19 ms against 0.33, and at
- * training's 2048×192 · 192×512 (11.1 against 12.8 ms), but not at the vocabulary projection
- * 32×192 · 192×4096 (2.6 against 1.65 ms: without XNNPACK's cache blocking, B is streamed from L2
- * once per pair of rows). Routing 2-D products here by shape could take another ~1-2 ms off a
- * batch-32 decoding step.
+ * Measured, not used: on single-matrix products `nt` also beat XNNPACK (with the weight's
+ * transpose cached) at 32×192 · 192×576 (0.19 ms against 0.33) and at training's 2048×192 · 192×512
+ * (11.1 against 12.8 ms), but not at the vocabulary projection 32×192 · 192×4096 (2.6 against
+ * 1.65 ms: without XNNPACK's cache blocking, B is streamed from L2 once per pair of rows).
  */
 
 // ---------------------------------------------------------------------------------------------

@@ -11,21 +11,17 @@
  *    - removes the transpose flags of single-matrix products with explicit transposes, choosing
  *      between `A·Bᵀ` and `(B·Aᵀ)ᵀ` (and the like) by the number of elements to move, since the
  *      transpose kernel is not free (1024×2048 took 17 ms);
- *    - remembers the transpose of an operand it sees a second time (weights during generation), so a
- *      decoding step neither re-transposes nor re-packs the weights; the copy dies with its source;
+ *    - remembers the transpose of an operand it sees a second time (a frozen weight, step after
+ *      step: the base model under LoRA, the reference model), so it is neither re-transposed nor
+ *      re-packed; the copy dies with its source;
  *    - runs every other batched product (attention, both ways; a matrix broadcast against a batch)
  *      in our own WebAssembly SIMD kernel (simd-matmul.ts), on the backend's memory in place and with
  *      the transpose flags handled by its two loops, so no transposes either. It does 16-18 GMAC/s
- *      where the scalar loop did ~1: a decoding step's attention at batch 32 and ~130 cached
- *      positions, 64 × (2×48 · 48×L) for QKᵀ and 64 × (2×L · L×48) for P·V per layer, took ~5.8 ms
- *      per step in the loop and 0.05 ms per product now. It also beat the XNNPACK-per-matrix views
- *      that served the larger batched products until then (64 × (64×32 · 32×64): 1.98 → 0.50 ms;
- *      training's 16 × (512×48 · 48×256)ᵀ: 9.3 → 6.8 ms and 16 × (256×512 · 512×48) with Aᵀ:
- *      15.0 → 6.2 ms), so it takes those too. Measured on the bench model (4 layers, dim 192, 2 K/V
- *      heads, vocab 4096): greedy decoding at batch 32 went from 1,741-2,082 to 2,719-2,984 tokens/s
- *      (same machine, same conditions; `CORGI_SIMD_MATMUL=0` restores the old routes), one decoding
- *      step from 21-23 to 14-15 ms with another job on the second core, BatchMatMul's share of it
- *      from 18.5 to 8.4 ms; the training step 1,914 → 1,788 ms.
+ *      where the scalar loop did ~1, and beat the XNNPACK-per-matrix views at each shape measured
+ *      (64 × (64×32 · 32×64): 1.98 → 0.50 ms; training's 16 × (512×48 · 48×256)ᵀ: 9.3 → 6.8 ms and
+ *      16 × (256×512 · 512×48) with Aᵀ: 15.0 → 6.2 ms). A training step of the built-in model's shape
+ *      (`bench/policy.ts --layers 4 --dim 192 --heads 4 --kv-heads 2 --vocab 4096 --ctx 256 --batch 8`)
+ *      took 1,788-1,838 ms with it and 1,914-2,056 ms without on a quiet machine (docs/engine.md).
  *      The old routes, kept behind `CORGI_SIMD_MATMUL=0` for comparisons: one XNNPACK call per
  *      matrix over aliases ("views") of the operands' memory for products with at least
  *      VIEW_MIN_MACS multiply-adds per matrix and VIEW_MIN_SIDE rows and columns (64 × (64×32 ·
@@ -56,8 +52,8 @@ import { instantiateSimdMatMul, loadSimdMatMul, type SimdMatMul, simdMatMulModul
 export const VIEW_MIN_MACS = 16_384;
 /**
  * ... and so do those whose product has fewer rows or columns than this: XNNPACK's kernels tile
- * several rows at once, so a decoding step's attention (2 query rows per K/V head) ran 64 × (2×48 ·
- * 48×256) in 8.4 ms over views against 1.7 ms in the loop; from 8 rows on the views win (4.6 vs 6.5 ms).
+ * several rows at once, so 64 × (2×48 · 48×256) ran in 8.4 ms over views against 1.7 ms in the
+ * loop; from 8 rows on the views win (4.6 vs 6.5 ms).
  */
 export const VIEW_MIN_SIDE = 8;
 

@@ -61,8 +61,8 @@ export interface ServedPolicy {
  * The policy a server starts on and the follower that keeps it on the promoted version, for any
  * `--policy` spec. The spec's own model yields to the version promoted in the database, and becomes
  * the first live version when there is none (a remote model recorded under its spec), so the first
- * promotion has something to roll back to. Loading a version means: a checkpoint directory, the
- * TensorFlow.js model; `vllm:`, asking vLLM to load the version's LoRA adapter and then naming it as
+ * promotion has something to roll back to. Loading a version means: a local model, llama.cpp
+ * (`loadLocalPolicy`, or `localLoader`); `vllm:`, asking vLLM to load the version's LoRA adapter and then naming it as
  * the model; a plain `openai:` endpoint, nothing it can do (promotions are refused, and it says so).
  * @throws when the spec is malformed or its directory holds no checkpoint
  */
@@ -80,7 +80,7 @@ export async function startServedPolicy(
     pollMs?: number;
     /** @default defaultLogger (logger.ts) */
     logger?: Logger;
-    /** Loads local versions (and the spec's own model). @default the TensorFlow.js model (`loadLocalPolicy`) */
+    /** Loads local versions (and the spec's own model). @default `loadLocalPolicy` (llama.cpp) */
     localLoader?: PolicyLoader;
     /**
      * Record the spec's model as the first live version when nothing is promoted. False while it only

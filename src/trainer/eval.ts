@@ -8,8 +8,8 @@
  * attempt is attempt k or earlier. The session reward of the paper, the best score over the
  * attempts, is averaged as `mean_best_score`.
  *
- * Cases run concurrently (`concurrency` sessions in flight): `LocalPolicy` merges concurrent
- * `generate` calls into one batched forward per step, so this is what makes eval fast.
+ * Cases run concurrently (`concurrency` sessions in flight): llama.cpp decodes the concurrent
+ * `generate` calls' sequences as one batch per step, so this is what makes eval fast.
  *
  * Report fields (the `corgi eval --json` contract):
  * | field             | meaning                                                                   |

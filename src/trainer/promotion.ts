@@ -16,9 +16,9 @@ import {
 } from '../db/policy-versions.ts';
 import { defaultLogger, type Logger } from '../logger.ts';
 import { checkpointDigest, unfinishedCheckpointReason } from '../policy/checkpoint.ts';
-import { LocalPolicy, SERVING_SCHEDULER } from '../policy/local-policy.ts';
 import type { DisposablePolicy, PolicyRegistry } from '../policy/policy-registry.ts';
 import { isRemotePolicySpec, RemotePromotionError } from '../policy/remote-policy.ts';
+import { servingPolicyLoader } from '../policy/serving-loader.ts';
 
 /** The NOTIFY channel of a schema's promotions (tests isolate themselves in schemas of their own). */
 export function policyChannel(schema: string): string {
@@ -36,7 +36,10 @@ export { checkpointDigest };
 
 export type PolicyLoader = (checkpointDir: string, version: string) => Promise<DisposablePolicy>;
 
-/** The default loader: the TensorFlow.js model, refusing corrupt or partial checkpoints. */
+/**
+ * The default loader: llama.cpp through `servingPolicyLoader` (a checkpoint directory is converted
+ * to GGUF once, under $CORGI_DATA_DIR/cache/gguf), refusing corrupt or partial checkpoints.
+ */
 export const loadLocalPolicy: PolicyLoader = async (checkpointDir, version) => {
   if (isRemotePolicySpec(checkpointDir)) {
     throw new RemotePromotionError(
@@ -44,7 +47,7 @@ export const loadLocalPolicy: PolicyLoader = async (checkpointDir, version) => {
       `it is the remote model ${checkpointDir}, which a local policy cannot load`,
     );
   }
-  return LocalPolicy.load(checkpointDir, { ...SERVING_SCHEDULER, version });
+  return servingPolicyLoader()(checkpointDir, version);
 };
 
 export interface RegisterCheckpointOptions {

@@ -12,11 +12,13 @@ import { StringOutputParser } from '@langchain/core/output_parsers';
 import { ChatPromptTemplate } from '@langchain/core/prompts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CorgiChatModel } from '../../src/langchain/corgi-chat-model.ts';
-import { LocalPolicy } from '../../src/policy/local-policy.ts';
+import type { LlamaCppPolicy } from '../../src/policy/llama-cpp-policy.ts';
 import { PolicyRegistry } from '../../src/policy/policy-registry.ts';
+import { servingPolicyLoader } from '../../src/policy/serving-loader.ts';
 import type { ChatMessage, Generation } from '../../src/policy/types.ts';
 import { useBackend } from '../policy/helpers.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
+import { useDataDir } from '../support/data-dir.ts';
 import { ScriptedPolicy } from '../support/scripted-policy.ts';
 
 // Greedy and short: outputs are deterministic, so every entry point can be compared with a direct
@@ -24,19 +26,19 @@ import { ScriptedPolicy } from '../support/scripted-policy.ts';
 const GREEDY = { temperature: 0, maxTokens: 12 };
 const QUESTION = 'Write a sentence using the words dog and park.';
 
-let root: string;
+const root = mkdtempSync(join(tmpdir(), 'corgi-chat-model-test-'));
+useDataDir(join(root, 'data'));
 let dir: string;
-let policy: LocalPolicy;
+let policy: LlamaCppPolicy;
 beforeAll(async () => {
   await useBackend('wasm');
-  root = mkdtempSync(join(tmpdir(), 'corgi-chat-model-test-'));
   const model = tinyModel(2);
   dir = await saveTinyCheckpoint(model, root, 'tiny-v1');
   model.dispose();
-  policy = await LocalPolicy.load(dir);
+  policy = await servingPolicyLoader({ sequences: 8, threads: 1 })(dir, 'tiny-v1');
 });
-afterAll(() => {
-  policy.dispose();
+afterAll(async () => {
+  await policy.dispose();
   rmSync(root, { recursive: true, force: true });
 });
 

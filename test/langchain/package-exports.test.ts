@@ -42,11 +42,21 @@ beforeAll(async () => {
     join(scratch, 'package.json'),
     JSON.stringify({ name: 'scratch', private: true, type: 'module' }),
   );
+  // --omit=optional leaves out tfjs-node (its install cannot reach its download host here) and
+  // llama.cpp's GPU builds; llama.cpp's CPU build for this platform is named, as a user's install has it.
+  const llamaVersion = JSON.parse(
+    readFileSync(join(REPO, 'node_modules', 'node-llama-cpp', 'package.json'), 'utf8'),
+  ).version as string;
+  const platform =
+    process.platform === 'darwin'
+      ? `mac-${process.arch}${process.arch === 'arm64' ? '-metal' : ''}`
+      : `${process.platform === 'win32' ? 'win' : process.platform}-${process.arch}`;
   await run(
     'npm',
     [
       'install',
       `./${tarball}`,
+      `@node-llama-cpp/${platform}@${llamaVersion}`,
       '--prefer-offline',
       '--no-audit',
       '--no-fund',

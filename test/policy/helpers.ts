@@ -1,7 +1,9 @@
 /** Shared helpers for the policy tests: backend selection without log noise, fixture loading. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { type BackendName, selectBackend } from '../../src/policy/backend.ts';
+import type { LlamaModel } from '../../src/policy/model.ts';
 
 export const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'tiny-llama');
 
@@ -26,4 +28,25 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let max = 0;
   for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
   return max;
+}
+
+/**
+ * Greedy decoding by full-sequence forwards (the training forward, no cache): `newTokens` argmax
+ * tokens after each prompt, the prompts all the same length. Returns only the new tokens. Slow
+ * (quadratic) and exact: what parity tests compare llama.cpp and PyTorch against.
+ */
+export function greedyByForward(model: LlamaModel, prompts: number[][], newTokens: number): number[][] {
+  const rows = prompts.map((p) => [...p]);
+  const V = model.config.vocab_size;
+  for (let step = 0; step < newTokens; step++) {
+    const T = rows[0]!.length;
+    const logits = tf.tidy(() => model.forward(tf.tensor2d(rows, [rows.length, T], 'int32')).dataSync());
+    for (const [b, row] of rows.entries()) {
+      const last = logits.subarray((b * T + T - 1) * V, (b * T + T) * V);
+      let best = 0;
+      for (let v = 1; v < V; v++) if (last[v]! > last[best]!) best = v;
+      row.push(best);
+    }
+  }
+  return rows.map((row, b) => row.slice(prompts[b]!.length));
 }

@@ -3,9 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { benchConfig } from '../../src/policy/bench.ts';
 import { registerBenchCommand } from '../../src/policy/bench-command.ts';
-import { type LlamaBenchOptions, resolveGgufPath, runLlamaBench } from '../../src/policy/llama-bench.ts';
+import {
+  benchModelGeneration,
+  type LlamaBenchOptions,
+  resolveGgufPath,
+  runLlamaBench,
+} from '../../src/policy/llama-bench.ts';
+import { LlamaModel } from '../../src/policy/model.ts';
 import { noteSkip, smollm2GgufPath } from '../support/smollm2.ts';
+import { useBackend } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'corgi-llama-bench-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -30,6 +38,32 @@ describe('resolveGgufPath', () => {
   it('refuses a spec that names nothing, or a directory with several GGUF files', () => {
     expect(() => resolveGgufPath('no-such-model', dataDir)).toThrow(/--policy: "no-such-model" is neither/);
     expect(() => resolveGgufPath(two, dataDir)).toThrow(/holds 2 GGUF files \(a.gguf, b.gguf\); name one/);
+  });
+});
+
+describe('benchModelGeneration (corgi bench without --policy)', () => {
+  it('decodes the TensorFlow.js model on llama.cpp at 1 and 32 sequences', async () => {
+    await useBackend('wasm');
+    const model = LlamaModel.init(benchConfig({ layers: 1, dim: 32, heads: 2, vocab: 512, ctx: 24 }));
+    const lines: string[] = [];
+    try {
+      const result = await benchModelGeneration(model, { rounds: 1, log: (line) => lines.push(line) });
+      expect(result.gen_tokens_per_s_b1).toBeGreaterThan(0);
+      expect(result.gen_tokens_per_s_b32).toBeGreaterThan(0);
+      expect(lines.join('\n')).toMatch(/llama\.cpp greedy, batch 32/);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('refuses a vocabulary smaller than its byte-level tokenizer', async () => {
+    await useBackend('wasm');
+    const model = LlamaModel.init(benchConfig({ layers: 1, dim: 32, heads: 2, vocab: 64, ctx: 24 }));
+    try {
+      await expect(benchModelGeneration(model)).rejects.toThrow(/vocab_size 64 is below the \d+ ids/);
+    } finally {
+      model.dispose();
+    }
   });
 });
 

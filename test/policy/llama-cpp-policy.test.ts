@@ -166,7 +166,13 @@ describe.skipIf(!path)('LlamaCppPolicy (SmolLM2)', () => {
     expect(policy.load.waiting).toBe(1);
     waiting.abort();
     const cancelled = await queued;
-    expect(cancelled.result).toEqual({ text: '', tokenIds: [], logprobs: [], finishReason: 'cancelled' });
+    expect(cancelled.result).toEqual({
+      text: '',
+      tokenIds: [],
+      logprobs: [],
+      finishReason: 'cancelled',
+      promptTokens: policy.encodePrompt(ASK, { maxTokens: 30 }).length,
+    });
     expect(policy.load.waiting).toBe(0);
     const done = await Promise.all(long);
     for (const { result } of done) expect(result.tokenIds.length).toBeGreaterThan(0);

@@ -6,16 +6,17 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import type { PolicyBenchOptions } from '../../src/policy/bench.ts';
 import { registerBenchCommand } from '../../src/policy/bench-command.ts';
 import { registerGenerateCommand } from '../../src/policy/generate-command.ts';
-import { LocalPolicy } from '../../src/policy/local-policy.ts';
 import type { LoraTrainBenchOptions } from '../../src/policy/lora-bench.ts';
+import { servingPolicyLoader } from '../../src/policy/serving-loader.ts';
+import { useDataDir } from '../support/data-dir.ts';
 import { useBackend } from './helpers.ts';
 import { saveTinyCheckpoint, tinyModel } from './tiny-policy.ts';
 
-let root: string;
+const root = mkdtempSync(join(tmpdir(), 'corgi-policy-commands-test-'));
+useDataDir(join(root, 'data'));
 let dir: string;
 beforeAll(async () => {
   await useBackend('wasm');
-  root = mkdtempSync(join(tmpdir(), 'corgi-policy-commands-test-'));
   const model = tinyModel(6);
   dir = await saveTinyCheckpoint(model, root, 'base');
   model.dispose();
@@ -59,7 +60,7 @@ describe('corgi generate', () => {
       'Use the word dog.',
     ]);
     expect(exitCode ?? 0).toBe(0);
-    const policy = await LocalPolicy.load(dir);
+    const policy = await servingPolicyLoader({ sequences: 1 })(dir, 'base');
     const stream = policy.generate([{ role: 'user', content: 'Use the word dog.' }], {
       maxTokens: 12,
       temperature: 0.9,
@@ -67,7 +68,8 @@ describe('corgi generate', () => {
     });
     let next = await stream.next();
     while (!next.done) next = await stream.next();
-    policy.dispose();
+    await policy.dispose();
+    expect(next.value.tokenIds.length).toBeGreaterThan(0);
     expect(stdout).toBe(`${next.value.text}\n`);
   });
 

@@ -1,24 +1,25 @@
 /**
  * The model `npm start` serves: `models/base`, built by `corgi pretrain` (its command and budget
- * are in models/base/training_summary.json). It must load, pass its checksums and answer.
+ * are in models/base/training_summary.json). It must load, pass its checksums and answer on llama.cpp.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend } from '../../src/policy/backend.ts';
 import { verifyChecksums } from '../../src/policy/checkpoint.ts';
-import { LocalPolicy } from '../../src/policy/local-policy.ts';
+import type { LlamaCppPolicy } from '../../src/policy/llama-cpp-policy.ts';
+import { loadBuiltinModel } from '../support/builtin-model-server.ts';
 
 const BASE = fileURLToPath(new URL('../../models/base', import.meta.url));
 
 describe('the shipped base model (models/base)', () => {
-  let policy: LocalPolicy;
+  let policy: LlamaCppPolicy;
   beforeAll(async () => {
-    await selectBackend({ preferred: 'wasm', log: () => {} });
-    policy = await LocalPolicy.load(BASE);
+    policy = await loadBuiltinModel();
   });
-  afterAll(() => policy?.dispose());
+  afterAll(async () => {
+    await policy?.dispose();
+  });
 
   it('is small, checksummed and records how it was trained', async () => {
     await verifyChecksums(BASE);

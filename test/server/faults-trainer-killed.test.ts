@@ -25,12 +25,12 @@ import { type Database, openDatabase } from '../../src/db/database.ts';
 import { getLivePolicyVersion, listPolicyVersions } from '../../src/db/policy-versions.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { CheckpointError, verifyChecksums } from '../../src/policy/checkpoint.ts';
-import { LocalPolicy } from '../../src/policy/local-policy.ts';
 import { PolicyRegistry } from '../../src/policy/policy-registry.ts';
 import { type RunningServer, startServer } from '../../src/server/server.ts';
 import {
   followPromotions,
   loadLivePolicy,
+  loadLocalPolicy,
   type PolicyFollower,
   promote,
   registerCheckpoint,
@@ -38,6 +38,7 @@ import {
 import { withTrainerLock } from '../../src/trainer/trainer-lock.ts';
 import { useBackend } from '../policy/helpers.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
+import { useDataDir } from '../support/data-dir.ts';
 import {
   corgiEnv,
   createScratchDatabase,
@@ -64,6 +65,8 @@ const TINY_ROUND = [
 
 const root = mkdtempSync(join(tmpdir(), 'corgi-trainer-killed-'));
 const checkpointDir = join(root, 'checkpoints');
+// The in-process server converts checkpoints to GGUF into the data directory the children use.
+useDataDir(join(root, 'data'));
 let scratch: ScratchDatabase;
 let db: Database;
 let registry: PolicyRegistry;
@@ -82,7 +85,10 @@ beforeAll(async () => {
   env = corgiEnv(join(root, 'data'), { DATABASE_URL: scratch.url, CORGI_BACKEND: 'wasm' });
   // The server, wired as `corgi serve` wires it: tiny-v1 becomes the first live version.
   db = await openDatabase({ url: scratch.url });
-  const { policy } = await loadLivePolicy(db, { fallback: () => LocalPolicy.load(v1), fallbackDir: v1 });
+  const { policy } = await loadLivePolicy(db, {
+    fallback: () => loadLocalPolicy(v1, 'tiny-v1'),
+    fallbackDir: v1,
+  });
   registry = new PolicyRegistry(policy);
   follower = await followPromotions({ db, registry, logger: silentLogger });
   server = await startServer({ db, policy: registry, port: 0, host: '127.0.0.1', promotions: follower });
@@ -213,7 +219,7 @@ describe.each(['mid-file', 'before-rename'] as const)('the trainer is killed %s'
     expect(await versionStatuses()).toEqual(before);
     // Loading it directly (what `corgi serve --policy` and the gate do) is refused too: the
     // half-written one lacks files (tokenizer.json comes after the weights), the complete one by name.
-    const load = LocalPolicy.load(leftover);
+    const load = loadLocalPolicy(leftover, `leftover-${stage}`);
     await expect(load).rejects.toBeInstanceOf(CheckpointError);
     if (stage === 'before-rename') await expect(load).rejects.toThrow(/unfinished checkpoint/);
   }, 120_000);
@@ -231,9 +237,7 @@ describe.each(['mid-file', 'before-rename'] as const)('the trainer is killed %s'
       });
       expect(row.status).toBe('candidate');
       // …the trainer's gate evaluates a loaded candidate, and it does not load…
-      await expect(LocalPolicy.load(copy, { version: 'renamed-by-hand' })).rejects.toBeInstanceOf(
-        CheckpointError,
-      );
+      await expect(loadLocalPolicy(copy, 'renamed-by-hand')).rejects.toBeInstanceOf(CheckpointError);
       // …and promoting it, by version or by directory, is refused; the row is marked refused.
       await expect(promote(db, { version: 'renamed-by-hand' })).rejects.toThrow(/live version is unchanged/);
       const http = await post('/v1/admin/promote', { checkpoint: copy, version: 'renamed-by-hand' });

@@ -8,6 +8,9 @@
  * Runs are seeded so CI is deterministic; explore other inputs with FUZZ_SEED=<n> (and FUZZ_RUNS
  * to scale the run counts). A failure prints the shrunk counterexample and the seed to replay it.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { io as connect, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,11 +19,12 @@ import { ConstraintError } from '../../src/checkers/errors.ts';
 import { listCheckers } from '../../src/checkers/registry.ts';
 import type { Database } from '../../src/db/database.ts';
 import { selectBackend } from '../../src/policy/backend.ts';
-import { LocalPolicy } from '../../src/policy/local-policy.ts';
+import type { LlamaCppPolicy } from '../../src/policy/llama-cpp-policy.ts';
+import { servingPolicyLoader } from '../../src/policy/serving-loader.ts';
 import { fixedPolicy } from '../../src/policy/types.ts';
 import { MAX_PROMPT_CHARS } from '../../src/server/schemas.ts';
 import { type RunningServer, startServer } from '../../src/server/server.ts';
-import { tinyModel, tinyTokenizer } from '../policy/tiny-policy.ts';
+import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
 import { openTestDatabase } from '../support/database.ts';
 import { ScriptedPolicy } from '../support/scripted-policy.ts';
 
@@ -399,21 +403,26 @@ describe('HTTP and socket.io payloads', () => {
 describe('prompt-size and token limits', () => {
   let db: Database;
   let server: RunningServer;
-  let policy: LocalPolicy;
+  let policy: LlamaCppPolicy;
+  let root: string;
 
   beforeAll(async () => {
     await selectBackend({ preferred: 'cpu', log: () => {} });
     db = await openTestDatabase();
-    // A real model and tokenizer with a 256-token window (the tiny tokenizer is about a token per character).
-    policy = new LocalPolicy(tinyModel(1), tinyTokenizer, {
-      version: 'tiny-256',
-    });
+    // A real model and tokenizer with a 256-token window (the tiny tokenizer is about a token per
+    // character), served on llama.cpp as `corgi serve` serves a checkpoint directory.
+    root = mkdtempSync(join(tmpdir(), 'corgi-fuzz-limits-'));
+    const model = tinyModel(1);
+    const dir = await saveTinyCheckpoint(model, root, 'tiny-256');
+    model.dispose();
+    policy = await servingPolicyLoader({ cacheDir: join(root, 'cache'), threads: 1 })(dir, 'tiny-256');
     server = await startServer({ db, policy: fixedPolicy(policy), port: 0 });
   });
   afterAll(async () => {
     await server?.close();
-    policy?.dispose();
+    await policy?.dispose();
     await db?.close();
+    rmSync(root, { recursive: true, force: true });
   });
 
   const request = (prompt: string, maxTokens?: number) => ({

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint, verifyChecksums } from '../../src/policy/checkpoint.ts';
-import { greedyGenerate } from '../../src/policy/model.ts';
 import { parseSafetensors } from '../../src/policy/safetensors.ts';
 import { Tokenizer } from '../../src/policy/tokenizer.ts';
 import { TrainingInterruptedError } from '../../src/trainer/interrupted.ts';
@@ -19,7 +18,7 @@ import {
 } from '../../src/trainer/pretrain-config.ts';
 import { ProgressReporter } from '../../src/trainer/progress.ts';
 import { ResumeConfigError } from '../../src/trainer/run-state.ts';
-import { useBackend } from '../policy/helpers.ts';
+import { greedyByForward, useBackend } from '../policy/helpers.ts';
 
 // The whole pipeline, shrunk so one run takes a few seconds; each shrunk setting says why.
 const tiny: PretrainConfigInput = {
@@ -120,7 +119,7 @@ describe('runPretrain on a tiny config', () => {
           addGenerationPrompt: true,
         },
       ).ids;
-      const [generated] = greedyGenerate(model, [prompt], 4);
+      const [generated] = greedyByForward(model, [prompt], 4);
       expect(generated).toHaveLength(4);
       expect(typeof tokenizer.decode(generated!)).toBe('string');
     } finally {

@@ -23,10 +23,12 @@ import {
   type PolicyFollower,
 } from '../../src/trainer/promotion.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
+import { useDataDir } from '../support/data-dir.ts';
 import { TEST_DATABASE_URL } from '../support/database.ts';
 import { runCorgi } from '../support/run-corgi.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'corgi-promote-cli-'));
+useDataDir(join(root, 'data'));
 const dirs: Record<string, string> = {};
 /** A database of its own: the CLI migrates and writes the `public` schema, as in production. */
 const DB_NAME = `corgi_cli_${randomBytes(5).toString('hex')}`;

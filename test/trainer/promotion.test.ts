@@ -33,6 +33,7 @@ import {
 } from '../../src/trainer/promotion.ts';
 import { TrainerLockedError, withTrainerLock } from '../../src/trainer/trainer-lock.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
+import { useDataDir } from '../support/data-dir.ts';
 import { openTestDatabase, TEST_DATABASE_URL } from '../support/database.ts';
 import { linesLogger } from '../support/logger-lines.ts';
 import { ScriptedPolicy } from '../support/scripted-policy.ts';
@@ -40,6 +41,7 @@ import { ScriptedPolicy } from '../support/scripted-policy.ts';
 const root = mkdtempSync(join(tmpdir(), 'corgi-promotion-'));
 /** Checkpoint directories by name, each a distinct tiny model. */
 const dirs: Record<string, string> = {};
+useDataDir(join(root, 'data'));
 
 async function checkpoint(name: string, seed: number): Promise<string> {
   const model = tinyModel(seed);

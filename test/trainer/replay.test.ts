@@ -15,9 +15,10 @@ import type { Database } from '../../src/db/database.ts';
 import { addRating, createSession, endSession, insertTurn, logSession } from '../../src/db/sessions.ts';
 import { trainingStepRecorder } from '../../src/db/training-steps.ts';
 import { trainBpe } from '../../src/policy/bpe-trainer.ts';
-import { saveCheckpoint } from '../../src/policy/checkpoint.ts';
-import { LocalPolicy } from '../../src/policy/local-policy.ts';
+import { loadCheckpoint, saveCheckpoint } from '../../src/policy/checkpoint.ts';
+import type { LlamaCppPolicy } from '../../src/policy/llama-cpp-policy.ts';
 import { LlamaModel } from '../../src/policy/model.ts';
+import { type ServingLoader, servingPolicyLoader } from '../../src/policy/serving-loader.ts';
 import { buildTokenizerConfig } from '../../src/policy/train-tokenizer.ts';
 import { fixedPolicy, type SamplingOptions } from '../../src/policy/types.ts';
 import { runSession } from '../../src/session/session-runner.ts';
@@ -51,6 +52,8 @@ let base: string; // the trainer's start checkpoint
 let behaviourDir: string; // another model of the same family wrote the traffic
 let otherFamilyDir: string; // a model with another tokenizer
 let family: string;
+/** Live traffic and prompt encoding: llama.cpp, as served. */
+let load: ServingLoader;
 
 /** What a logged session's generations were, as the stream reported them. */
 interface Logged {
@@ -61,7 +64,7 @@ interface Logged {
 const logged = new Map<string, Logged>();
 
 /** One live session through the real path: createSession, runSession on `policy`, logSession. */
-async function logLiveSession(policy: LocalPolicy, prompt: string, seed: number): Promise<Logged> {
+async function logLiveSession(policy: LlamaCppPolicy, prompt: string, seed: number): Promise<Logged> {
   const sampling = { ...SAMPLING, seed };
   const id = await createSession(db.pool, {
     source: 'live',
@@ -127,16 +130,16 @@ beforeAll(async () => {
   await registerCheckpoint(db, { dir: otherFamilyDir });
 
   // Traffic: three sessions by tiny-v0 (the trainer's family), one by the other family.
-  const behaviour = await LocalPolicy.load(behaviourDir);
-  const otherPolicy = await LocalPolicy.load(otherFamilyDir);
+  load = servingPolicyLoader({ cacheDir: join(root, 'cache'), sequences: 2, threads: 1 });
+  const behaviour = await load(behaviourDir, 'tiny-v0');
+  const otherPolicy = await load(otherFamilyDir, 'other-family');
   try {
     same = [];
     for (const [i, word] of ['dog', 'park', 'cat'].entries())
       same.push(await logLiveSession(behaviour, `Write about the ${word}.`, 100 + i));
     other = await logLiveSession(otherPolicy, 'Write about the fox.', 200);
   } finally {
-    behaviour.dispose();
-    otherPolicy.dispose();
+    await Promise.all([behaviour.dispose(), otherPolicy.dispose()]);
   }
   // A remote model's session: attempt 1 without token ids, attempt 2 cancelled mid-way.
   broken = await createSession(db.pool, {
@@ -273,7 +276,7 @@ describe('replaying logged production sessions', () => {
       expect(unrated.reward(weight)).toBe(unrated.bestScore);
     }
     // The samples' advantage: reward minus the step's baseline, shared by every attempt.
-    const policy = await LocalPolicy.load(base);
+    const policy = await load(base, 'tiny-base');
     try {
       const baseline = 0.3;
       const advantages = (weight: number) => {
@@ -299,13 +302,14 @@ describe('replaying logged production sessions', () => {
         ),
       );
     } finally {
-      policy.dispose();
+      await policy.dispose();
     }
   });
 
   it('weights each replayed token by min(c, π/μ) with π the trained model now and μ as logged', async () => {
     const { sessions } = await loadLoggedSessions(db.pool, { limit: 50, family });
-    const policy = await LocalPolicy.load(base);
+    const policy = await load(base, 'tiny-base');
+    const model = await loadCheckpoint(base);
     try {
       const { samples } = replaySamples(sessions, policy, {
         ratingWeight: 0.5,
@@ -325,7 +329,7 @@ describe('replaying logged production sessions', () => {
       );
 
       // The trainer's path: π scored before the update, weights fixed in prepareBatch.
-      const current = oldLogprobs(policy.model, samples, { minibatch_size: 4, temperature: 1 });
+      const current = oldLogprobs(model, samples, { minibatch_size: 4, temperature: 1 });
       const prepared = prepareBatch(
         samples,
         samples.map((s) => s.completionIds.map(() => 0)),
@@ -341,7 +345,7 @@ describe('replaying logged production sessions', () => {
       let below = 0;
       samples.forEach((sample, b) => {
         const ids = [...sample.promptIds, ...sample.completionIds];
-        const logits = tf.tidy(() => policy.model.forward(tf.tensor2d([ids], [1, ids.length], 'int32')));
+        const logits = tf.tidy(() => model.forward(tf.tensor2d([ids], [1, ids.length], 'int32')));
         const V = logits.shape[2];
         const values = logits.dataSync();
         logits.dispose();
@@ -369,7 +373,8 @@ describe('replaying logged production sessions', () => {
       expect(truncated).toBeGreaterThan(0);
       expect(below).toBeGreaterThan(0);
     } finally {
-      policy.dispose();
+      model.dispose();
+      await policy.dispose();
     }
   });
 
@@ -408,7 +413,12 @@ describe('replaying logged production sessions', () => {
       },
     );
     expect(summary.steps).toBe(1);
-    expect(summary.last?.replayed_sessions).toBe(3);
+    // A logged session whose reward equals the step's baseline has no advantage and is skipped.
+    const { sessions: replayable } = await loadLoggedSessions(db.pool, { limit: 50, family });
+    expect(replayable).toHaveLength(3);
+    const advantaged = replayable.filter((s) => Math.abs(s.reward(0.5) - summary.last!.reward) > 1e-3);
+    expect(advantaged.length).toBeGreaterThan(0);
+    expect(summary.last?.replayed_sessions).toBe(advantaged.length);
     const replayedTokens = same.reduce(
       (a, s) => a + s.attempts.reduce((b, t) => b + t.tokenIds.length, 0),
       0,
@@ -419,6 +429,6 @@ describe('replaying logged production sessions', () => {
     const { rows } = await db.pool.query('SELECT metrics FROM training_steps WHERE run_id = $1', [
       'replayed',
     ]);
-    expect(rows[0].metrics.replayed_sessions).toBe(3);
+    expect(rows[0].metrics.replayed_sessions).toBe(advantaged.length);
   }, 180_000);
 });

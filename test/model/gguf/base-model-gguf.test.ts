@@ -1,7 +1,7 @@
 /**
  * The built-in model (models/base) converted to GGUF and run by llama.cpp: the same tokens for the
- * same text as our tokenizer, the same greedy reply as our TF.js LocalPolicy, and a Q8_0 file that
- * stays close to F32 and loads back into TF.js.
+ * same text as our tokenizer, the same greedy reply as our TF.js model's forward, and a Q8_0 file
+ * that stays close to F32 and loads back into TF.js.
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,11 +17,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBrownCorpus } from '../../../src/data/brown.ts';
 import { convertCheckpointToGguf } from '../../../src/model/gguf/checkpoint-to-gguf.ts';
 import { loadGgufModel } from '../../../src/model/gguf/gguf-to-llama.ts';
+import { loadGgufTokenizer } from '../../../src/model/gguf/gguf-tokenizer.ts';
 import { inspectGguf } from '../../../src/model/gguf/reader.ts';
 import { selectBackend } from '../../../src/policy/backend.ts';
-import { LocalPolicy } from '../../../src/policy/local-policy.ts';
-import { CORGI_CHAT_TEMPLATE_JINJA } from '../../../src/policy/tokenizer.ts';
-import { maxAbsDiff } from '../../policy/helpers.ts';
+import { loadCheckpoint } from '../../../src/policy/checkpoint.ts';
+import type { LlamaModel } from '../../../src/policy/model.ts';
+import { CORGI_CHAT_TEMPLATE_JINJA, Tokenizer } from '../../../src/policy/tokenizer.ts';
+import { greedyByForward, maxAbsDiff } from '../../policy/helpers.ts';
 import { createExactContext, llamaCppGreedy, llamaCppLogProbs, loadLlamaCppModel } from './llama-cpp.ts';
 
 const BASE = fileURLToPath(new URL('../../../models/base', import.meta.url));
@@ -31,13 +33,15 @@ const Q8 = join(dir, 'base-q8_0.gguf');
 const MESSAGES = [{ role: 'user' as const, content: 'Write a sentence about a dog.' }];
 
 describe('the built-in model as GGUF in llama.cpp', () => {
-  let policy: LocalPolicy;
+  const tokenizer = Tokenizer.fromFile(BASE);
+  const prompt = tokenizer.applyChatTemplate(MESSAGES, { addGenerationPrompt: true }).ids;
+  let ours: LlamaModel;
   let cpp: LlamaCppModel;
   let context: LlamaContext;
 
   beforeAll(async () => {
     await selectBackend({ preferred: 'wasm', log: () => {} });
-    policy = await LocalPolicy.load(BASE);
+    ours = await loadCheckpoint(BASE);
     const f32 = await convertCheckpointToGguf(BASE, F32, { type: 'f32', name: 'corgi-base' });
     expect(f32).toMatchObject({ type: 'f32', tensors: 2 + 9 * 4, mergedAdapter: false });
     await convertCheckpointToGguf(BASE, Q8, { type: 'q8_0' });
@@ -45,7 +49,7 @@ describe('the built-in model as GGUF in llama.cpp', () => {
     context = await createExactContext(cpp, { contextSize: 256 });
   }, 120_000);
   afterAll(async () => {
-    policy?.dispose();
+    ours?.dispose();
     await context?.dispose();
     await cpp?.dispose();
     rmSync(dir, { recursive: true, force: true });
@@ -56,7 +60,7 @@ describe('the built-in model as GGUF in llama.cpp', () => {
     let tokens = 0;
     for (const doc of docs) {
       const text = doc.text.slice(0, 6000);
-      const ours = policy.tokenizer.encode(text);
+      const ours = tokenizer.encode(text);
       expect(cpp.tokenize(text, true)).toEqual(ours);
       tokens += ours.length;
     }
@@ -66,7 +70,7 @@ describe('the built-in model as GGUF in llama.cpp', () => {
       '  leading and trailing  ',
       '¿Qué?',
     ]) {
-      expect(cpp.tokenize(text, true)).toEqual(policy.tokenizer.encode(text));
+      expect(cpp.tokenize(text, true)).toEqual(tokenizer.encode(text));
     }
     expect(tokens).toBeGreaterThan(5000);
   });
@@ -74,29 +78,24 @@ describe('the built-in model as GGUF in llama.cpp', () => {
   it('carries the special tokens and our chat template', async () => {
     const file = await inspectGguf(F32);
     expect(file.metadata['tokenizer.chat_template']).toBe(CORGI_CHAT_TEMPLATE_JINJA);
-    expect(cpp.tokens.bos).toBe(policy.tokenizer.bosId);
-    expect(cpp.tokens.eos).toBe(policy.tokenizer.eosId);
+    expect(cpp.tokens.bos).toBe(tokenizer.bosId);
+    expect(cpp.tokens.eos).toBe(tokenizer.eosId);
     expect(cpp.tokenize('<|user|>hi<|end|>', true)).toEqual(
-      policy.tokenizer.encode('<|user|>hi<|end|>', { allowSpecial: true }),
+      tokenizer.encode('<|user|>hi<|end|>', { allowSpecial: true }),
     );
   });
 
-  it('loads as a LocalPolicy from the .gguf path: same tokenizer, same greedy reply', async () => {
-    const fromGguf = await LocalPolicy.load(F32);
+  it('loads back into TF.js from the .gguf path: same tokenizer, same greedy reply', async () => {
+    const fromGguf = await loadGgufModel(F32);
     try {
+      const ggufTokenizer = await loadGgufTokenizer(F32);
       const text = loadBrownCorpus().documentsOf('validation')[0]!.text.slice(0, 3000);
-      expect(fromGguf.tokenizer.encode(text)).toEqual(policy.tokenizer.encode(text));
-      expect(fromGguf.tokenizer.stopIds).toEqual(policy.tokenizer.stopIds);
-      expect(fromGguf.encodePrompt(MESSAGES)).toEqual(policy.encodePrompt(MESSAGES));
-      const reply = async (p: LocalPolicy) => {
-        const stream = p.generate(MESSAGES, { temperature: 0, maxTokens: 12 });
-        let next = await stream.next();
-        while (!next.done) next = await stream.next();
-        return next.value.tokenIds;
-      };
-      expect(await reply(fromGguf)).toEqual(await reply(policy));
+      expect(ggufTokenizer.encode(text)).toEqual(tokenizer.encode(text));
+      expect(ggufTokenizer.stopIds).toEqual(tokenizer.stopIds);
+      expect(ggufTokenizer.applyChatTemplate(MESSAGES, { addGenerationPrompt: true }).ids).toEqual(prompt);
+      expect(greedyByForward(fromGguf.model, [prompt], 12)).toEqual(greedyByForward(ours, [prompt], 12));
     } finally {
-      fromGguf.dispose();
+      fromGguf.model.dispose();
     }
   });
 
@@ -109,23 +108,19 @@ describe('the built-in model as GGUF in llama.cpp', () => {
         { type: 'model', response: [] },
       ],
     });
-    expect(contextText.tokenize(cpp.tokenizer).map(Number)).toEqual(policy.encodePrompt(MESSAGES));
+    expect(contextText.tokenize(cpp.tokenizer).map(Number)).toEqual(prompt);
   });
 
-  it('greedily generates the tokens our TF.js LocalPolicy generates', async () => {
-    const prompt = policy.encodePrompt(MESSAGES);
-    const stream = policy.generate(MESSAGES, { temperature: 0, maxTokens: 24 });
-    let next = await stream.next();
-    while (!next.done) next = await stream.next();
-    const ours = next.value.tokenIds;
-    expect(ours.length).toBeGreaterThan(3);
-    const theirs = await llamaCppGreedy(context, prompt, ours.length);
-    expect(theirs).toEqual(ours);
+  it('greedily generates the tokens the TF.js forward picks', async () => {
+    const [expected] = greedyByForward(ours, [prompt], 24);
+    const stop = expected!.findIndex((id) => tokenizer.stopIds.includes(id));
+    const greedy = stop < 0 ? expected! : expected!.slice(0, stop + 1);
+    expect(greedy.length).toBeGreaterThan(3);
+    expect(await llamaCppGreedy(context, prompt, greedy.length)).toEqual(greedy);
   });
 
   it('writes Q8_0 at about a quarter of F32’s size, close to F32 in llama.cpp and in TF.js', async () => {
     expect(statSync(Q8).size / statSync(F32).size).toBeLessThan(0.3);
-    const prompt = policy.encodePrompt(MESSAGES);
     const exact = await llamaCppLogProbs(context, prompt);
     const q8 = await loadLlamaCppModel(Q8);
     const q8Context = await createExactContext(q8, { contextSize: 256 });

@@ -8,8 +8,8 @@ import { writeLlamaGguf } from '../../../src/model/gguf/checkpoint-to-gguf.ts';
 import { loadGgufModel } from '../../../src/model/gguf/gguf-to-llama.ts';
 import { inspectGguf } from '../../../src/model/gguf/reader.ts';
 import { loadCheckpoint } from '../../../src/policy/checkpoint.ts';
-import { greedyGenerate, type LlamaModel } from '../../../src/policy/model.ts';
-import { FIXTURES, maxAbsDiff, readFixture, useBackend } from '../../policy/helpers.ts';
+import type { LlamaModel } from '../../../src/policy/model.ts';
+import { FIXTURES, greedyByForward, maxAbsDiff, readFixture, useBackend } from '../../policy/helpers.ts';
 import {
   createExactContext,
   llamaCppGreedy,
@@ -79,7 +79,7 @@ describe.each(['untied', 'tied'] as const)('the %s tiny Llama written as GGUF F3
       const a = ours.forward(ids);
       const c = model.forward(ids);
       expect(maxAbsDiff(c.dataSync(), a.dataSync())).toBeLessThan(1e-5);
-      expect(greedyGenerate(model, expected.input_ids, 4)).toEqual(
+      expect(greedyByForward(model, expected.input_ids, 4)).toEqual(
         expected.greedy_new_tokens.map((row) => row.slice(0, 4)),
       );
       tf.dispose([ids, a, c]);
