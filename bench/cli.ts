@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 
 const TARGET_MS = 1_000;
 const BIN = fileURLToPath(new URL('../bin/corgi.js', import.meta.url));
-const BUILT = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+const BUILT = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const CHECK_INPUT = JSON.stringify({
   response: 'The dog ran, then slept.',
   constraints: [{ id: 'punctuation:no_comma' }, { id: 'keywords:existence', kwargs: { keywords: ['dog'] } }],

@@ -9,15 +9,15 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { loadGgufModel } from '../src/model/gguf/gguf-to-llama.ts';
-import { selectBackend } from '../src/policy/backend.ts';
-import { attachLora, LORA_TARGET_MODULES } from '../src/policy/lora.ts';
+import { attachLora, LORA_TARGET_MODULES } from '../src/model/lora.ts';
+import { selectBackend } from '../src/model/tfjs/backend.ts';
+import { crossEntropy } from '../src/model/tfjs/wasm-kernels.ts';
 import {
   computeGradients,
   maskedLmLoss,
   toTokenBatch,
   trainableParameters,
-} from '../src/policy/sequence-logprobs.ts';
-import { crossEntropy } from '../src/policy/wasm-kernels.ts';
+} from '../src/training/lm/sequence-logprobs.ts';
 
 const [path, tokens = '128', targets = '32', mode = 'recompute'] = process.argv.slice(2);
 if (!path || (mode !== 'plain' && mode !== 'recompute'))

@@ -7,8 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import type { BackendName } from '../src/policy/backend.ts';
-import { runPolicyBench } from '../src/policy/bench.ts';
+import type { BackendName } from '../src/model/tfjs/backend.ts';
+import { runPolicyBench } from '../src/training/lm/bench.ts';
 
 const int = (value: string) => {
   const n = Number(value);

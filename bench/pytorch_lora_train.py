@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch peer of `corgi bench --policy <model> --train`: the same LoRA training step on the same weights.
 
-    python3 bench/pytorch_lora_train.py --dir <dir written by src/policy/lora-bench.ts> --steps 3 --threads 1
+    python3 bench/pytorch_lora_train.py --dir <dir written by src/training/lm/lora-bench.ts> --steps 3 --threads 1
 
 The directory holds `config.json` (HF LlamaConfig), `model.safetensors` (the dequantized base weights
 under HF names, float32), `adapter_model.safetensors` (the adapters' initial A and B under PEFT names)

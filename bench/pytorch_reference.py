@@ -6,7 +6,7 @@
 Prints one JSON line with the fields of `corgi bench`:
 {"backend", "config", "train_tokens_per_s", "gen_tokens_per_s_b1", "gen_tokens_per_s_b32"}.
 
-Written independently of src/policy/model.ts from Hugging Face's modeling_llama.py (RMSNorm, RoPE with
+Written independently of src/model/llama.ts from Hugging Face's modeling_llama.py (RMSNorm, RoPE with
 rotate_half, SwiGLU MLP, grouped K/V heads via repeat_kv); test/fixtures/make_llama_fixture.py uses
 it to produce the parity fixture. Needs Debian's python3-torch (1.13) and libopenblas0-pthread:
     apt-get install -y python3-torch libopenblas0-pthread

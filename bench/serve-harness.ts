@@ -80,7 +80,7 @@ export const sessionPayload = (item: BenchCase, maxAttempts: number) => ({
 /** The socket.io clients' worker thread (see bench/serve-clients.ts for why a thread). */
 export function startClientsWorker(): Worker {
   // tsx's loader hooks do not cross threads: a small bootstrap registers them in the worker first
-  // (as src/policy/train.ts does for its gradient worker).
+  // (as src/training/lm/train.ts does for its gradient worker).
   const tsxApi = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./serve-clients.ts', import.meta.url).href;
   const bootstrap = `(async () => {

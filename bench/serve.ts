@@ -41,16 +41,16 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { Command, Option } from 'commander';
-import { preloadTextModels } from '../src/checkers/text.ts';
 import { type Database, openDatabase } from '../src/db/database.ts';
 import { expandStoreName } from '../src/model/store/resolve-policy-spec.ts';
-import { selectBackend } from '../src/policy/backend.ts';
+import { selectBackend } from '../src/model/tfjs/backend.ts';
 import { resolveCheckpointDir } from '../src/policy/builtin-model.ts';
 import { PolicyRegistry } from '../src/policy/policy-registry.ts';
 import { servingPolicyLoader } from '../src/policy/serving-loader.ts';
 import type { PolicySource } from '../src/policy/types.ts';
 import { type RunningServer, startServer } from '../src/server/server.ts';
 import { runSession } from '../src/session/session-runner.ts';
+import { preloadTextModels } from '../src/text/text.ts';
 import {
   type BenchCase,
   buildCases,

@@ -2,7 +2,7 @@
  * Small statistics for the benchmarks: percentiles and a one-line latency summary. Kept apart
  * from the bench scripts so they can be unit-tested (test/bench/stats.test.ts).
  */
-import { percentile } from '../src/trainer/bootstrap.ts';
+import { percentile } from '../src/training/eval/bootstrap.ts';
 
 export { percentile };
 

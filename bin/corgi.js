@@ -6,7 +6,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const built = `${root}dist/cli.js`;
+const built = `${root}dist/cli/main.js`;
 
 /** The newest modification time under `dir`, in ms. */
 function newestMtime(dir) {
@@ -29,6 +29,6 @@ if (isBuildFresh()) {
 } else {
   const { register } = await import('tsx/esm/api');
   register();
-  ({ main } = await import('../src/cli.ts'));
+  ({ main } = await import('../src/cli/main.ts'));
 }
 await main(process.argv);

@@ -31,7 +31,7 @@ export {
   CheckerFeedbackRunnable,
   withCheckerFeedback,
 } from './langchain/with-checker-feedback.ts';
-export { type BackendName, selectBackend } from './policy/backend.ts';
+export { type BackendName, selectBackend } from './model/tfjs/backend.ts';
 export { LlamaCppPolicy, type LlamaCppPolicySpec } from './policy/llama-cpp-policy.ts';
 export { PolicyRegistry } from './policy/policy-registry.ts';
 export {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildProgram } from '../src/cli.ts';
+import { buildProgram } from '../src/cli/main.ts';
 import { runCorgi } from './support/run-corgi.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -100,7 +100,7 @@ const COVERED_ELSEWHERE: { match: RegExp; by: string; mentions: string }[] = [
   { match: /^npm ci$/, by: '.ci/run', mentions: 'npm ci' },
   { match: /^npm test$/, by: '.ci/run', mentions: 'npm test' },
   { match: /^npx vitest run test\/\S+$/, by: 'package.json', mentions: 'vitest run' },
-  { match: /^npm start$/, by: 'test/server/serve-command.test.ts', mentions: 'serve' },
+  { match: /^npm start$/, by: 'test/cli/serve-command.test.ts', mentions: 'serve' },
   { match: /^curl .*\/v1\/sessions -d /, by: 'test/server/sessions.e2e.test.ts', mentions: '/v1/sessions' },
   { match: /^curl .*\/v1\/check -d /, by: 'test/server/sessions.e2e.test.ts', mentions: '/v1/check' },
   { match: /^curl .*\/v1\/sessions$/, by: 'test/server/sessions.e2e.test.ts', mentions: 'text/event-stream' },

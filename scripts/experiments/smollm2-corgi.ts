@@ -25,8 +25,8 @@ import {
   type ExperimentSetInput,
   formatExperimentMarkdown,
   readCaseOutcomes,
-} from '../../src/trainer/experiment-report.ts';
-import { type CurveRun, readTrainLog, trainingCurvesSvg } from '../../src/trainer/training-curves.ts';
+} from '../../src/training/eval/experiment-report.ts';
+import { type CurveRun, readTrainLog, trainingCurvesSvg } from '../../src/training/eval/training-curves.ts';
 import { runCorgi } from '../run-corgi.ts';
 
 const { values: o } = parseArgs({

@@ -4,12 +4,12 @@
  * their feedback the way the CORGI paper does.
  */
 import { z } from 'zod';
-import { idsConflict } from './conflicts.ts';
 import { ConstraintError } from './errors.ts';
 import { joinFeedback } from './feedback.ts';
-import { ifevalCheckers } from './ifeval-checkers.ts';
+import { idsConflict } from './ifeval/conflicts.ts';
+import { ifevalCheckers } from './ifeval/ifeval-checkers.ts';
 import { labelOf } from './labels.ts';
-import { paperCheckers } from './paper-checkers.ts';
+import { paperCheckers } from './paper/paper-checkers.ts';
 import type { Checker, CheckOutcome, ConstraintSpec, ParsedConstraint } from './types.ts';
 
 /** Every registered checker by id, IFEval's 25 first, then the paper's tasks. */

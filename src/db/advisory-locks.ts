@@ -1,5 +1,5 @@
 /**
- * PostgreSQL advisory locks under a two-int4 key (src/trainer/trainer-lock.ts holds the trainer's).
+ * PostgreSQL advisory locks under a two-int4 key (src/training/background/trainer-lock.ts holds the trainer's).
  * Taking one first checks `pg_locks`, in the same statement: on the embedded database every
  * connection is one backend session, where advisory locks are re-entrant, so only `pg_locks` tells
  * that another connection holds it.

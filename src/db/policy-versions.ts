@@ -34,7 +34,7 @@ export interface PolicyVersion {
   status: PolicyStatus;
   /** The trainer's metrics for the run that produced it. */
   metrics: Record<string, unknown>;
-  /** The eval gate's record (`GateRecord` in src/trainer/eval-gate.ts), or null before it ran. */
+  /** The eval gate's record (`GateRecord` in src/promotion/eval-gate.ts), or null before it ran. */
   eval: unknown;
   refusedReason: string | null;
   createdAt: string;

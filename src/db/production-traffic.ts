@@ -1,5 +1,5 @@
 /**
- * What the trainer reads of production traffic (src/trainer/production.ts): the requests of logged
+ * What the trainer reads of production traffic (src/training/rl/production.ts): the requests of logged
  * live sessions, and completed live sessions with logged token ids, their latest rating and their
  * turns, for replay.
  */

@@ -11,7 +11,7 @@
  * plain added token.
  */
 import { CorgiError } from '../errors.ts';
-import { byteLevelBpeJson, type TokenizerJson } from '../policy/bpe-trainer.ts';
+import { byteLevelBpeJson, type TokenizerJson } from './bpe-trainer.ts';
 
 /** llama.cpp's `llama_token_type` values that become added tokens. */
 const TOKEN_TYPE_CONTROL = 3;

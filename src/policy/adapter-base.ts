@@ -6,8 +6,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { CheckpointError, sha256OfFile } from '../model/checkpoint.ts';
 import { MANIFEST_FILE, manifestSchema, modelDir } from '../model/store/manifest.ts';
-import { CheckpointError, sha256OfFile } from './checkpoint.ts';
 
 export const BASE_MODEL_FILE = 'base_model.json';
 /** The llama.cpp adapter GGUF in an adapter checkpoint. */

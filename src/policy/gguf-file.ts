@@ -4,8 +4,9 @@
  * (or crashing) inside native code. Our reader (`inspectGguf`) checks the magic, version, metadata,
  * tensor table, and that every tensor's data lies inside the file.
  */
+
+import { CheckpointError } from '../model/checkpoint.ts';
 import { inspectGguf } from '../model/gguf/reader.ts';
-import { CheckpointError } from './checkpoint.ts';
 
 export interface CheckedGguf {
   path: string;

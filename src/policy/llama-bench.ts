@@ -16,12 +16,12 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { LlamaModel, Token } from 'node-llama-cpp';
+import { trainBpe } from '../model/bpe-trainer.ts';
 import { writeLlamaGguf } from '../model/gguf/checkpoint-to-gguf.ts';
-import { trainBpe } from './bpe-trainer.ts';
+import type { LlamaModel as TfLlamaModel } from '../model/llama.ts';
+import { Tokenizer } from '../model/tokenizer.ts';
 import { loadLlamaCppPolicy } from './llama-cpp-policy.ts';
 import { acquireModel } from './llama-runtime.ts';
-import type { LlamaModel as TfLlamaModel } from './model.ts';
-import { Tokenizer } from './tokenizer.ts';
 
 export interface LlamaBenchOptions {
   /** A GGUF file, a directory holding one, or a model store name (`$CORGI_DATA_DIR/models/<name>`). */

@@ -40,9 +40,10 @@ import {
   type Token,
   TokenBias,
 } from 'node-llama-cpp';
+import { CheckpointError } from '../model/checkpoint.ts';
 import { tokenizerJsonFromGguf } from '../model/gguf-tokenizer.ts';
+import { Tokenizer } from '../model/tokenizer.ts';
 import { randomSeed } from '../random.ts';
-import { CheckpointError } from './checkpoint.ts';
 import { fitConversation } from './fit-conversation.ts';
 import { checkGgufFile } from './gguf-file.ts';
 import { guardLogitsReorder } from './llama-logits-guard.ts';
@@ -50,7 +51,6 @@ import { acquireModel, defaultThreads, type ModelLease } from './llama-runtime.t
 import { resolveSampling, SAMPLING_DEFAULTS } from './sampling.ts';
 import { SequencePool, SlotWaitAborted } from './sequence-pool.ts';
 import { TextStream } from './text-stream.ts';
-import { Tokenizer } from './tokenizer.ts';
 import type {
   ChatMessage,
   ChatPolicy,

@@ -14,13 +14,13 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { CheckpointError, checkpointDigest } from '../model/checkpoint.ts';
 import { convertCheckpointToGguf } from '../model/gguf/checkpoint-to-gguf.ts';
+import { selectBackend, selectedBackend } from '../model/tfjs/backend.ts';
+import { Tokenizer } from '../model/tokenizer.ts';
 import { isAdapterCheckpoint, readBaseModelRef, resolveBaseModel } from './adapter-base.ts';
-import { selectBackend, selectedBackend } from './backend.ts';
-import { CheckpointError, checkpointDigest } from './checkpoint.ts';
 import { type LlamaCppLoaderOptions, LlamaCppPolicy, llamaCppPolicyLoader } from './llama-cpp-policy.ts';
 import { isRemotePolicySpec } from './policy-spec.ts';
-import { Tokenizer } from './tokenizer.ts';
 
 export interface ServingLoaderOptions extends LlamaCppLoaderOptions {
   /** Where converted checkpoints are kept. @default `<dataDir>/cache/gguf` */

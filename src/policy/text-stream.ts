@@ -4,7 +4,7 @@
  * cut out and never streamed (text that could still become the start of one is held back, as
  * text-generation-inference does).
  */
-import type { StreamDecoder } from './tokenizer.ts';
+import type { StreamDecoder } from '../model/tokenizer.ts';
 
 /** Decoded text of a generation as tokens arrive (see the file comment). */
 export class TextStream {

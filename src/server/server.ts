@@ -12,13 +12,13 @@ import type { Database } from '../db/database.ts';
 import { sweepOrphanedSessions } from '../db/sessions.ts';
 import { defaultLogger, type Logger } from '../logger.ts';
 import type { PolicySource } from '../policy/types.ts';
+import type { PolicyFollower } from '../promotion/promotion.ts';
 import {
   type CheckFunction,
   type CheckPool,
   type CheckPoolOptions,
   createCheckPool,
 } from '../session/check-pool.ts';
-import type { PolicyFollower } from '../trainer/promotion.ts';
 import { createApp } from './app.ts';
 import { defaultAuthMode } from './auth.ts';
 import { createMetrics } from './metrics.ts';

@@ -4,9 +4,9 @@
  * worker starts, so its first check does not pay for them.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { getLightNlp, getNlp } from '../checkers/nlp.ts';
 import { type CheckResult, checkAll, getChecker } from '../checkers/registry.ts';
-import { preloadTextModels } from '../checkers/text.ts';
+import { getLightNlp, getNlp } from '../text/nlp.ts';
+import { preloadTextModels } from '../text/text.ts';
 
 /** What the pool posts for one check. */
 export interface CheckTask {

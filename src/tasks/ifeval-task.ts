@@ -19,7 +19,7 @@
  * measured on the finished reference and turned into a bound on either side of it.
  */
 
-import { type IfevalId, idsConflict } from '../checkers/conflicts.ts';
+import { type IfevalId, idsConflict } from '../checkers/ifeval/conflicts.ts';
 import { checkAll } from '../checkers/registry.ts';
 import type { ConstraintSpec } from '../checkers/types.ts';
 import type { Rng } from '../random.ts';

@@ -14,8 +14,8 @@
 import { createRequire } from 'node:module';
 import type WinkFn from 'wink-nlp';
 import type { Model, WinkMethods } from 'wink-nlp';
-import { lemmaOf, regularBases } from '../checkers/nlp.ts';
 import { type BrownSentence, type BrownSplit, loadBrownCorpus, universalTag } from '../data/brown.ts';
+import { lemmaOf, regularBases } from '../text/nlp.ts';
 
 /** A corpus sentence that passed the common filter, with what the generators read from it. */
 export interface TaskSentence {

@@ -20,8 +20,8 @@
  * - `start_end`: the sentence's first word (IFEval's nth_paragraph_first_word with one paragraph)
  *   and its last 1–3 words with the final punctuation as the end phrase, on a topic.
  */
-import { countableWords, stripNonWord } from '../checkers/num-planning.ts';
-import { countWords } from '../checkers/text.ts';
+import { countableWords, stripNonWord } from '../checkers/paper/num-planning.ts';
+import { countWords } from '../text/text.ts';
 import {
   documentContentWords,
   sentenceFamilies,

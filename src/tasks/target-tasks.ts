@@ -21,9 +21,9 @@
  * - `ifeval`: IFEval's format and count instructions that no source task uses, one or two per
  *   instance, on a topic (ifeval-task.ts).
  */
-import { findConcept } from '../checkers/concepts.ts';
-import { analyzeText, lemmaOf } from '../checkers/nlp.ts';
-import { countWords } from '../checkers/text.ts';
+import { findConcept } from '../checkers/paper/concepts.ts';
+import { analyzeText, lemmaOf } from '../text/nlp.ts';
+import { countWords } from '../text/text.ts';
 import { ifevalTask } from './ifeval-task.ts';
 import { contentWords, isVagueWord } from './sentences.ts';
 import type { TaskGenerator } from './types.ts';

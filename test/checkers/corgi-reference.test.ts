@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConstraintError } from '../../src/checkers/errors.ts';
-import { countableWords, extractCompletion } from '../../src/checkers/num-planning.ts';
+import { countableWords, extractCompletion } from '../../src/checkers/paper/num-planning.ts';
 import { checkAll, parseConstraints } from '../../src/checkers/registry.ts';
 import type { ConstraintSpec } from '../../src/checkers/types.ts';
 

@@ -19,10 +19,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConstraintError } from '../../src/checkers/errors.ts';
-import { ifevalCheckers } from '../../src/checkers/ifeval-checkers.ts';
+import { ifevalCheckers } from '../../src/checkers/ifeval/ifeval-checkers.ts';
 import { parseConstraint } from '../../src/checkers/registry.ts';
-import { pyStrip } from '../../src/checkers/text.ts';
 import type { Checker } from '../../src/checkers/types.ts';
+import { pyStrip } from '../../src/text/text.ts';
 
 interface OracleRow {
   key: number;

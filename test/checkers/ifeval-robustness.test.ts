@@ -4,9 +4,9 @@
  * many blank lines) that make the naive regexes backtrack quadratically.
  */
 import { describe, expect, it } from 'vitest';
-import { IFEVAL_IDS } from '../../src/checkers/conflicts.ts';
-import { ifevalCheckers } from '../../src/checkers/ifeval-checkers.ts';
-import { preloadTextModels } from '../../src/checkers/text.ts';
+import { IFEVAL_IDS } from '../../src/checkers/ifeval/conflicts.ts';
+import { ifevalCheckers } from '../../src/checkers/ifeval/ifeval-checkers.ts';
+import { preloadTextModels } from '../../src/text/text.ts';
 import { check } from './ifeval-helpers.ts';
 
 /** Typical kwargs for each id. */

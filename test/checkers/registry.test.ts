@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { IFEVAL_IDS } from '../../src/checkers/conflicts.ts';
 import { ConstraintError } from '../../src/checkers/errors.ts';
 import { joinFeedback } from '../../src/checkers/feedback.ts';
+import { IFEVAL_IDS } from '../../src/checkers/ifeval/conflicts.ts';
 import { CHECKER_LABELS } from '../../src/checkers/labels.ts';
 import { checkAll, checkers, listCheckers, parseConstraints } from '../../src/checkers/registry.ts';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { databaseTimeoutsFromEnv } from '../../src/command-env.ts';
+import { databaseTimeoutsFromEnv } from '../../src/cli/command-env.ts';
 import { type Database, openDatabase, resolveDatabaseTimeouts } from '../../src/db/database.ts';
 import { openTestDatabase, TEST_DATABASE_URL } from '../support/database.ts';
 

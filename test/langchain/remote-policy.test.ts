@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConstraints } from '../../src/checkers/registry.ts';
-import { attachLora, saveLoraAdapter } from '../../src/policy/lora.ts';
+import { attachLora, saveLoraAdapter } from '../../src/model/lora.ts';
 import {
   createRemotePolicy,
   loadPolicyFromSpec,

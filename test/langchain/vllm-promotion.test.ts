@@ -14,9 +14,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ServedPolicy, startServedPolicy } from '../../src/cli/serve-command.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import { getPolicyVersion } from '../../src/db/policy-versions.ts';
-import { attachLora, saveLoraAdapter } from '../../src/policy/lora.ts';
+import { attachLora, saveLoraAdapter } from '../../src/model/lora.ts';
 import {
   createRemotePolicy,
   parsePolicySpec,
@@ -24,9 +25,8 @@ import {
   RemotePromotionError,
   remotePromotionLoader,
 } from '../../src/policy/remote-policy.ts';
-import { type ServedPolicy, startServedPolicy } from '../../src/server/serve-command.ts';
+import { type PolicyLoader, promote } from '../../src/promotion/promotion.ts';
 import { type RunningServer, startServer } from '../../src/server/server.ts';
-import { type PolicyLoader, promote } from '../../src/trainer/promotion.ts';
 import { useBackend } from '../policy/helpers.ts';
 import { tinyModel } from '../policy/tiny-policy.ts';
 import { openTestDatabase, TEST_DATABASE_URL } from '../support/database.ts';

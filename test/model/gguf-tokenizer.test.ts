@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import type { TokenizerJson } from '../../src/model/bpe-trainer.ts';
 import { GgufTokenizerError, tokenizerJsonFromGguf } from '../../src/model/gguf-tokenizer.ts';
-import type { TokenizerJson } from '../../src/policy/bpe-trainer.ts';
-import { defaultSystemMessageOf, Tokenizer } from '../../src/policy/tokenizer.ts';
+import { defaultSystemMessageOf, Tokenizer } from '../../src/model/tokenizer.ts';
 import { parityTexts } from '../support/tokenizer-texts.ts';
 
 /** The GGUF tokenizer metadata llama.cpp's converter writes for a byte-level BPE tokenizer.json. */

@@ -2,7 +2,7 @@ import { closeSync, copyFileSync, mkdtempSync, openSync, readSync, rmSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CheckpointError } from '../../src/policy/checkpoint.ts';
+import { CheckpointError } from '../../src/model/checkpoint.ts';
 import { checkGgufFile } from '../../src/policy/gguf-file.ts';
 import { loadLlamaCppPolicy } from '../../src/policy/llama-cpp-policy.ts';
 import { noteSkip, smollm2GgufPath } from '../support/smollm2.ts';

@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { type BackendName, selectBackend } from '../../src/policy/backend.ts';
-import type { LlamaModel } from '../../src/policy/model.ts';
+import type { LlamaModel } from '../../src/model/llama.ts';
+import { type BackendName, selectBackend } from '../../src/model/tfjs/backend.ts';
 
 export const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'tiny-llama');
 

@@ -3,15 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { benchConfig } from '../../src/policy/bench.ts';
-import { registerBenchCommand } from '../../src/policy/bench-command.ts';
+import { registerBenchCommand } from '../../src/cli/bench-command.ts';
+import { LlamaModel } from '../../src/model/llama.ts';
 import {
   benchModelGeneration,
   type LlamaBenchOptions,
   resolveGgufPath,
   runLlamaBench,
 } from '../../src/policy/llama-bench.ts';
-import { LlamaModel } from '../../src/policy/model.ts';
+import { benchConfig } from '../../src/training/lm/bench.ts';
 import { noteSkip, smollm2GgufPath } from '../support/smollm2.ts';
 import { useBackend } from './helpers.ts';
 

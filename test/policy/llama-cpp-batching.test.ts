@@ -10,12 +10,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCheckpoint } from '../../src/model/checkpoint.ts';
+import type { LlamaModel } from '../../src/model/llama.ts';
 import { BUILTIN_MODEL_DIR } from '../../src/policy/builtin-model.ts';
-import { loadCheckpoint } from '../../src/policy/checkpoint.ts';
 import { LlamaCppPolicy } from '../../src/policy/llama-cpp-policy.ts';
-import type { LlamaModel } from '../../src/policy/model.ts';
-import { maskedLogProbs } from '../../src/policy/sequence-logprobs.ts';
 import { convertedCheckpoint } from '../../src/policy/serving-loader.ts';
+import { maskedLogProbs } from '../../src/training/lm/sequence-logprobs.ts';
 import { useBackend } from './helpers.ts';
 
 const SUBJECTS = ['a dog', 'the river', 'a red kite', 'the old mill', 'a lantern', 'the harbour'];

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CheckpointError } from '../../src/policy/checkpoint.ts';
+import { CheckpointError } from '../../src/model/checkpoint.ts';
 import { llamaCppPolicyLoader } from '../../src/policy/llama-cpp-policy.ts';
 import { writeSmolLm2LoraAdapter } from '../support/lora-adapter-gguf.ts';
 import { noteSkip, smollm2GgufPath } from '../support/smollm2.ts';

@@ -5,10 +5,10 @@
  */
 import { type ChatHistoryItem, JinjaTemplateChatWrapper, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Tokenizer } from '../../src/model/tokenizer.ts';
 import { checkGgufFile } from '../../src/policy/gguf-file.ts';
 import { tokenizerForGguf } from '../../src/policy/llama-cpp-policy.ts';
 import { acquireModel, type ModelLease } from '../../src/policy/llama-runtime.ts';
-import type { Tokenizer } from '../../src/policy/tokenizer.ts';
 import type { ChatMessage } from '../../src/policy/types.ts';
 import { noteSkip, smollm2GgufPath } from '../support/smollm2.ts';
 import { parityTexts } from '../support/tokenizer-texts.ts';

@@ -6,7 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyChecksums } from '../../src/policy/checkpoint.ts';
+import { verifyChecksums } from '../../src/model/checkpoint.ts';
 import type { LlamaCppPolicy } from '../../src/policy/llama-cpp-policy.ts';
 import { loadBuiltinModel } from '../support/builtin-model-server.ts';
 

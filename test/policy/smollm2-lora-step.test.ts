@@ -2,15 +2,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadGgufModel } from '../../src/model/gguf/gguf-to-llama.ts';
 import { loadGgufTokenizer } from '../../src/model/gguf/gguf-tokenizer.ts';
-import { attachLora, LORA_TARGET_MODULES } from '../../src/policy/lora.ts';
-import type { LlamaModel } from '../../src/policy/model.ts';
-import { AdamW } from '../../src/policy/optim.ts';
+import type { LlamaModel } from '../../src/model/llama.ts';
+import { attachLora, LORA_TARGET_MODULES } from '../../src/model/lora.ts';
+import { AdamW } from '../../src/training/lm/optim.ts';
 import {
   computeGradients,
   maskedLmLoss,
   toTokenBatch,
   trainableParameters,
-} from '../../src/policy/sequence-logprobs.ts';
+} from '../../src/training/lm/sequence-logprobs.ts';
 import { noteSkip, smollm2GgufPath } from '../support/smollm2.ts';
 import { useBackend } from './helpers.ts';
 

@@ -1,11 +1,11 @@
 /** A tiny chat model for generation tests: our BPE on a few sentences, a 2-layer Llama with GQA. */
 import { join } from 'node:path';
-import { type TokenizerJson, trainBpe } from '../../src/policy/bpe-trainer.ts';
-import { saveCheckpoint } from '../../src/policy/checkpoint.ts';
-import { type LlamaConfig, parseLlamaConfig } from '../../src/policy/config.ts';
-import { LlamaModel } from '../../src/policy/model.ts';
-import { Tokenizer } from '../../src/policy/tokenizer.ts';
-import { buildTokenizerConfig } from '../../src/policy/train-tokenizer.ts';
+import { type TokenizerJson, trainBpe } from '../../src/model/bpe-trainer.ts';
+import { saveCheckpoint } from '../../src/model/checkpoint.ts';
+import { type LlamaConfig, parseLlamaConfig } from '../../src/model/config.ts';
+import { LlamaModel } from '../../src/model/llama.ts';
+import { Tokenizer } from '../../src/model/tokenizer.ts';
+import { buildTokenizerConfig } from '../../src/training/pretrain/train-tokenizer.ts';
 
 const TEXTS = [
   'The dog ran in the park. The cat sat on the mat.',

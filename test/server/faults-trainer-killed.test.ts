@@ -24,9 +24,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import { getLivePolicyVersion, listPolicyVersions } from '../../src/db/policy-versions.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { CheckpointError, verifyChecksums } from '../../src/policy/checkpoint.ts';
+import { CheckpointError, verifyChecksums } from '../../src/model/checkpoint.ts';
 import { PolicyRegistry } from '../../src/policy/policy-registry.ts';
-import { type RunningServer, startServer } from '../../src/server/server.ts';
 import {
   followPromotions,
   loadLivePolicy,
@@ -34,8 +33,9 @@ import {
   type PolicyFollower,
   promote,
   registerCheckpoint,
-} from '../../src/trainer/promotion.ts';
-import { withTrainerLock } from '../../src/trainer/trainer-lock.ts';
+} from '../../src/promotion/promotion.ts';
+import { type RunningServer, startServer } from '../../src/server/server.ts';
+import { withTrainerLock } from '../../src/training/background/trainer-lock.ts';
 import { useBackend } from '../policy/helpers.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
 import { useDataDir } from '../support/data-dir.ts';

@@ -18,7 +18,7 @@ import { runCheckRequest } from '../../src/checkers/check-request.ts';
 import { ConstraintError } from '../../src/checkers/errors.ts';
 import { listCheckers } from '../../src/checkers/registry.ts';
 import type { Database } from '../../src/db/database.ts';
-import { selectBackend } from '../../src/policy/backend.ts';
+import { selectBackend } from '../../src/model/tfjs/backend.ts';
 import type { LlamaCppPolicy } from '../../src/policy/llama-cpp-policy.ts';
 import { servingPolicyLoader } from '../../src/policy/serving-loader.ts';
 import { fixedPolicy } from '../../src/policy/types.ts';

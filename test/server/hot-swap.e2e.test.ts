@@ -16,9 +16,8 @@ import { createApiKey } from '../../src/db/api-keys.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import { activatePolicyVersion, getPolicyVersion } from '../../src/db/policy-versions.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { selectBackend } from '../../src/policy/backend.ts';
+import { selectBackend } from '../../src/model/tfjs/backend.ts';
 import { type DisposablePolicy, PolicyRegistry } from '../../src/policy/policy-registry.ts';
-import { type RunningServer, startServer } from '../../src/server/server.ts';
 import {
   followPromotions,
   loadLivePolicy,
@@ -27,7 +26,8 @@ import {
   type PolicyLoader,
   promote,
   registerCheckpoint,
-} from '../../src/trainer/promotion.ts';
+} from '../../src/promotion/promotion.ts';
+import { type RunningServer, startServer } from '../../src/server/server.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
 import { useDataDir } from '../support/data-dir.ts';
 import { openTestDatabase, TEST_DATABASE_URL } from '../support/database.ts';

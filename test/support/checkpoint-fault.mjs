@@ -1,6 +1,6 @@
 /**
  * Preloaded into a child process (`node --import <this file> bin/corgi.js …`) to stop it inside the
- * real checkpoint writer (`saveCheckpoint`, src/policy/checkpoint.ts) at a chosen point, so a test
+ * real checkpoint writer (`saveCheckpoint`, src/model/checkpoint.ts) at a chosen point, so a test
  * can SIGKILL it exactly there. Killing "when the temporary directory appears" would race the
  * writer; this makes the kill land inside the write every time, without a test hook in the product.
  *

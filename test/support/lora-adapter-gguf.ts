@@ -5,12 +5,12 @@
  * tell base from adapter. Written with the GGUF test encoder.
  */
 import { writeFileSync } from 'node:fs';
+import { kvHeadsOf } from '../../src/model/config.ts';
 import { GgmlType, GgufValueType } from '../../src/model/gguf/ggml-types.ts';
 import { llamaConfigFromGguf } from '../../src/model/gguf/gguf-to-llama.ts';
 import { type LoraModuleWeights, loraGgufContent } from '../../src/model/gguf/lora-to-gguf.ts';
 import { inspectGguf } from '../../src/model/gguf/reader.ts';
 import { writeGguf } from '../../src/model/gguf/writer.ts';
-import { kvHeadsOf } from '../../src/policy/config.ts';
 import { buildGguf, type TestTensor } from '../model/gguf/gguf-builder.ts';
 
 /** SmolLM2-135M: 30 layers, hidden 576, 3 key/value heads of 64. */

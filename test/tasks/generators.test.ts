@@ -4,15 +4,15 @@
  * split it claims, without documents crossing splits.
  */
 import { describe, expect, it } from 'vitest';
-import { findConcept } from '../../src/checkers/concepts.ts';
-import { analyzeText } from '../../src/checkers/nlp.ts';
+import { findConcept } from '../../src/checkers/paper/concepts.ts';
 import { checkAll, parseConstraints } from '../../src/checkers/registry.ts';
-import { countWords } from '../../src/checkers/text.ts';
 import { type BrownSplit, brownSplitOf } from '../../src/data/brown.ts';
 import { renderInstruction } from '../../src/session/render.ts';
 import { generateTaskInstances, renderTaskInstruction } from '../../src/tasks/generate.ts';
 import { sentimentOf, taskSentences } from '../../src/tasks/sentences.ts';
 import { ALL_TASKS, type TaskInstance, type TaskName } from '../../src/tasks/types.ts';
+import { analyzeText } from '../../src/text/nlp.ts';
+import { countWords } from '../../src/text/text.ts';
 
 const SPLITS: BrownSplit[] = ['train', 'validation', 'test'];
 /** Enough instances per task and split to meet the rare cases, few enough to stay fast. */

@@ -4,14 +4,14 @@
  * and asking for something the bare corpus sentence does not already do.
  */
 import { describe, expect, it } from 'vitest';
-import { idsConflict } from '../../src/checkers/conflicts.ts';
+import { idsConflict } from '../../src/checkers/ifeval/conflicts.ts';
 import { checkAll, parseConstraints } from '../../src/checkers/registry.ts';
 import { renderInstruction } from '../../src/session/render.ts';
 import { generateTaskInstances, renderTaskInstruction } from '../../src/tasks/generate.ts';
 import { compatibleInstructions, IFEVAL_TARGET_IDS } from '../../src/tasks/ifeval-task.ts';
 import { taskSentences } from '../../src/tasks/sentences.ts';
 import { SOURCE_TASKS, TARGET_TASKS } from '../../src/tasks/types.ts';
-import { parseCorgiConfig } from '../../src/trainer/corgi-config.ts';
+import { parseCorgiConfig } from '../../src/training/rl/corgi-config.ts';
 
 const test200 = generateTaskInstances({ task: 'ifeval', split: 'test', seed: 0, limit: 200 });
 

@@ -9,11 +9,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CheckpointError, loadCheckpoint } from '../../policy/checkpoint.ts';
-import { headDimOf, kvHeadsOf, type LlamaConfig } from '../../policy/config.ts';
-import { hasLoraAdapter, loadLoraAdapter, mergeLora } from '../../policy/lora.ts';
-import type { LlamaModel } from '../../policy/model.ts';
-import { Tokenizer } from '../../policy/tokenizer.ts';
+import { CheckpointError, loadCheckpoint } from '../checkpoint.ts';
+import { headDimOf, kvHeadsOf, type LlamaConfig } from '../config.ts';
+import type { LlamaModel } from '../llama.ts';
+import { hasLoraAdapter, loadLoraAdapter, mergeLora } from '../lora.ts';
+import { Tokenizer } from '../tokenizer.ts';
 import { GgmlType } from './ggml-types.ts';
 import { ggufTensorName, permuteRopeRows, ropePermutedHeads } from './llama-tensor-names.ts';
 import { tokenizerGgufMetadata } from './tokenizer-metadata.ts';

@@ -6,9 +6,9 @@
  * becomes the `rope_scaling` that reproduces those factors.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { CheckpointError } from '../../policy/checkpoint.ts';
-import { ConfigError, type LlamaConfig, parseLlamaConfig } from '../../policy/config.ts';
-import { LlamaModel, llamaParameterShapes } from '../../policy/model.ts';
+import { CheckpointError } from '../checkpoint.ts';
+import { ConfigError, type LlamaConfig, parseLlamaConfig } from '../config.ts';
+import { LlamaModel, llamaParameterShapes } from '../llama.ts';
 import { llama3RopeFactors } from './checkpoint-to-gguf.ts';
 import { GgufValueType } from './ggml-types.ts';
 import { hfTensorName, unpermuteRopeRows } from './llama-tensor-names.ts';

@@ -2,9 +2,9 @@
  * Our `Tokenizer` for a GGUF file, from its tokenizer metadata (see src/model/gguf-tokenizer.ts for
  * the rebuild), so a GGUF model trains in TF.js with the very token ids llama.cpp serves it with.
  */
-import { CheckpointError } from '../../policy/checkpoint.ts';
-import { Tokenizer } from '../../policy/tokenizer.ts';
+import { CheckpointError } from '../checkpoint.ts';
 import { tokenizerJsonFromGguf } from '../gguf-tokenizer.ts';
+import { Tokenizer } from '../tokenizer.ts';
 import type { GgufFile } from './parse-header.ts';
 import { inspectGguf } from './reader.ts';
 

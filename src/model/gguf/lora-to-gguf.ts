@@ -10,10 +10,10 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { kvHeadsOf, type LlamaConfig, parseLlamaConfig } from '../../policy/config.ts';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LORA_TARGET_MODULES } from '../../policy/lora.ts';
-import type { LlamaModel } from '../../policy/model.ts';
-import { parseSafetensors } from '../../policy/safetensors.ts';
+import { kvHeadsOf, type LlamaConfig, parseLlamaConfig } from '../config.ts';
+import type { LlamaModel } from '../llama.ts';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LORA_TARGET_MODULES } from '../lora.ts';
+import { parseSafetensors } from '../safetensors.ts';
 import { GgmlType } from './ggml-types.ts';
 import { ggufTensorName, permuteRopeRows, ropePermutedHeads } from './llama-tensor-names.ts';
 import { type GgufTensorInput, GgufWriteError, type GgufWriteValue, gguf, writeGguf } from './writer.ts';

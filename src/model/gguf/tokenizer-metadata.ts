@@ -5,7 +5,7 @@
  * merges as "left right" strings, the special ids, and `tokenizer.ggml.pre`, which selects the
  * pre-tokenizer regex llama.cpp splits text with before BPE.
  */
-import { CORGI_CHAT_TEMPLATE_JINJA, type Tokenizer } from '../../policy/tokenizer.ts';
+import { CORGI_CHAT_TEMPLATE_JINJA, type Tokenizer } from '../tokenizer.ts';
 import { GgufWriteError, type GgufWriteValue, gguf } from './writer.ts';
 
 /** llama.cpp's `llama_token_type` (gguf-py `TokenType`). */

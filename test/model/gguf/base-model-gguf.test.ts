@@ -15,14 +15,14 @@ import {
 } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadBrownCorpus } from '../../../src/data/brown.ts';
+import { loadCheckpoint } from '../../../src/model/checkpoint.ts';
 import { convertCheckpointToGguf } from '../../../src/model/gguf/checkpoint-to-gguf.ts';
 import { loadGgufModel } from '../../../src/model/gguf/gguf-to-llama.ts';
 import { loadGgufTokenizer } from '../../../src/model/gguf/gguf-tokenizer.ts';
 import { inspectGguf } from '../../../src/model/gguf/reader.ts';
-import { selectBackend } from '../../../src/policy/backend.ts';
-import { loadCheckpoint } from '../../../src/policy/checkpoint.ts';
-import type { LlamaModel } from '../../../src/policy/model.ts';
-import { CORGI_CHAT_TEMPLATE_JINJA, Tokenizer } from '../../../src/policy/tokenizer.ts';
+import type { LlamaModel } from '../../../src/model/llama.ts';
+import { selectBackend } from '../../../src/model/tfjs/backend.ts';
+import { CORGI_CHAT_TEMPLATE_JINJA, Tokenizer } from '../../../src/model/tokenizer.ts';
 import { greedyByForward, maxAbsDiff } from '../../policy/helpers.ts';
 import { createExactContext, llamaCppGreedy, llamaCppLogProbs, loadLlamaCppModel } from './llama-cpp.ts';
 

@@ -2,14 +2,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CheckpointError, loadCheckpoint } from '../../../src/model/checkpoint.ts';
+import { parseLlamaConfig } from '../../../src/model/config.ts';
 import { llama3RopeFactors, writeLlamaGguf } from '../../../src/model/gguf/checkpoint-to-gguf.ts';
 import { fitLlama3RopeScaling } from '../../../src/model/gguf/gguf-to-llama.ts';
 import { permuteRopeRows, unpermuteRopeRows } from '../../../src/model/gguf/llama-tensor-names.ts';
 import { writeLoraAdapterGguf } from '../../../src/model/gguf/lora-to-gguf.ts';
 import { gguf, writeGguf } from '../../../src/model/gguf/writer.ts';
-import { CheckpointError, loadCheckpoint } from '../../../src/policy/checkpoint.ts';
-import { parseLlamaConfig } from '../../../src/policy/config.ts';
-import { attachLora } from '../../../src/policy/lora.ts';
+import { attachLora } from '../../../src/model/lora.ts';
 import { FIXTURES, useBackend } from '../../policy/helpers.ts';
 import { tinyTokenizer } from './tiny-tokenizer.ts';
 

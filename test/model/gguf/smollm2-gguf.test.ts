@@ -12,7 +12,7 @@ import { llamaGgufMetadata, llamaGgufTensors } from '../../../src/model/gguf/che
 import { copyGgufMetadata, loadGgufModel } from '../../../src/model/gguf/gguf-to-llama.ts';
 import { loadGgufTokenizer } from '../../../src/model/gguf/gguf-tokenizer.ts';
 import { writeGguf } from '../../../src/model/gguf/writer.ts';
-import { selectBackend } from '../../../src/policy/backend.ts';
+import { selectBackend } from '../../../src/model/tfjs/backend.ts';
 import { maxAbsDiff } from '../../policy/helpers.ts';
 import { noteSkip, smollm2GgufPath } from '../../support/smollm2.ts';
 import { createExactContext, llamaCppLogProbs, loadLlamaCppModel } from './llama-cpp.ts';

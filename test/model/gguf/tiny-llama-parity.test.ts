@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaContext, LlamaModel as LlamaCppModel } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCheckpoint } from '../../../src/model/checkpoint.ts';
 import { writeLlamaGguf } from '../../../src/model/gguf/checkpoint-to-gguf.ts';
 import { loadGgufModel } from '../../../src/model/gguf/gguf-to-llama.ts';
 import { inspectGguf } from '../../../src/model/gguf/reader.ts';
-import { loadCheckpoint } from '../../../src/policy/checkpoint.ts';
-import type { LlamaModel } from '../../../src/policy/model.ts';
+import type { LlamaModel } from '../../../src/model/llama.ts';
 import { FIXTURES, greedyByForward, maxAbsDiff, readFixture, useBackend } from '../../policy/helpers.ts';
 import {
   createExactContext,

@@ -1,6 +1,6 @@
 /** A byte-level BPE tokenizer.json for the 48-token tiny Llama fixtures, which ship without one. */
-import type { TokenizerJson } from '../../../src/policy/bpe-trainer.ts';
-import { Tokenizer } from '../../../src/policy/tokenizer.ts';
+import type { TokenizerJson } from '../../../src/model/bpe-trainer.ts';
+import { Tokenizer } from '../../../src/model/tokenizer.ts';
 
 const SPECIAL: Record<number, string> = { 0: '<unk>', 1: '<s>', 2: '</s>' };
 

@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadCheckpoint } from '../../../src/model/checkpoint.ts';
 import { llamaGgufMetadata, llamaGgufTensors } from '../../../src/model/gguf/checkpoint-to-gguf.ts';
 import { GgmlType, GgufValueType } from '../../../src/model/gguf/ggml-types.ts';
 import { floatToHalfBits } from '../../../src/model/gguf/half.ts';
@@ -13,8 +14,7 @@ import {
   quantizeQ8_0,
   writeGguf,
 } from '../../../src/model/gguf/writer.ts';
-import { loadCheckpoint } from '../../../src/policy/checkpoint.ts';
-import { halfToFloat } from '../../../src/policy/safetensors.ts';
+import { halfToFloat } from '../../../src/model/safetensors.ts';
 import { FIXTURES, maxAbsDiff, readFixture, useBackend } from '../../policy/helpers.ts';
 import { createExactContext, llamaCppLogProbs, loadLlamaCppModel, logSoftmax } from './llama-cpp.ts';
 import { tinyTokenizer } from './tiny-tokenizer.ts';

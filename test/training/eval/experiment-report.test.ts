@@ -1,0 +1,112 @@
+/**
+ * The experiment's results: scores and paired differences computed from per-case outcomes as
+ * `corgi eval --out` writes them, cases paired by id, and the markdown table docs show.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  buildExperimentReport,
+  type CaseOutcome,
+  formatExperimentMarkdown,
+  readCaseOutcomes,
+} from '../../../src/training/eval/experiment-report.ts';
+
+const outcome = (key: string, solvedAt: number | null, bestScore: number): CaseOutcome => ({
+  key,
+  solvedAt,
+  bestScore,
+});
+
+// Four cases, K = 2. base solves one at attempt 1; corgi solves that one and one more at attempt 2.
+const base = [outcome('a', 1, 1), outcome('b', null, 0.5), outcome('c', null, 0), outcome('d', null, 0.5)];
+const corgi = [outcome('d', null, 0.5), outcome('c', null, 0.2), outcome('b', 2, 1), outcome('a', 1, 1)];
+
+const tmp = mkdtempSync(join(tmpdir(), 'experiment-report-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('buildExperimentReport', () => {
+  const report = buildExperimentReport({
+    sets: [{ name: 'target', label: 'target tasks', outcomes: { base, corgi } }],
+    comparisons: [
+      ['corgi', 'base'],
+      ['corgi', 'single-turn'],
+    ],
+    attempts: 2,
+    bootstrap: { resamples: 2000, seed: 0 },
+  });
+  const [set] = report.sets;
+
+  it('scores each model: success@k within k attempts, mean best score', () => {
+    expect(set.models.base).toEqual({ n: 4, success_at: [0.25, 0.25], mean_best_score: 0.5 });
+    expect(set.models.corgi.success_at).toEqual([0.25, 0.5]);
+    expect(set.models.corgi.mean_best_score).toBeCloseTo(0.675, 12);
+  });
+
+  it('pairs the cases by id whatever their order, and leaves out a comparison whose model is absent', () => {
+    expect(set.comparisons).toHaveLength(1);
+    const [c] = set.comparisons;
+    expect(c).toMatchObject({ a: 'corgi', b: 'base', n: 4 });
+    expect(c.success_at[0]).toEqual({ diff: 0, low: 0, high: 0 }); // the same case solved at attempt 1
+    expect(c.success_at[1].diff).toBeCloseTo(0.25, 12);
+    expect(c.success_at[1].low).toBe(0); // one case of four: the interval reaches no difference
+    expect(c.success_at[1].high).toBeGreaterThan(0.25);
+    expect(c.mean_best_score.diff).toBeCloseTo(0.175, 12);
+  });
+
+  it('refuses models evaluated on different cases, naming the set and the case', () => {
+    const other = [...base.slice(0, 3), outcome('e', null, 0)];
+    expect(() =>
+      buildExperimentReport({
+        sets: [{ name: 'source', label: 's', outcomes: { base: other, corgi } }],
+        comparisons: [['corgi', 'base']],
+        attempts: 2,
+      }),
+    ).toThrow(/source: case d was evaluated for corgi but not for base/);
+    expect(() =>
+      buildExperimentReport({
+        sets: [{ name: 'source', label: 's', outcomes: { base: base.slice(1), corgi } }],
+        comparisons: [['corgi', 'base']],
+        attempts: 2,
+      }),
+    ).toThrow(/source: corgi has 4 cases and base 3/);
+  });
+
+  it('writes the markdown table: a row per model, a row per difference with its interval', () => {
+    const markdown = formatExperimentMarkdown(report);
+    const lines = markdown.split('\n');
+    expect(lines[0]).toBe('| cases | model | n | success@1 | success@2 | mean best score |');
+    expect(lines[1]).toBe('|---|---|---:|---:|---:|---:|');
+    expect(lines[2]).toBe('| target tasks | base | 4 | 25.0% | 25.0% | 0.500 |');
+    expect(lines[3]).toBe('| target tasks | corgi | 4 | 25.0% | 50.0% | 0.675 |');
+    const c = report.sets[0].comparisons[0];
+    const high = (100 * c.success_at[1].high).toFixed(1);
+    expect(lines[4]).toMatch(
+      new RegExp(
+        `^\\| target tasks \\| corgi − base \\| 4 \\| \\+0\\.0 \\[\\+0\\.0, \\+0\\.0\\] \\| \\+25\\.0 \\[\\+0\\.0, \\+${high}\\] \\| \\+0\\.175 \\[`,
+      ),
+    );
+    expect(markdown).toContain('95% paired bootstrap intervals over the cases (2000 resamples, seed 0)');
+  });
+});
+
+describe('readCaseOutcomes', () => {
+  it('reads `corgi eval --out` lines, keying a case without an id by its position', () => {
+    const file = join(tmp, 'sessions.jsonl');
+    const lines = [
+      {
+        index: 0,
+        id: 'ifeval/test/x-1',
+        task: 'ifeval',
+        ok: true,
+        solved_at: 2,
+        best_score: 1,
+        attempts: [],
+      },
+      { index: 1, task: 'corgi:concepts', ok: false, solved_at: null, best_score: 0.4, attempts: [] },
+    ];
+    writeFileSync(file, `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
+    expect(readCaseOutcomes(file)).toEqual([outcome('ifeval/test/x-1', 2, 1), outcome('#1', null, 0.4)]);
+  });
+});
