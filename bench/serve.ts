@@ -50,7 +50,7 @@ import { servingPolicyLoader } from '../src/policy/serving-loader.ts';
 import type { PolicySource } from '../src/policy/types.ts';
 import { type RunningServer, startServer } from '../src/server/server.ts';
 import { runSession } from '../src/session/session-runner.ts';
-import { preloadTextModels } from '../src/text/text.ts';
+import { preloadTextModels } from '../src/text/preload.ts';
 import {
   type BenchCase,
   buildCases,

@@ -47,7 +47,7 @@ import { type DisposablePolicy, PolicyRegistry } from '../src/policy/policy-regi
 import { servingPolicyLoader } from '../src/policy/serving-loader.ts';
 import { followPromotions } from '../src/promotion/promotion.ts';
 import { runSession, type SessionPart } from '../src/session/session-runner.ts';
-import { preloadTextModels } from '../src/text/text.ts';
+import { preloadTextModels } from '../src/text/preload.ts';
 import { writeRandomLoraAdapter } from '../test/support/lora-adapter-gguf.ts';
 import { LOCAL_POSTGRES_URL, machineReport, positiveInt } from './serve-harness.ts';
 import { summarize } from './stats.ts';

@@ -6,7 +6,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { type CheckResult, checkAll, getChecker } from '../checkers/registry.ts';
 import { getLightNlp, getNlp } from '../text/nlp.ts';
-import { preloadTextModels } from '../text/text.ts';
+import { preloadTextModels } from '../text/preload.ts';
 
 /** What the pool posts for one check. */
 export interface CheckTask {

@@ -21,7 +21,7 @@
  *   and its last 1–3 words with the final punctuation as the end phrase, on a topic.
  */
 import { countableWords, stripNonWord } from '../checkers/paper/num-planning.ts';
-import { countWords } from '../text/text.ts';
+import { countWords } from '../text/python.ts';
 import {
   documentContentWords,
   sentenceFamilies,

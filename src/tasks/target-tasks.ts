@@ -23,7 +23,7 @@
  */
 import { findConcept } from '../checkers/paper/concepts.ts';
 import { analyzeText, lemmaOf } from '../text/nlp.ts';
-import { countWords } from '../text/text.ts';
+import { countWords } from '../text/python.ts';
 import { ifevalTask } from './ifeval-task.ts';
 import { contentWords, isVagueWord } from './sentences.ts';
 import type { TaskGenerator } from './types.ts';

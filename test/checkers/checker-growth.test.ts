@@ -11,7 +11,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { checkers, parseConstraint } from '../../src/checkers/registry.ts';
-import { preloadTextModels } from '../../src/text/text.ts';
+import { preloadTextModels } from '../../src/text/preload.ts';
 import { ADVERSARIAL_SHAPES, GROWTH_KWARGS } from '../support/adversarial-texts.ts';
 
 /** 16,000 → 64,000 characters: a quarter of the HTTP body limit at the top. */

@@ -22,7 +22,7 @@ import { ConstraintError } from '../../src/checkers/errors.ts';
 import { ifevalCheckers } from '../../src/checkers/ifeval/ifeval-checkers.ts';
 import { parseConstraint } from '../../src/checkers/registry.ts';
 import type { Checker } from '../../src/checkers/types.ts';
-import { pyStrip } from '../../src/text/text.ts';
+import { pyStrip } from '../../src/text/python.ts';
 
 interface OracleRow {
   key: number;

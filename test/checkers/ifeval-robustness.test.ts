@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { IFEVAL_IDS } from '../../src/checkers/ifeval/conflicts.ts';
 import { ifevalCheckers } from '../../src/checkers/ifeval/ifeval-checkers.ts';
-import { preloadTextModels } from '../../src/text/text.ts';
+import { preloadTextModels } from '../../src/text/preload.ts';
 import { check } from './ifeval-helpers.ts';
 
 /** Typical kwargs for each id. */

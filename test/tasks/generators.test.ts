@@ -12,7 +12,7 @@ import { generateTaskInstances, renderTaskInstruction } from '../../src/tasks/ge
 import { sentimentOf, taskSentences } from '../../src/tasks/sentences.ts';
 import { ALL_TASKS, type TaskInstance, type TaskName } from '../../src/tasks/types.ts';
 import { analyzeText } from '../../src/text/nlp.ts';
-import { countWords } from '../../src/text/text.ts';
+import { countWords } from '../../src/text/python.ts';
 
 const SPLITS: BrownSplit[] = ['train', 'validation', 'test'];
 /** Enough instances per task and split to meet the rare cases, few enough to stay fast. */

@@ -8,7 +8,9 @@
  * cannot analyse (no letters) passes the language part.
  */
 
-import { detectLanguage, pyIsLower, pyIsUpper, pySplitWhitespace, wordTokenize } from '../../text/text.ts';
+import { detectLanguage } from '../../text/langdetect.ts';
+import { pyIsLower, pyIsUpper, pySplitWhitespace } from '../../text/python.ts';
+import { wordTokenize } from '../../text/treebank.ts';
 import { scoredVerdict, verdict } from '../types.ts';
 import {
   countSchema,

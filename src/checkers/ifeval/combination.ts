@@ -7,7 +7,7 @@
  * case-insensitive prefix test after stripping both.
  */
 import { z } from 'zod';
-import { pyStrip } from '../../text/text.ts';
+import { pyStrip } from '../../text/python.ts';
 import { verdict } from '../types.ts';
 import { defineIfevalChecker, kwargsObject, noKwargs, plural } from './ifeval-kwargs.ts';
 

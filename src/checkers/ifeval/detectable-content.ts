@@ -7,7 +7,7 @@
  * (`p. s.`, `p.p.s`), any other marker is used as a Python pattern, as IFEval does.
  */
 
-import { compilePythonPattern, PY_WS } from '../../text/text.ts';
+import { compilePythonPattern, PY_WS } from '../../text/python.ts';
 import { scoredVerdict, verdict } from '../types.ts';
 import {
   countSchema,

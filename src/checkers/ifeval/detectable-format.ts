@@ -15,7 +15,7 @@ import {
   pyReprList,
   pyStrip,
   pyStripChars,
-} from '../../text/text.ts';
+} from '../../text/python.ts';
 import { scoredVerdict, verdict } from '../types.ts';
 import {
   countSchema,

@@ -1,6 +1,6 @@
 /**
  * IFEval's 25 instruction checkers, in the order of `IFEVAL_IDS` (conflicts.ts). Each family's
- * file cites the IFEval classes it follows; text.ts holds the Python, NLTK and langdetect parts.
+ * file cites the IFEval classes it follows; src/text/ holds the Python, NLTK and langdetect ports.
  * They agree with the official checker on every row of shared/data/ifeval (strict and loose;
  * test/checkers/ifeval-oracle.test.ts).
  *

@@ -6,7 +6,7 @@
  * instruction.check_following(response)`).
  */
 import { z } from 'zod';
-import { isBlank, pyStrip } from '../../text/text.ts';
+import { isBlank, pyStrip } from '../../text/python.ts';
 import { type Checker, type CheckOutcome, defineChecker } from '../types.ts';
 
 /** IFEval's comparison relations (instructions._COMPARISON_RELATION). */

@@ -9,7 +9,7 @@
  * see `compilePythonPattern`.
  */
 import { z } from 'zod';
-import { compareCodePoints, compilePythonPattern, countMatches, pyReprList } from '../../text/text.ts';
+import { compareCodePoints, compilePythonPattern, countMatches, pyReprList } from '../../text/python.ts';
 import { scoredVerdict } from '../types.ts';
 import {
   countSchema,

@@ -9,7 +9,7 @@
  * names ("Bengali", not ICU's "Bangla").
  */
 import { z } from 'zod';
-import { detectLanguage, IFEVAL_LANGUAGE_NAMES, languageCodes } from '../../text/text.ts';
+import { detectLanguage, IFEVAL_LANGUAGE_NAMES, languageCodes } from '../../text/langdetect.ts';
 import { verdict } from '../types.ts';
 import { defineIfevalChecker, kwargsObject } from './ifeval-kwargs.ts';
 

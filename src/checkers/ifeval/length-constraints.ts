@@ -2,19 +2,13 @@
  * IFEval's length instructions (google-research instruction_following_eval/instructions.py:
  * NumberOfSentences, ParagraphChecker, NumberOfWords, ParagraphFirstWordCheck).
  *
- * Sentences are NLTK Punkt sentences, words are Python `\w+` runs (see text.ts). Paragraphs are
+ * Sentences are NLTK Punkt sentences, words are Python `\w+` runs (src/text/punkt.ts, python.ts). Paragraphs are
  * split by the markdown divider `***` for number_paragraphs, and by a blank line ("\n\n") for
  * nth_paragraph_first_word, exactly as IFEval splits them.
  */
 import { z } from 'zod';
-import {
-  countSentences,
-  countWords,
-  PY_WS,
-  pySplitWhitespace,
-  pyStrip,
-  pyStripChars,
-} from '../../text/text.ts';
+import { countSentences } from '../../text/punkt.ts';
+import { countWords, PY_WS, pySplitWhitespace, pyStrip, pyStripChars } from '../../text/python.ts';
 import { scoredVerdict, verdict } from '../types.ts';
 import {
   countSchema,

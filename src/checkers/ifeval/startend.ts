@@ -7,7 +7,7 @@
  * stripped response.
  */
 
-import { pyStrip, pyStripChars } from '../../text/text.ts';
+import { pyStrip, pyStripChars } from '../../text/python.ts';
 import { verdict } from '../types.ts';
 import { defineIfevalChecker, kwargsObject, noKwargs, textSchema } from './ifeval-kwargs.ts';
 
