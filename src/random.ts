@@ -3,7 +3,7 @@
  * minibatch orders, the tokenizer trainer's sample. Every draw comes from a generator created from
  * a seed *and* a name (`createRng(seed, 'sentiment', 'train')`), so one consumer's numbers never
  * depend on how many another drew: adding a task, or asking for a bigger pool, leaves the other
- * instances as they were. (The IFEval checker's CPython Mersenne Twister in text/text.ts is a
+ * instances as they were. (The IFEval checker's CPython Mersenne Twister in text/python-random.ts is a
  * port for exact parity with Python's `random`, not a choice of generator.)
  */
 import { randomBytes } from 'node:crypto';
