@@ -24,9 +24,10 @@ import type pg from 'pg';
 import { ConstraintError } from '../checkers/errors.ts';
 import { type CheckResult, parseConstraints } from '../checkers/registry.ts';
 import type { ConstraintSpec, ParsedConstraint } from '../checkers/types.ts';
-import { createSession, logSession, type SessionSource } from '../db/sessions.ts';
+import { createSession, type SessionSource } from '../db/sessions.ts';
 import { chatModelPolicy } from '../policy/remote-policy.ts';
 import { type FinishReason, fixedPolicy, type SamplingOptions } from '../policy/types.ts';
+import { logSession } from '../session/recorder.ts';
 import {
   DEFAULT_MAX_ATTEMPTS,
   MAX_ATTEMPTS_LIMIT,

@@ -6,10 +6,11 @@
  */
 
 import type pg from 'pg';
-import { createSession, endSession, logSession } from '../db/sessions.ts';
+import { createSession, endSession } from '../db/sessions.ts';
 import { defaultLogger, type Logger } from '../logger.ts';
 import type { PolicySource } from '../policy/types.ts';
 import type { CheckFunction } from '../session/check-pool.ts';
+import { logSession } from '../session/recorder.ts';
 import { renderInstruction } from '../session/render.ts';
 import { runSession, type SessionPart } from '../session/session-runner.ts';
 import { DeferredWrites } from './deferred-writes.ts';
