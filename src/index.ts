@@ -4,8 +4,8 @@
  * types by `npm run build` (run by `npm pack` / `npm publish`).
  */
 export * from './checkers/index.ts';
+export { CorgiError } from './common/errors.ts';
 export { type Database, type DatabaseOptions, openDatabase } from './db/database.ts';
-export { CorgiError } from './errors.ts';
 export {
   EXPORT_FORMATS,
   type ExportFormat,

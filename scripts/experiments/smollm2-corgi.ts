@@ -26,7 +26,7 @@ import {
   formatExperimentMarkdown,
   readCaseOutcomes,
 } from '../../src/training/eval/experiment-report.ts';
-import { type CurveRun, readTrainLog, trainingCurvesSvg } from '../../src/training/eval/training-curves.ts';
+import { type CurveRun, readTrainLog, trainingCurvesSvg } from '../../src/training/rl/training-curves.ts';
 import { runCorgi } from '../run-corgi.ts';
 
 const { values: o } = parseArgs({

@@ -5,8 +5,8 @@
  * its own code, not by its process's environment.
  */
 import { join } from 'node:path';
+import { createLogger, type Logger, parseLogFormat } from '../common/logger.ts';
 import type { DatabaseOptions, DatabaseTimeouts } from '../db/database.ts';
-import { createLogger, type Logger, parseLogFormat } from '../logger.ts';
 import type { BackendName, SelectBackendOptions } from '../model/tfjs/backend.ts';
 
 type Env = NodeJS.ProcessEnv;

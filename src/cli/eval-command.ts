@@ -12,7 +12,7 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { CorgiError } from '../errors.ts';
+import { CorgiError } from '../common/errors.ts';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
 import { modelVersionName, resolveCheckpointDir } from '../policy/builtin-model.ts';
 import { MAX_ATTEMPTS_LIMIT } from '../session/session-runner.ts';

@@ -8,9 +8,9 @@
 
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { defaultLogger, type Logger } from '../common/logger.ts';
 import type { Database } from '../db/database.ts';
 import { openDatabase } from '../db/database.ts';
-import { defaultLogger, type Logger } from '../logger.ts';
 import { type DefaultModelPull, startDefaultModelPull } from '../model/store/default-model.ts';
 import { modelDir, readManifest } from '../model/store/manifest.ts';
 import { DEFAULT_MODEL_NAME } from '../model/store/registry.ts';

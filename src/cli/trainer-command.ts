@@ -17,7 +17,7 @@ import { getPriority, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { z } from 'zod';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../common/logger.ts';
 import { expandStoreName } from '../model/store/resolve-policy-spec.ts';
 import { type CorgiConfigInput, corgiConfigSchema } from '../training/rl/corgi-config.ts';
 import {

@@ -14,7 +14,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { runner } from 'node-pg-migrate';
 import pg from 'pg';
-import { defaultLogger, type Logger } from '../logger.ts';
+import { defaultLogger, type Logger } from '../common/logger.ts';
 import { lockEmbeddedDatabase } from './embedded-lock.ts';
 import { sequenceConnections } from './pglite-queue.ts';
 

@@ -16,7 +16,7 @@
  */
 
 import pg from 'pg';
-import { CorgiError } from '../errors.ts';
+import { CorgiError } from '../common/errors.ts';
 
 export type PolicyStatus = 'candidate' | 'promoted' | 'refused' | 'retired';
 

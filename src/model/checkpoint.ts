@@ -17,7 +17,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { CorgiError } from '../errors.ts';
+import { CorgiError } from '../common/errors.ts';
 import { ConfigError, type LlamaConfig, parseLlamaConfig, toConfigJson } from './config.ts';
 import { LlamaModel, llamaParameterShapes } from './llama.ts';
 import { type FloatTensor, parseSafetensors, SafetensorsError, serializeSafetensors } from './safetensors.ts';

@@ -9,7 +9,7 @@
  */
 
 import { z } from 'zod';
-import { CorgiError } from '../errors.ts';
+import { CorgiError } from '../common/errors.ts';
 
 /** A bad model config, naming the offending field (`num_key_value_heads`). */
 export class ConfigError extends CorgiError {

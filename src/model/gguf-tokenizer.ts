@@ -10,7 +10,7 @@
  * llama.cpp's `llama_token_type`: 3 (control) becomes a special added token, 4 (user-defined) a
  * plain added token.
  */
-import { CorgiError } from '../errors.ts';
+import { CorgiError } from '../common/errors.ts';
 import { byteLevelBpeJson, type TokenizerJson } from './bpe-trainer.ts';
 
 /** llama.cpp's `llama_token_type` values that become added tokens. */

@@ -7,7 +7,7 @@
  * header is checked the way the reference implementation checks it, so a truncated or corrupt file
  * fails with a message naming the tensor and the numbers, never with garbage weights.
  */
-import { CorgiError } from '../errors.ts';
+import { CorgiError } from '../common/errors.ts';
 
 export class SafetensorsError extends CorgiError {
   constructor(message: string, options: { cause?: unknown } = {}) {

@@ -40,10 +40,10 @@ import {
   type Token,
   TokenBias,
 } from 'node-llama-cpp';
+import { randomSeed } from '../common/random.ts';
 import { CheckpointError } from '../model/checkpoint.ts';
 import { tokenizerJsonFromGguf } from '../model/gguf-tokenizer.ts';
 import { Tokenizer } from '../model/tokenizer.ts';
-import { randomSeed } from '../random.ts';
 import { fitConversation } from './fit-conversation.ts';
 import { checkGgufFile } from './gguf-file.ts';
 import { guardLogitsReorder } from './llama-logits-guard.ts';

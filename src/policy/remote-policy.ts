@@ -27,7 +27,7 @@ import type { BaseChatModel } from '@langchain/core/language_models/chat_models'
 import { AIMessage, type BaseMessage, HumanMessage, SystemMessage } from '@langchain/core/messages';
 import type { RunnableConfig } from '@langchain/core/runnables';
 import { ChatOpenAI } from '@langchain/openai';
-import { CorgiError } from '../errors.ts';
+import { CorgiError } from '../common/errors.ts';
 import { modelVersionName } from './builtin-model.ts';
 import {
   checkPolicySpec,

@@ -3,7 +3,7 @@
  * `acquire` resolves with a free slot, or waits in a FIFO queue while all are busy; aborting the
  * signal while waiting leaves the queue at once.
  */
-import { CorgiError } from '../errors.ts';
+import { CorgiError } from '../common/errors.ts';
 
 /** Raised by `acquire` when its signal aborts before a slot is free, or the pool is closed. */
 export class SlotWaitAborted extends CorgiError {

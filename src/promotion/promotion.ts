@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import pg from 'pg';
+import { defaultLogger, type Logger } from '../common/logger.ts';
 import type { Database } from '../db/database.ts';
 import {
   type Activation,
@@ -14,7 +15,6 @@ import {
   PolicyVersionError,
   registerCandidate,
 } from '../db/policy-versions.ts';
-import { defaultLogger, type Logger } from '../logger.ts';
 import { checkpointDigest, unfinishedCheckpointReason } from '../model/checkpoint.ts';
 import type { DisposablePolicy, PolicyRegistry } from '../policy/policy-registry.ts';
 import { isRemotePolicySpec, RemotePromotionError } from '../policy/remote-policy.ts';

@@ -7,7 +7,7 @@ import express from 'express';
 import type pg from 'pg';
 import { parseCheckRequest } from '../checkers/check-request.ts';
 import { listCheckers } from '../checkers/registry.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../common/logger.ts';
 import type { PolicySource } from '../policy/types.ts';
 import type { PolicyFollower } from '../promotion/promotion.ts';
 import { type CheckFunction, checkInProcess } from '../session/check-pool.ts';

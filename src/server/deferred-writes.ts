@@ -7,7 +7,7 @@
  * `running`). Retries stop on the first error that is not a storage error (the write itself is
  * wrong, or the pool was closed at shutdown) and after `maxAgeMs`.
  */
-import { defaultLogger, type Logger } from '../logger.ts';
+import { defaultLogger, type Logger } from '../common/logger.ts';
 import { isStorageError } from './http-error.ts';
 
 export interface DeferredWritesOptions {

@@ -6,8 +6,8 @@
 
 import type { ErrorRequestHandler } from 'express';
 import { ConstraintError } from '../checkers/errors.ts';
-import { CorgiError } from '../errors.ts';
-import { defaultLogger, type Logger } from '../logger.ts';
+import { CorgiError } from '../common/errors.ts';
+import { defaultLogger, type Logger } from '../common/logger.ts';
 import { CheckError } from '../session/check-error.ts';
 
 export class HttpError extends CorgiError {

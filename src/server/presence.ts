@@ -14,9 +14,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { defaultLogger, type Logger } from '../common/logger.ts';
 import { type Database, setApplicationName } from '../db/database.ts';
 import { PRESENCE_APPLICATION_PREFIX } from '../db/sessions.ts';
-import { defaultLogger, type Logger } from '../logger.ts';
 
 export interface ServerPresence {
   /** This process's server id, recorded on its sessions. */

@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { createAdapter } from '@socket.io/postgres-adapter';
 import pg from 'pg';
 import { Server } from 'socket.io';
+import { defaultLogger, type Logger } from '../common/logger.ts';
 import type { Database } from '../db/database.ts';
 import { sweepOrphanedSessions } from '../db/sessions.ts';
-import { defaultLogger, type Logger } from '../logger.ts';
 import type { PolicySource } from '../policy/types.ts';
 import type { PolicyFollower } from '../promotion/promotion.ts';
 import {

@@ -6,8 +6,8 @@
  */
 
 import type pg from 'pg';
+import { defaultLogger, type Logger } from '../common/logger.ts';
 import { createSession, endSession } from '../db/sessions.ts';
-import { defaultLogger, type Logger } from '../logger.ts';
 import type { PolicySource } from '../policy/types.ts';
 import type { CheckFunction } from '../session/check-pool.ts';
 import { logSession } from '../session/recorder.ts';

@@ -7,8 +7,8 @@
  * `probeTimeoutMs`.
  */
 import type pg from 'pg';
+import { defaultLogger, type Logger } from '../common/logger.ts';
 import { pingDatabase } from '../db/database.ts';
-import { defaultLogger, type Logger } from '../logger.ts';
 import { HttpError, isStorageError } from './http-error.ts';
 
 export interface StorageHealthOptions {

@@ -5,8 +5,8 @@
  */
 import { checkAll, parseConstraints } from '../checkers/registry.ts';
 import type { ConstraintSpec } from '../checkers/types.ts';
+import { createRng } from '../common/random.ts';
 import type { BrownSplit } from '../data/brown.ts';
-import { createRng } from '../random.ts';
 import { renderInstruction } from '../session/render.ts';
 import { taskSentences } from './sentences.ts';
 import { sourceTaskGenerators } from './source-tasks.ts';

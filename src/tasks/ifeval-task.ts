@@ -22,7 +22,7 @@
 import { type IfevalId, idsConflict } from '../checkers/ifeval/conflicts.ts';
 import { checkAll } from '../checkers/registry.ts';
 import type { ConstraintSpec } from '../checkers/types.ts';
-import type { Rng } from '../random.ts';
+import type { Rng } from '../common/random.ts';
 import { type TaskSentence, taskSentences, topicNouns, topicPhrase } from './sentences.ts';
 import type { TaskGenerator } from './types.ts';
 

@@ -3,8 +3,8 @@
  * eval measures transfer on (target tasks), and the per-task counts `corgi tasks` prints.
  */
 import { z } from 'zod';
+import { createRng } from '../common/random.ts';
 import type { BrownSplit } from '../data/brown.ts';
-import { createRng } from '../random.ts';
 import { generateTaskInstances } from './generate.ts';
 import { taskSentences } from './sentences.ts';
 import { ALL_TASKS, SOURCE_TASKS, type TaskInstance, type TaskName } from './types.ts';

@@ -13,9 +13,10 @@
  * its answers after feedback but still rarely writes the requested words; denser shares did not
  * change that (docs/experiments/2026-11-24-teaching-the-base-to-copy.md).
  */
+
+import { createRng } from '../common/random.ts';
 import type { BrownSplit } from '../data/brown.ts';
 import type { ChatMessage } from '../policy/types.ts';
-import { createRng } from '../random.ts';
 import { renderTaskInstruction } from './generate.ts';
 import { buildTaskPool } from './pools.ts';
 import { taskSentences } from './sentences.ts';

@@ -5,8 +5,8 @@
  * the reward); supervised fine-tuning does.
  */
 import type { ConstraintSpec } from '../checkers/types.ts';
+import type { Rng } from '../common/random.ts';
 import type { BrownSplit } from '../data/brown.ts';
-import type { Rng } from '../random.ts';
 import type { TaskSentence } from './sentences.ts';
 
 /** Tasks the RL trainer trains on: using feedback is learned here. */

@@ -2,7 +2,7 @@
  * `TrainingInterruptedError`: a long run (`corgi pretrain`, `corgi train`) stopped on request (Ctrl-C,
  * an abort signal) after writing a work checkpoint; `--resume` continues it where it stopped.
  */
-import { CorgiError } from '../errors.ts';
+import { CorgiError } from '../common/errors.ts';
 
 export class TrainingInterruptedError extends CorgiError {
   constructor(

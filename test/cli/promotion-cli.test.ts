@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/common/logger.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
-import { silentLogger } from '../../src/logger.ts';
 import { selectBackend } from '../../src/model/tfjs/backend.ts';
 import { PolicyRegistry } from '../../src/policy/policy-registry.ts';
 import {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/common/logger.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import {
   getLivePolicyVersion,
@@ -17,7 +18,6 @@ import {
   markRefused,
   PolicyVersionError,
 } from '../../src/db/policy-versions.ts';
-import { silentLogger } from '../../src/logger.ts';
 import { selectBackend } from '../../src/model/tfjs/backend.ts';
 import { PolicyRegistry } from '../../src/policy/policy-registry.ts';
 import { gateCandidate, judgeCandidate, validationCases } from '../../src/promotion/eval-gate.ts';

@@ -21,9 +21,9 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { io as connect, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/common/logger.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import { getLivePolicyVersion, listPolicyVersions } from '../../src/db/policy-versions.ts';
-import { silentLogger } from '../../src/logger.ts';
 import { CheckpointError, verifyChecksums } from '../../src/model/checkpoint.ts';
 import { PolicyRegistry } from '../../src/policy/policy-registry.ts';
 import {

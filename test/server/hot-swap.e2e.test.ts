@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io as connect, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/common/logger.ts';
 import { createApiKey } from '../../src/db/api-keys.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import { activatePolicyVersion, getPolicyVersion } from '../../src/db/policy-versions.ts';
-import { silentLogger } from '../../src/logger.ts';
 import { selectBackend } from '../../src/model/tfjs/backend.ts';
 import { type DisposablePolicy, PolicyRegistry } from '../../src/policy/policy-registry.ts';
 import {

@@ -1,4 +1,4 @@
-import { createLogger, type Logger } from '../../src/logger.ts';
+import { createLogger, type Logger } from '../../src/common/logger.ts';
 
 /** A logger whose lines, as a terminal would show them (`[policy] now serving v2`), go into `lines`. */
 export function linesLogger(lines: string[]): Logger {

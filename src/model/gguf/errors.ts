@@ -3,7 +3,7 @@
  * file has; its message names the key or tensor and the numbers involved, so the store and the CLI
  * can show it as is.
  */
-import { CorgiError } from '../../errors.ts';
+import { CorgiError } from '../../common/errors.ts';
 
 /**
  * - `bad_magic`: the file does not start with "GGUF".

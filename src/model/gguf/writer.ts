@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { CorgiError } from '../../errors.ts';
+import { CorgiError } from '../../common/errors.ts';
 import {
   GGML_BLOCK_LAYOUT,
   GGUF_DEFAULT_ALIGNMENT,

@@ -2,7 +2,7 @@
  * The one error type of the model store. Its `code` says what went wrong; its message says what to
  * do about it (the CLI prints it as is).
  */
-import { CorgiError } from '../../errors.ts';
+import { CorgiError } from '../../common/errors.ts';
 
 /**
  * - `unknown_model`: a name that is neither installed, in the registry, nor an `owner/repo`.

@@ -14,11 +14,11 @@
  */
 
 import { join, resolve } from 'node:path';
+import { defaultLogger, type Logger } from '../../common/logger.ts';
 import type { Database } from '../../db/database.ts';
 import { getLivePolicyVersion } from '../../db/policy-versions.ts';
 import { liveSessionsSinceLastVersion } from '../../db/sessions.ts';
 import { trainingStepRecorder } from '../../db/training-steps.ts';
-import { defaultLogger, type Logger } from '../../logger.ts';
 import { servingPolicyLoader } from '../../policy/serving-loader.ts';
 import {
   DEFAULT_GATE_TOLERANCE,

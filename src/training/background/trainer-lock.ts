@@ -14,6 +14,7 @@
  * thread) keeps it until the server process restarts, which is also when the embedded database does.
  */
 import pg from 'pg';
+import { CorgiError } from '../../common/errors.ts';
 import {
   type AdvisoryKey,
   advisoryLockHeld,
@@ -21,7 +22,6 @@ import {
   tryAdvisoryLock,
 } from '../../db/advisory-locks.ts';
 import type { Database } from '../../db/database.ts';
-import { CorgiError } from '../../errors.ts';
 
 /** Another trainer holds the lock. */
 export class TrainerLockedError extends CorgiError {

@@ -6,7 +6,7 @@
  * two models share (hard cases fail for both) cancels, which makes it tighter than comparing two
  * separate intervals.
  */
-import { createRng } from '../../random.ts';
+import { createRng } from '../../common/random.ts';
 
 /**
  * The p-th percentile (0–100) of `values`, linearly interpolated between the closest ranks

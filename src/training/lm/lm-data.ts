@@ -13,7 +13,7 @@
  * Every order comes from `createRng(seed, name, epoch)`, so a position in the data is just
  * `{epoch, row}` (a `DataCursor`): resuming needs nothing else.
  */
-import { createRng } from '../../random.ts';
+import { createRng } from '../../common/random.ts';
 
 /** Rows of one epoch: `count` rows of `length` (= T+1) tokens, and a 0/1 target mask for SFT. */
 export interface Rows {

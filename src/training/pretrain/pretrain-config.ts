@@ -10,7 +10,7 @@
  */
 
 import { z } from 'zod';
-import { CorgiError } from '../../errors.ts';
+import { CorgiError } from '../../common/errors.ts';
 import { ConfigError, parseLlamaConfig } from '../../model/config.ts';
 
 const nullableInt = (min: number) => z.int().min(min).nullable().default(null);

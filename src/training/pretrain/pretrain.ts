@@ -47,6 +47,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { createRng } from '../../common/random.ts';
 import { type BrownDocument, loadBrownCorpus } from '../../data/brown.ts';
 import { trainBpe } from '../../model/bpe-trainer.ts';
 import { loadCheckpoint, saveCheckpoint } from '../../model/checkpoint.ts';
@@ -54,7 +55,6 @@ import { type LlamaConfig, parseLlamaConfig, toConfigJson } from '../../model/co
 import { LlamaModel } from '../../model/llama.ts';
 import { type BackendName, selectBackend } from '../../model/tfjs/backend.ts';
 import { Tokenizer } from '../../model/tokenizer.ts';
-import { createRng } from '../../random.ts';
 import { buildSftExamples } from '../../tasks/sft.ts';
 import { TrainingInterruptedError } from '../interrupted.ts';
 import {

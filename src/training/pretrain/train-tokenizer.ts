@@ -9,10 +9,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { rngFromState } from '../../common/random.ts';
 import { type BrownDocument, loadBrownCorpus } from '../../data/brown.ts';
 import { CORGI_SPECIAL_TOKENS, type TokenizerJson, trainBpe } from '../../model/bpe-trainer.ts';
 import { CORGI_CHAT_TEMPLATE_JINJA, Tokenizer } from '../../model/tokenizer.ts';
-import { rngFromState } from '../../random.ts';
 
 export interface TrainBrownTokenizerOptions {
   /**

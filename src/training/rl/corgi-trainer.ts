@@ -28,6 +28,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type pg from 'pg';
+import { createRng } from '../../common/random.ts';
 import {
   CheckpointError,
   loadCheckpoint,
@@ -48,7 +49,6 @@ import {
 } from '../../model/lora.ts';
 import { selectedBackend } from '../../model/tfjs/backend.ts';
 import { ADAPTER_GGUF_FILE, BASE_MODEL_FILE } from '../../policy/adapter-base.ts';
-import { createRng } from '../../random.ts';
 import { buildTaskPool } from '../../tasks/pools.ts';
 import { TrainingInterruptedError } from '../interrupted.ts';
 import { AdamW } from '../lm/optim.ts';

@@ -3,7 +3,7 @@
  * textbook width where the spread is known, seeded, and pairing-aware (shared variation cancels).
  */
 import { describe, expect, it } from 'vitest';
-import { createRng } from '../../../src/random.ts';
+import { createRng } from '../../../src/common/random.ts';
 import { pairedBootstrap, percentile } from '../../../src/training/eval/bootstrap.ts';
 
 describe('pairedBootstrap', () => {

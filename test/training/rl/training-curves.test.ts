@@ -1,6 +1,6 @@
 /** The training-curves SVG: one line per run and series, on round ticks, valid XML. */
 import { describe, expect, it } from 'vitest';
-import { niceTicks, trainingCurvesSvg } from '../../../src/training/eval/training-curves.ts';
+import { niceTicks, trainingCurvesSvg } from '../../../src/training/rl/training-curves.ts';
 
 const step = (i: number, k: number) => ({
   step: i,

@@ -5,7 +5,7 @@
  * rasterize it with a browser.
  */
 import { readFileSync } from 'node:fs';
-import type { StepMetrics } from '../rl/corgi-trainer.ts';
+import type { StepMetrics } from './corgi-trainer.ts';
 
 /** The fields of a `train_log.jsonl` line the curves read. */
 export type CurvePoint = Pick<StepMetrics, 'step' | 'reward' | 'success_at' | 'kl' | 'pg_tokens_total'>;

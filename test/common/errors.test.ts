@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ConstraintError } from '../src/checkers/errors.ts';
-import { CorgiError } from '../src/errors.ts';
-import { GgufError } from '../src/model/gguf/errors.ts';
-import { ModelStoreError } from '../src/model/store/model-store-error.ts';
-import { HttpError } from '../src/server/http-error.ts';
+import { ConstraintError } from '../../src/checkers/errors.ts';
+import { CorgiError } from '../../src/common/errors.ts';
+import { GgufError } from '../../src/model/gguf/errors.ts';
+import { ModelStoreError } from '../../src/model/store/model-store-error.ts';
+import { HttpError } from '../../src/server/http-error.ts';
 
 describe('CorgiError', () => {
   it('gives each error its class name, code, message and cause', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loggerFromEnv } from '../src/cli/command-env.ts';
-import { createLogger, parseLogFormat } from '../src/logger.ts';
+import { loggerFromEnv } from '../../src/cli/command-env.ts';
+import { createLogger, parseLogFormat } from '../../src/common/logger.ts';
 
 const at = () => new Date('2026-01-02T03:04:05.000Z');
 
