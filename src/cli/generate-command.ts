@@ -11,7 +11,7 @@ import { modelVersionName, resolveCheckpointDir } from '../policy/builtin-model.
 // Types only: llama.cpp loads when the command runs, not with every `corgi` invocation.
 import type { LlamaCppPolicy } from '../policy/llama-cpp-policy.ts';
 import { SAMPLING_DEFAULTS } from '../policy/sampling.ts';
-import { backendOptionsFromEnv, dataDirFromEnv } from './command-env.ts';
+import { dataDirFromEnv } from './command-env.ts';
 
 /** Where `corgi generate` looks without `--policy`. */
 export function defaultPolicyDir(): string {

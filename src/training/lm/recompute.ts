@@ -178,7 +178,7 @@ export function recomputedTokenLogProbs(
       for (let i = 0; i < L; i++) {
         const input = x;
         keep?.push(input);
-        x = tf.tidy(() => model.decoderLayer(i, input, context).x);
+        x = tf.tidy(() => model.decoderLayer(i, input, context));
         if (!keep) input.dispose();
       }
       const last = x;
@@ -263,7 +263,7 @@ export function recomputedTokenLogProbs(
         for (let i = L - 1; i >= 0; i--) {
           const input = hidden[i]!;
           const { value, grads } = nestedGradients(
-            () => model.decoderLayer(i, input, context).x,
+            () => model.decoderLayer(i, input, context),
             [input, ...xs],
             dx,
           );
