@@ -11,6 +11,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { checkAll, parseConstraints } from '../src/checkers/registry.ts';
 import type { ConstraintSpec } from '../src/checkers/types.ts';
+import { rngFromState } from '../src/common/random.ts';
 
 const TARGET_CHECKS_PER_S = 20_000;
 
@@ -56,21 +57,10 @@ const SETS: { name: string; constraints: ConstraintSpec[] }[] = [
   },
 ];
 
-/** Deterministic PRNG (mulberry32) so every run checks the same answers. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Distinct 60-word answers (the base answer with a few word pairs swapped), more than any per-text cache holds. */
 function answerPool(seed: number): string[] {
-  const random = mulberry32(seed);
+  const rng = rngFromState(seed);
+  const random = () => rng.next();
   const words = BASE_ANSWER.split(' ');
   return Array.from({ length: 4096 }, () => {
     const copy = [...words];

@@ -18,7 +18,7 @@ export function loggerFromEnv(env: Env = process.env, isTTY = process.stderr.isT
 
 /** The data directory: `CORGI_DATA_DIR`, else `./data` (models, checkpoints, the embedded database). */
 export function dataDirFromEnv(env: Env = process.env): string {
-  return env.CORGI_DATA_DIR || '../data';
+  return env.CORGI_DATA_DIR || './data';
 }
 
 /** Hugging Face Hub settings: `HF_ENDPOINT`, `HF_TOKEN`. */

@@ -14,7 +14,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { CheckpointError, checkpointDigest } from '../model/checkpoint.ts';
+import { CheckpointError, checkpointDigest, verifyChecksums } from '../model/checkpoint.ts';
 import { convertCheckpointToGguf } from '../model/gguf/checkpoint-to-gguf.ts';
 import { selectBackend, selectedBackend } from '../model/tfjs/backend.ts';
 import { Tokenizer } from '../model/tokenizer.ts';
@@ -66,6 +66,9 @@ export function servingPolicyLoader({
 
 /** The GGUF of a checkpoint directory, converted on first use (atomically: the writer renames into place). */
 export async function convertedCheckpoint(dir: string, cacheDir: string): Promise<string> {
+  // The digest trusts `checksums.sha256`: verify the files against it first, so a checkpoint
+  // corrupted after it was written is refused instead of served from an earlier conversion.
+  await verifyChecksums(dir);
   const digest = (await checkpointDigest(dir)).replace(/^sha256:/, '');
   const out = join(cacheDir, `${digest}.gguf`);
   if (existsSync(out)) return out;

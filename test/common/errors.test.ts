@@ -30,7 +30,7 @@ describe('CorgiError', () => {
 
   it('isInstance recognises an error from another copy of the module, where instanceof fails', async () => {
     // A query string makes the loader evaluate the module a second time: a distinct class.
-    const path: string = '../src/model/store/model-store-error.ts?copy';
+    const path: string = '../../src/model/store/model-store-error.ts?copy';
     const copy = (await import(/* @vite-ignore */ path)) as {
       ModelStoreError: typeof ModelStoreError;
     };

@@ -19,10 +19,12 @@
  */
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
+import { createRng } from '../../common/random.ts';
 import { type LlamaConfig, parseLlamaConfig, toConfigJson } from '../../model/config.ts';
 import { LlamaModel } from '../../model/llama.ts';
 import { type BackendName, selectBackend } from '../../model/tfjs/backend.ts';
 import { benchModelGeneration } from '../../policy/llama-bench.ts';
+import { profileKernels } from './lora-bench.ts';
 import { AdamW } from './optim.ts';
 import { DataParallelTrainer, trainStep } from './train.ts';
 
@@ -86,19 +88,10 @@ export function benchConfig(options: PolicyBenchOptions = {}): LlamaConfig {
   });
 }
 
-/** Deterministic pseudo-random tokens (xorshift), so both benches could share data if needed. */
+/** Deterministic pseudo-random tokens, so every run times the same data. */
 function randomTokens(count: number, vocab: number, seed: number): Int32Array {
-  const out = new Int32Array(count);
-  let s = (seed * 2654435761 + 1) >>> 0 || 1;
-  for (let i = 0; i < count; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = s % vocab;
-  }
-  return out;
+  const rng = createRng('bench-tokens', seed);
+  return Int32Array.from({ length: count }, () => rng.int(0, vocab - 1));
 }
 
 /** Runs the benchmark and returns the contract's JSON object. */
@@ -179,23 +172,9 @@ function median(xs: number[]): number {
 
 /** Runs `f` under `tf.profile` and logs time per kernel, largest first. */
 async function profileTable(title: string, f: () => unknown, log: (line: string) => void): Promise<void> {
-  const info = await tf.profile(() => {
-    f();
-    return [] as tf.Tensor[];
-  });
-  const byKernel = new Map<string, { ms: number; calls: number }>();
-  let total = 0;
-  for (const k of info.kernels) {
-    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    const entry = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
-    entry.ms += ms;
-    entry.calls += 1;
-    byKernel.set(k.name, entry);
-    total += ms;
-  }
-  log(`profile: ${title}: ${info.kernels.length} kernels, ${total.toFixed(1)} ms in kernels`);
-  const sorted = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15);
-  for (const [name, { ms, calls }] of sorted) {
-    log(`  ${name.padEnd(22)} ${ms.toFixed(1).padStart(8)} ms  ${String(calls).padStart(5)} calls`);
+  const { kernels, totalMs, count } = await profileKernels(f, 15);
+  log(`profile: ${title}: ${count} kernels, ${totalMs.toFixed(1)} ms in kernels`);
+  for (const { kernel, ms, calls } of kernels) {
+    log(`  ${kernel.padEnd(22)} ${ms.toFixed(1).padStart(8)} ms  ${String(calls).padStart(5)} calls`);
   }
 }

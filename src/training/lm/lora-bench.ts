@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
+import { createRng } from '../../common/random.ts';
 import { toConfigJson } from '../../model/config.ts';
 import { loadGgufModel } from '../../model/gguf/gguf-to-llama.ts';
 import { attachLora, LORA_TARGET_MODULES, loraAdapterFiles } from '../../model/lora.ts';
@@ -78,18 +79,10 @@ export interface LoraTrainBenchResult {
   top_kernels: { kernel: string; ms: number; calls: number; share: number }[];
 }
 
-/** Deterministic token ids in [10, vocab) (xorshift), different per row. */
+/** Deterministic token ids in [10, vocab), different per row. */
 function syntheticRows(rows: number, length: number, vocab: number, seed: number): number[][] {
-  let s = (seed * 2654435761 + 1) >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-  return Array.from({ length: rows }, () => Array.from({ length }, () => 10 + (next() % (vocab - 10))));
+  const rng = createRng('lora-bench-rows', seed);
+  return Array.from({ length: rows }, () => Array.from({ length }, () => rng.int(10, vocab - 1)));
 }
 
 const median = (xs: number[]) => {
@@ -166,7 +159,7 @@ export async function runLoraTrainBench(options: LoraTrainBenchOptions): Promise
       log(`bench: tfjs step ${i + 1}/${rounds}: ${stepMs.at(-1)!.toFixed(0)} ms`);
     }
     const heapBytes = wasmHeapBytes();
-    const topKernels = await profileStep(step);
+    const topKernels = (await profileKernels(step)).kernels.map((k) => ({ ...k, ms: Math.round(k.ms) }));
     const ms = median(stepMs);
 
     log(`bench: PyTorch peer (${threads} thread(s))`);
@@ -221,8 +214,14 @@ function wasmHeapBytes(): number {
   return backend.wasm?.HEAPU8?.length ?? 0;
 }
 
-/** One step under `tf.profile`: milliseconds per kernel, largest first (scopes such as customGrad's left out). */
-async function profileStep(step: () => unknown): Promise<LoraTrainBenchResult['top_kernels']> {
+/**
+ * One step under `tf.profile`: milliseconds per kernel, largest first, the `most` largest (scopes such
+ * as customGrad's left out: their kernels are listed too), and the total kernel time.
+ */
+export async function profileKernels(
+  step: () => unknown,
+  most = 8,
+): Promise<{ kernels: LoraTrainBenchResult['top_kernels']; totalMs: number; count: number }> {
   const info = await tf.profile(() => {
     step();
     return [] as tf.Tensor[];
@@ -230,7 +229,7 @@ async function profileStep(step: () => unknown): Promise<LoraTrainBenchResult['t
   const byKernel = new Map<string, { ms: number; calls: number }>();
   let total = 0;
   for (const k of info.kernels) {
-    if (!tf.getKernel(k.name, tf.getBackend())) continue; // a scope, whose kernels are listed too
+    if (!tf.getKernel(k.name, tf.getBackend())) continue;
     const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
     const entry = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
     entry.ms += ms;
@@ -238,13 +237,14 @@ async function profileStep(step: () => unknown): Promise<LoraTrainBenchResult['t
     byKernel.set(k.name, entry);
     total += ms;
   }
-  return [...byKernel]
+  const kernels = [...byKernel]
     .sort((a, b) => b[1].ms - a[1].ms)
-    .slice(0, 8)
+    .slice(0, most)
     .map(([kernel, { ms, calls }]) => ({
       kernel,
-      ms: Math.round(ms),
+      ms: Math.round(ms * 10) / 10,
       calls,
       share: Math.round((ms / total) * 1000) / 1000,
     }));
+  return { kernels, totalMs: total, count: info.kernels.length };
 }
