@@ -66,12 +66,15 @@ export function servingPolicyLoader({
 
 /** The GGUF of a checkpoint directory, converted on first use (atomically: the writer renames into place). */
 export async function convertedCheckpoint(dir: string, cacheDir: string): Promise<string> {
-  // The digest trusts `checksums.sha256`: verify the files against it first, so a checkpoint
-  // corrupted after it was written is refused instead of served from an earlier conversion.
-  await verifyChecksums(dir);
   const digest = (await checkpointDigest(dir)).replace(/^sha256:/, '');
   const out = join(cacheDir, `${digest}.gguf`);
-  if (existsSync(out)) return out;
+  if (existsSync(out)) {
+    // The digest trusts `checksums.sha256`: a checkpoint corrupted after it was written would be
+    // served from an earlier conversion unless its files are checked here (a conversion loads
+    // through loadCheckpoint, which checks them itself).
+    await verifyChecksums(dir);
+    return out;
+  }
   await mkdir(cacheDir, { recursive: true });
   // Conversion reads the checkpoint through TensorFlow.js: any backend does, chosen quietly if none is.
   if (selectedBackend() === null) await selectBackend({ log: () => {} });

@@ -12,6 +12,7 @@ import type { LlamaModel } from '../../model/llama.ts';
 import { crossEntropy } from '../../model/tfjs/wasm-kernels.ts';
 import type { Batch } from './lm-data.ts';
 import type { AdamW } from './optim.ts';
+import { computeGradients, trainableParameters } from './sequence-logprobs.ts';
 import type { StepStats } from './train.ts';
 
 /** Logits [B·T, V] for a batch's inputs. */
@@ -44,23 +45,10 @@ export function maskedLossAndGradients(
   batch: Batch,
 ): { loss: number; grads: Map<string, tf.Tensor> } {
   const { inputs, targets, weights } = batchTensors(batch);
-  const names = new Map<string, string>();
-  const vars: tf.Variable[] = [];
-  for (const [name, v] of model.params) {
-    if (!v.trainable) continue;
-    names.set(v.name, name);
-    vars.push(v);
-  }
   try {
-    const { value, grads } = tf.variableGrads(
-      () => crossEntropy(logitsOf(model, inputs), tf.reshape(targets, [-1]) as tf.Tensor1D, weights),
-      vars,
+    return computeGradients(trainableParameters(model), () =>
+      crossEntropy(logitsOf(model, inputs), tf.reshape(targets, [-1]) as tf.Tensor1D, weights),
     );
-    const loss = value.dataSync()[0]!;
-    value.dispose();
-    const byName = new Map<string, tf.Tensor>();
-    for (const [varName, g] of Object.entries(grads)) byName.set(names.get(varName)!, g);
-    return { loss, grads: byName };
   } finally {
     tf.dispose([inputs, targets, ...(weights ? [weights] : [])]);
   }

@@ -15,6 +15,7 @@ import type { LlamaModel } from '../../model/llama.ts';
 import { type BackendName, selectedBackend } from '../../model/tfjs/backend.ts';
 import { crossEntropy } from '../../model/tfjs/wasm-kernels.ts';
 import type { AdamW } from './optim.ts';
+import { computeGradients, trainableParameters } from './sequence-logprobs.ts';
 
 export interface StepStats {
   /** Mean next-token cross-entropy over the batch. */
@@ -34,22 +35,10 @@ export function lossAndGradients(
 ): { loss: number; grads: Map<string, tf.Tensor> } {
   const [B, T] = inputs.shape;
   const V = model.config.vocab_size;
-  const names = new Map<string, string>();
-  const vars: tf.Variable[] = [];
-  for (const [name, v] of model.params) {
-    if (!v.trainable) continue;
-    names.set(v.name, name);
-    vars.push(v);
-  }
-  const { value, grads } = tf.variableGrads(() => {
+  return computeGradients(trainableParameters(model), () => {
     const logits = tf.reshape(model.forward(inputs), [B * T, V]) as tf.Tensor2D;
     return crossEntropy(logits, tf.reshape(targets, [B * T]) as tf.Tensor1D);
-  }, vars);
-  const loss = value.dataSync()[0]!;
-  value.dispose();
-  const byName = new Map<string, tf.Tensor>();
-  for (const [varName, g] of Object.entries(grads)) byName.set(names.get(varName)!, g);
-  return { loss, grads: byName };
+  });
 }
 
 /** One training step on one thread: loss, gradients, AdamW update. */
