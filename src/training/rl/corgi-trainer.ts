@@ -291,23 +291,23 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
   const total = () => (config.budget === 'steps' ? config.steps : config.pg_tokens);
   let last: StepMetrics | null = null;
 
-  // A checkpoint of the model under training with `files`: the adapter alone on a GGUF base.
+  // What a checkpoint of the model under training holds besides `files`: on a GGUF base the adapter
+  // alone (no weights), else the weights with the start checkpoint's tokenizer files and any adapter.
+  const weights = adapterOnly ? null : model;
+  const modelFiles = () => ({ ...(adapterOnly ? {} : carried), ...(lora ? loraAdapterFiles(model) : {}) });
   const writeModel = (dir: string, files: Record<string, string | Uint8Array>) =>
-    adapterOnly
-      ? writeCheckpointFiles(dir, { ...loraAdapterFiles(model), ...files }, { overwrite: true })
-      : saveCheckpoint(model, dir, {
-          overwrite: true,
-          files: { ...carried, ...(lora ? loraAdapterFiles(model) : {}), ...files },
-        });
+    weights
+      ? saveCheckpoint(weights, dir, { overwrite: true, files: { ...modelFiles(), ...files } })
+      : writeCheckpointFiles(dir, { ...modelFiles(), ...files }, { overwrite: true });
   const saveWork = async () => {
     state.elapsedSeconds = elapsed();
     await workCheckpoint.save({
-      model: adapterOnly ? null : model,
+      model: weights,
       optimizer,
       config,
       state,
       log,
-      extraFiles: { ...(adapterOnly ? {} : carried), ...(lora ? loraAdapterFiles(model) : {}) },
+      extraFiles: modelFiles(),
     });
   };
 
