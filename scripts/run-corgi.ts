@@ -4,17 +4,34 @@
  * its stdout kept (and written to `stdoutFile` when given), a non-zero exit turned into an error.
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { createWriteStream, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 const corgi = resolve(import.meta.dirname, '../bin/corgi.js');
 
-export function runCorgi(script: string, args: string[], stdoutFile?: string): Promise<void> {
-  console.error(`${script}: corgi ${args.join(' ')}${stdoutFile ? ` > ${stdoutFile}` : ''}`);
+export interface RunCorgiOptions {
+  /** Variables set for the child on top of this process's environment. */
+  env?: Record<string, string>;
+  /** Append the child's stderr (its progress) to this file instead of passing it through. */
+  stderrFile?: string;
+}
+
+export function runCorgi(
+  script: string,
+  args: string[],
+  stdoutFile?: string,
+  options: RunCorgiOptions = {},
+): Promise<void> {
+  const redirects = `${stdoutFile ? ` > ${stdoutFile}` : ''}${options.stderrFile ? ` 2>> ${options.stderrFile}` : ''}`;
+  console.error(`${script}: corgi ${args.join(' ')}${redirects}`);
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [corgi, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [corgi, ...args], {
+      stdio: ['ignore', 'pipe', options.stderrFile ? 'pipe' : 'inherit'],
+      env: { ...process.env, ...options.env },
+    });
+    if (options.stderrFile) child.stderr?.pipe(createWriteStream(options.stderrFile, { flags: 'a' }));
     let out = '';
-    child.stdout.on('data', (d: Buffer) => {
+    child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
     });
     child.on('error', fail);

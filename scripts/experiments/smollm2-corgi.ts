@@ -10,7 +10,7 @@
  *   node bin/run-ts.js scripts/experiments/smollm2-corgi.ts [--dir runs/smollm2-corgi]
  *       [--base smollm2-135m-instruct] [--models-out models] [--seed 0] [--pg-tokens 150000]
  *       [--train-args="<more corgi train flags>"] [--eval-n N] [--sets source,target,...]
- *       [--stage cases|train|eval|report|curves|all]
+ *       [--stage cases|train|eval|report|curves|all] [--parallel-train]
  *
  * Outputs in --dir: cases/*.jsonl, eval/<model>.<set>.{json,sessions.jsonl}, results.json,
  * results.md, curves.svg and curves.png; the adapters in <models-out>/<prefix>-corgi and
@@ -48,6 +48,7 @@ const { values: o } = parseArgs({
     resamples: { type: 'string', default: '10000' },
     stage: { type: 'string', default: 'all' },
     sets: { type: 'string', default: 'all' },
+    'parallel-train': { type: 'boolean', default: false },
   },
 });
 
@@ -122,15 +123,33 @@ async function cases(): Promise<void> {
     console.error(`smollm2-corgi: ${resolve(o.shared)} is absent, so the paper's test sets are skipped`);
 }
 
-/** One after the other: each run uses both cores (llama.cpp rollouts, TensorFlow.js updates). */
+/**
+ * One after the other by default. The TensorFlow.js update runs on one wasm thread, so with
+ * --parallel-train the two runs go side by side, each with one llama.cpp thread and its progress in
+ * <dir>/train-<name>.log: both cores busy, and the two runs see the same machine.
+ */
 async function train(): Promise<void> {
-  for (const m of TRAINED) {
-    if (existsSync(join(m.policy, 'corgi.json'))) {
-      console.error(`smollm2-corgi: ${m.policy} is trained; skipped`);
-      continue;
-    }
-    const resume = existsSync(`${m.policy}.work`) ? ['--resume'] : ['--overwrite'];
-    await run([
+  const pending = TRAINED.filter((m) => {
+    const trained = existsSync(join(m.policy, 'corgi.json'));
+    if (trained) console.error(`smollm2-corgi: ${m.policy} is trained; skipped`);
+    return !trained;
+  });
+  if (o['parallel-train']) await Promise.all(pending.map((m) => trainOne(m, true)));
+  else for (const m of pending) await trainOne(m, false);
+}
+
+async function trainOne(m: (typeof TRAINED)[number], parallel: boolean): Promise<void> {
+  const resume = existsSync(`${m.policy}.work`) ? ['--resume'] : ['--overwrite'];
+  const side = parallel
+    ? {
+        env: { CORGI_LLAMA_THREADS: '1', CORGI_CHECK_THREADS: '1' },
+        stderrFile: join(dir, `train-${m.name}.log`),
+      }
+    : {};
+  mkdirSync(dir, { recursive: true });
+  await runCorgi(
+    'smollm2-corgi',
+    [
       'train',
       '--policy',
       o.base,
@@ -146,8 +165,10 @@ async function train(): Promise<void> {
       o['pg-tokens'],
       ...words(o['train-args']),
       ...resume,
-    ]);
-  }
+    ],
+    undefined,
+    side,
+  );
 }
 
 const reportFile = (model: string, set: string) => join(dir, `eval/${model}.${set}.json`);
