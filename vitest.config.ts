@@ -9,7 +9,9 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Every server a test starts loads the text models once per check worker before it listens:
     // one worker per server keeps start-up short while two test files already share the two cores.
-    // Child commands log plain lines, as on a terminal, which the tests read.
+    // Child commands log plain lines, as on a terminal, which the tests read. The setup file applies
+    // the same variables to the servers and policies a test starts in its own process.
     env: { CORGI_CHECK_THREADS: '1', CORGI_LOG_FORMAT: 'text' },
+    setupFiles: ['test/support/runtime-setup.ts'],
   },
 });

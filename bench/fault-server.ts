@@ -4,6 +4,8 @@
  * streams a word every 20 ms. Prints `listening <url>` once it serves.
  *   node bin/run-ts.js bench/fault-server.ts <database-url> <schema>
  */
+import { runtimeSettingsFromEnv } from '../src/cli/command-env.ts';
+import { configureRuntime } from '../src/common/runtime-settings.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { fixedPolicy } from '../src/policy/types.ts';
 import { startServer } from '../src/server/server.ts';
@@ -14,6 +16,7 @@ if (!url || !schema) {
   console.error('usage: node bin/run-ts.js bench/fault-server.ts <database-url> <schema>');
   process.exit(2);
 }
+configureRuntime(runtimeSettingsFromEnv());
 const answer = Array.from({ length: 30 }, (_, i) => `word${i}`).join(' ');
 const db = await openDatabase({
   url,

@@ -35,12 +35,15 @@
  * | `overhead_cpu`                | the same ratio of the process's CPU time (steadier on a shared machine) |
  * | `mean_decode_batch`           | sequences generating together, sampled every 10 ms (`mean_waiting_for_prefill`: attempts waiting for a free sequence) |
  */
+
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { Command, Option } from 'commander';
+import { runtimeSettingsFromEnv } from '../src/cli/command-env.ts';
+import { configureRuntime } from '../src/common/runtime-settings.ts';
 import { type Database, openDatabase } from '../src/db/database.ts';
 import { expandStoreName } from '../src/model/store/resolve-policy-spec.ts';
 import { selectBackend } from '../src/model/tfjs/backend.ts';
@@ -320,6 +323,7 @@ const BENCH_RATE_LIMITS = {
 };
 
 async function main(): Promise<void> {
+  configureRuntime(runtimeSettingsFromEnv());
   await selectBackend({ log });
   // IFEval's sentence splitter trains on first use: do it now, not inside a timed session.
   preloadTextModels();

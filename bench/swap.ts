@@ -36,8 +36,9 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { parseConstraints } from '../src/checkers/registry.ts';
-import { spareContextFromEnv } from '../src/cli/command-env.ts';
+import { runtimeSettingsFromEnv, spareContextFromEnv } from '../src/cli/command-env.ts';
 import { silentLogger } from '../src/common/logger.ts';
+import { configureRuntime } from '../src/common/runtime-settings.ts';
 import { openDatabase } from '../src/db/database.ts';
 import { expandStoreName } from '../src/model/store/resolve-policy-spec.ts';
 import { BUILTIN_MODEL_DIR } from '../src/policy/builtin-model.ts';
@@ -290,6 +291,7 @@ async function benchModel(model: 'builtin' | 'smollm2', root: string) {
 }
 
 async function main(): Promise<void> {
+  configureRuntime(runtimeSettingsFromEnv());
   preloadTextModels();
   const loadAtStart = os.loadavg()[0];
   const root = mkdtempSync(join(os.tmpdir(), 'corgi-bench-swap-'));

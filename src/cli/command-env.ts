@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import { createLogger, type Logger, parseLogFormat } from '../common/logger.ts';
+import { LLAMA_GPU_CHOICES, type LlamaGpu, type RuntimeSettings } from '../common/runtime-settings.ts';
 import type { DatabaseOptions, DatabaseTimeouts } from '../db/database.ts';
 import type { BackendName, SelectBackendOptions } from '../model/tfjs/backend.ts';
 
@@ -98,4 +99,37 @@ export function spareContextFromEnv(env: Env = process.env): boolean {
   throw new Error(
     `CORGI_SPARE_CONTEXT must be on or off (1/0, true/false), got "${env.CORGI_SPARE_CONTEXT}"`,
   );
+}
+
+/** A positive integer from `env[name]`, or undefined when unset; throws naming the variable when malformed. */
+function positiveIntFromEnv(env: Env, name: string): number | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1)
+    throw new Error(`${name} must be a positive integer, got "${raw}"`);
+  return value;
+}
+
+/**
+ * The process's native-thread defaults (`configureRuntime`): `CORGI_LLAMA_THREADS` and
+ * `CORGI_LLAMA_GPU` (`auto`, `false`/`cpu`, `cuda`, `vulkan`, `metal`) for llama.cpp,
+ * `CORGI_CHECK_THREADS` and `CORGI_CHECK_TIMEOUT_MS` for a server's check workers.
+ * @throws Error naming a malformed variable
+ */
+export function runtimeSettingsFromEnv(env: Env = process.env): RuntimeSettings {
+  const gpu = env.CORGI_LLAMA_GPU?.trim();
+  let llamaGpu: LlamaGpu | undefined;
+  if (gpu === 'false' || gpu === 'cpu') llamaGpu = false;
+  else if (gpu) {
+    if (!LLAMA_GPU_CHOICES.includes(gpu as LlamaGpu))
+      throw new Error(`CORGI_LLAMA_GPU must be auto, false, cuda, vulkan or metal, got "${gpu}"`);
+    llamaGpu = gpu as LlamaGpu;
+  }
+  return {
+    llamaThreads: positiveIntFromEnv(env, 'CORGI_LLAMA_THREADS'),
+    llamaGpu,
+    checkThreads: positiveIntFromEnv(env, 'CORGI_CHECK_THREADS'),
+    checkTimeoutMs: positiveIntFromEnv(env, 'CORGI_CHECK_TIMEOUT_MS'),
+  };
 }

@@ -9,8 +9,10 @@
  */
 import { Command } from 'commander';
 import { ConstraintError } from '../checkers/errors.ts';
+import { configureRuntime } from '../common/runtime-settings.ts';
 import { EXIT_BAD_INPUT, registerCheckCommands } from './check-command.ts';
 import { exitQuietlyOnClosedPipe } from './closed-pipe.ts';
+import { runtimeSettingsFromEnv } from './command-env.ts';
 
 /** Commands whose module loads when one of them runs: name → summary for `corgi --help`, and the module. */
 interface LazyCommand {
@@ -117,6 +119,7 @@ export async function buildProgram(argv: string[] = process.argv): Promise<Comma
 export async function main(argv: string[]): Promise<void> {
   exitQuietlyOnClosedPipe();
   try {
+    configureRuntime(runtimeSettingsFromEnv(process.env));
     await (await buildProgram(argv)).parseAsync(argv);
   } catch (error) {
     // One readable line, not a stack trace (the wasm runtime would otherwise print its source).

@@ -79,7 +79,7 @@ export interface LlamaCppPolicySpec {
   sequences?: number;
   /** Tokens each sequence holds, prompt and answer. @default min(2048, the model's training context) */
   contextSize?: number;
-  /** CPU threads for decoding. @default `defaultThreads()`: CORGI_LLAMA_THREADS, else available parallelism */
+  /** CPU threads for decoding. @default `defaultThreads()`: `configureRuntime`'s llamaThreads, else available parallelism */
   threads?: number;
   /** Our tokenizer for the model. @default tokenizer.json beside the GGUF, else rebuilt from its metadata */
   tokenizer?: Tokenizer;

@@ -10,40 +10,29 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { getLlama, type Llama, LlamaLogLevel, type LlamaModel } from 'node-llama-cpp';
+import { type LlamaGpu, runtimeSettings } from '../common/runtime-settings.ts';
 
 let runtime: Promise<Llama> | null = null;
 
 /**
- * Decoding threads when a policy does not say: `CORGI_LLAMA_THREADS`, else the machine's available
- * parallelism. On a busy machine fewer is faster: llama.cpp's threads meet at a barrier every
- * layer, and one descheduled thread stalls the rest (2 cores under load ≈ 14: 0.7 tokens/s with
- * 2 threads, 27 with 1, SmolLM2 at batch 1).
+ * Decoding threads when a policy does not say: `configureRuntime({ llamaThreads })` (the commands
+ * take `CORGI_LLAMA_THREADS`), else the machine's available parallelism. On a busy machine fewer is
+ * faster: llama.cpp's threads meet at a barrier every layer, and one descheduled thread stalls the
+ * rest (2 cores under load ≈ 14: 0.7 tokens/s with 2 threads, 27 with 1, SmolLM2 at batch 1).
  */
-export function defaultThreads(env: NodeJS.ProcessEnv = process.env): number {
-  const configured = env.CORGI_LLAMA_THREADS?.trim();
-  if (!configured) return availableParallelism();
-  const threads = Number(configured);
-  if (!Number.isInteger(threads) || threads < 1)
-    throw new RangeError(`CORGI_LLAMA_THREADS must be a positive integer, got "${configured}"`);
-  return threads;
+export function defaultThreads(): number {
+  return runtimeSettings().llamaThreads ?? availableParallelism();
 }
 
 /**
- * Which backend to ask node-llama-cpp for: `CORGI_LLAMA_GPU` (`auto`, `false`, `cuda`, `vulkan`,
- * `metal`) when set; else `auto` on macOS (Metal) or when a GPU device node exists, otherwise
- * `false` — with `auto` on a machine without a GPU node-llama-cpp first tries to load the GPU
- * binaries and fails, which costs start-up time and prints warnings.
+ * Which backend to ask node-llama-cpp for: `configureRuntime({ llamaGpu })` (the commands take
+ * `CORGI_LLAMA_GPU`) when set; else `auto` on macOS (Metal) or when a GPU device node exists,
+ * otherwise `false` — with `auto` on a machine without a GPU node-llama-cpp first tries to load the
+ * GPU binaries and fails, which costs start-up time and prints warnings.
  */
-export function gpuChoice(
-  env: NodeJS.ProcessEnv = process.env,
-): 'auto' | false | 'cuda' | 'vulkan' | 'metal' {
-  const configured = env.CORGI_LLAMA_GPU?.trim();
-  if (configured) {
-    if (configured === 'false' || configured === 'cpu') return false;
-    if (configured === 'auto' || configured === 'cuda' || configured === 'vulkan' || configured === 'metal')
-      return configured;
-    throw new Error(`CORGI_LLAMA_GPU must be auto, false, cuda, vulkan or metal, got "${configured}"`);
-  }
+export function gpuChoice(): LlamaGpu {
+  const configured = runtimeSettings().llamaGpu;
+  if (configured !== undefined) return configured;
   if (process.platform === 'darwin') return 'auto';
   if (existsSync('/dev/nvidia0') || existsSync('/dev/dxg')) return 'auto';
   try {

@@ -12,6 +12,7 @@ import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { type CheckResult, checkAll, parseConstraints } from '../checkers/registry.ts';
 import type { ParsedConstraint } from '../checkers/types.ts';
+import { runtimeSettings } from '../common/runtime-settings.ts';
 import { CheckError } from './check-error.ts';
 import type { CheckTask } from './check-worker.ts';
 
@@ -31,9 +32,9 @@ export const DEFAULT_CHECK_TIMEOUT_MS = 5_000;
 export const DEFAULT_CHECK_QUEUE = 1_024;
 
 export interface CheckPoolOptions {
-  /** Worker threads. @default CORGI_CHECK_THREADS, else os.availableParallelism() */
+  /** Worker threads. @default `configureRuntime`'s checkThreads (`CORGI_CHECK_THREADS`), else os.availableParallelism() */
   threads?: number;
-  /** Per-check budget in ms of a worker's time (queue wait not included). @default CORGI_CHECK_TIMEOUT_MS, else 5_000 */
+  /** Per-check budget in ms of a worker's time (queue wait not included). @default checkTimeoutMs (`CORGI_CHECK_TIMEOUT_MS`), else 5_000 */
   timeoutMs?: number;
   /** Checks allowed to wait for a worker. @default 1_024 */
   maxQueue?: number;
@@ -52,16 +53,6 @@ export interface CheckPool {
   close(): Promise<void>;
 }
 
-/** A positive integer from an environment variable, or undefined when unset; throws naming it when malformed. */
-export function readPositiveIntEnv(name: string): number | undefined {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1)
-    throw new Error(`${name} must be a positive integer, got "${raw}"`);
-  return value;
-}
-
 /** The worker module: the compiled one next to this file, or the TypeScript one through tsx. */
 function workerFilename(): string {
   const here = new URL(import.meta.url);
@@ -71,9 +62,9 @@ function workerFilename(): string {
 
 /** Starts a pool of warm check workers (each loads the text models once). */
 export function createCheckPool(options: CheckPoolOptions = {}): CheckPool {
-  const threads = options.threads ?? readPositiveIntEnv('CORGI_CHECK_THREADS') ?? availableParallelism();
-  const timeoutMs =
-    options.timeoutMs ?? readPositiveIntEnv('CORGI_CHECK_TIMEOUT_MS') ?? DEFAULT_CHECK_TIMEOUT_MS;
+  const defaults = runtimeSettings();
+  const threads = options.threads ?? defaults.checkThreads ?? availableParallelism();
+  const timeoutMs = options.timeoutMs ?? defaults.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
   const piscina = new Piscina<CheckTask, CheckResult>({
     filename: workerFilename(),
     minThreads: threads,

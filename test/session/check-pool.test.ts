@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkAll, parseConstraints } from '../../src/checkers/registry.ts';
+import { configureRuntime, runtimeSettings } from '../../src/common/runtime-settings.ts';
 import { CheckError } from '../../src/session/check-error.ts';
 import { type CheckPool, createCheckPool } from '../../src/session/check-pool.ts';
 import { ADVERSARIAL_SHAPES } from '../support/adversarial-texts.ts';
@@ -70,4 +71,19 @@ describe('the check pool', () => {
     expect((error as Error).name).toBe('AbortError');
     expect(pool.timeouts).toBe(1);
   }, 60_000);
+
+  it('takes its size and budget from the process defaults when the caller does not say', async () => {
+    const before = { ...runtimeSettings() };
+    configureRuntime({ checkThreads: 2, checkTimeoutMs: 1_234 });
+    const defaulted = createCheckPool();
+    try {
+      expect([defaulted.threads, defaulted.timeoutMs]).toEqual([2, 1_234]);
+    } finally {
+      await defaulted.close();
+      configureRuntime({
+        checkThreads: before.checkThreads ?? 1,
+        checkTimeoutMs: before.checkTimeoutMs ?? 5_000,
+      });
+    }
+  });
 });

@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configureRuntime } from '../../../src/common/runtime-settings.ts';
 import type { Database } from '../../../src/db/database.ts';
 import { getLivePolicyVersion, getPolicyVersion } from '../../../src/db/policy-versions.ts';
 import { createSession } from '../../../src/db/sessions.ts';
@@ -37,7 +38,7 @@ let db: Database;
 let root: string;
 let base: string;
 beforeAll(async () => {
-  process.env.CORGI_LLAMA_THREADS ??= '1';
+  configureRuntime({ llamaThreads: 1 });
   await useBackend('wasm');
   db = await openTestDatabase();
   root = mkdtempSync(join(tmpdir(), 'corgi-background-trainer-'));

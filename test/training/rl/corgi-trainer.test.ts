@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configureRuntime } from '../../../src/common/runtime-settings.ts';
 import { servingPolicyLoader } from '../../../src/policy/serving-loader.ts';
 import { ProgressReporter } from '../../../src/training/progress.ts';
 import { sessionReward } from '../../../src/training/rl/corgi-objective.ts';
@@ -25,7 +26,7 @@ let root: string;
 let base: string;
 beforeAll(async () => {
   // One llama.cpp thread: on a loaded two-core machine a second one stalls every layer's barrier.
-  process.env.CORGI_LLAMA_THREADS ??= '1';
+  configureRuntime({ llamaThreads: 1 });
   await useBackend('wasm');
   root = mkdtempSync(join(tmpdir(), 'corgi-trainer-test-'));
   const model = tinyModel(7);
