@@ -46,7 +46,7 @@ import type { LlamaCppPolicy } from '../src/policy/llama-cpp-policy.ts';
 import { defaultThreads } from '../src/policy/llama-runtime.ts';
 import { type DisposablePolicy, PolicyRegistry } from '../src/policy/policy-registry.ts';
 import { servingPolicyLoader } from '../src/policy/serving-loader.ts';
-import { followPromotions } from '../src/promotion/promotion.ts';
+import { followPromotions } from '../src/promotion/follower.ts';
 import { runSession, type SessionPart } from '../src/session/session-runner.ts';
 import { preloadTextModels } from '../src/text/preload.ts';
 import { writeRandomLoraAdapter } from '../test/support/lora-adapter-gguf.ts';

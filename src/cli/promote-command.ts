@@ -77,7 +77,7 @@ export function registerPromoteCommands(program: Command): void {
           : { version: target };
         summary = await callServer(options.server, '/v1/admin/promote', body);
       } else {
-        const { promote } = await import('../promotion/promotion.ts');
+        const { promote } = await import('../promotion/promote.ts');
         const load = await loaderFor(options.policy);
         summary = await withPolicyDatabase('promote', async (db) => {
           const promotion = await promote(
@@ -112,7 +112,7 @@ export function registerPromoteCommands(program: Command): void {
           options.reason ? { reason: options.reason } : {},
         );
       } else {
-        const { rollback } = await import('../promotion/promotion.ts');
+        const { rollback } = await import('../promotion/promote.ts');
         const load = await loaderFor(options.policy);
         summary = await withPolicyDatabase('rollback', async (db) => {
           const promotion = await rollback(db, { reason: options.reason, load });

@@ -21,13 +21,9 @@ import { DEFAULT_SEQUENCES } from '../policy/llama-cpp-policy.ts';
 import { PolicyRegistry } from '../policy/policy-registry.ts';
 import { loadPolicyFromSpec, parsePolicySpec, remotePromotionLoader } from '../policy/remote-policy.ts';
 import { servingPolicyLoader } from '../policy/serving-loader.ts';
-import {
-  followPromotions,
-  loadLivePolicy,
-  loadLocalPolicy,
-  type PolicyFollower,
-  type PolicyLoader,
-} from '../promotion/promotion.ts';
+import { followPromotions, type PolicyFollower } from '../promotion/follower.ts';
+import { loadLivePolicy } from '../promotion/promote.ts';
+import { loadLocalPolicy, type PolicyLoader } from '../promotion/versions.ts';
 import {
   addSecurityFlags,
   describeSecurity,

@@ -9,7 +9,7 @@ import { parseCheckRequest } from '../checkers/check-request.ts';
 import { listCheckers } from '../checkers/registry.ts';
 import type { Logger } from '../common/logger.ts';
 import type { PolicySource } from '../policy/types.ts';
-import type { PolicyFollower } from '../promotion/promotion.ts';
+import type { PolicyFollower } from '../promotion/follower.ts';
 import { type CheckFunction, checkInProcess } from '../session/check-pool.ts';
 import { principalOf } from './auth.ts';
 import { errorMiddleware, HttpError } from './http-error.ts';

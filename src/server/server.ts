@@ -12,7 +12,7 @@ import { defaultLogger, type Logger } from '../common/logger.ts';
 import type { Database } from '../db/database.ts';
 import { sweepOrphanedSessions } from '../db/sessions.ts';
 import type { PolicySource } from '../policy/types.ts';
-import type { PolicyFollower } from '../promotion/promotion.ts';
+import type { PolicyFollower } from '../promotion/follower.ts';
 import {
   type CheckFunction,
   type CheckPool,

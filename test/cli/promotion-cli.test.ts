@@ -15,12 +15,9 @@ import { silentLogger } from '../../src/common/logger.ts';
 import { type Database, openDatabase } from '../../src/db/database.ts';
 import { selectBackend } from '../../src/model/tfjs/backend.ts';
 import { PolicyRegistry } from '../../src/policy/policy-registry.ts';
-import {
-  followPromotions,
-  loadLivePolicy,
-  loadLocalPolicy,
-  type PolicyFollower,
-} from '../../src/promotion/promotion.ts';
+import { followPromotions, type PolicyFollower } from '../../src/promotion/follower.ts';
+import { loadLivePolicy } from '../../src/promotion/promote.ts';
+import { loadLocalPolicy } from '../../src/promotion/versions.ts';
 import { type RunningServer, startServer } from '../../src/server/server.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
 import { useDataDir } from '../support/data-dir.ts';

@@ -25,7 +25,8 @@ import {
   RemotePromotionError,
   remotePromotionLoader,
 } from '../../src/policy/remote-policy.ts';
-import { type PolicyLoader, promote } from '../../src/promotion/promotion.ts';
+import { promote } from '../../src/promotion/promote.ts';
+import type { PolicyLoader } from '../../src/promotion/versions.ts';
 import { type RunningServer, startServer } from '../../src/server/server.ts';
 import { useBackend } from '../policy/helpers.ts';
 import { tinyModel } from '../policy/tiny-policy.ts';

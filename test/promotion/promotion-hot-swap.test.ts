@@ -20,7 +20,7 @@ import { BUILTIN_MODEL_DIR } from '../../src/policy/builtin-model.ts';
 import type { LlamaCppPolicy } from '../../src/policy/llama-cpp-policy.ts';
 import { type DisposablePolicy, PolicyRegistry } from '../../src/policy/policy-registry.ts';
 import { servingPolicyLoader } from '../../src/policy/serving-loader.ts';
-import { followPromotions } from '../../src/promotion/promotion.ts';
+import { followPromotions } from '../../src/promotion/follower.ts';
 import { runSession, type SessionPart } from '../../src/session/session-runner.ts';
 import { openTestDatabase } from '../support/database.ts';
 import { writeRandomLoraAdapter } from '../support/lora-adapter-gguf.ts';

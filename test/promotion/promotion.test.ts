@@ -21,15 +21,9 @@ import {
 import { selectBackend } from '../../src/model/tfjs/backend.ts';
 import { PolicyRegistry } from '../../src/policy/policy-registry.ts';
 import { gateCandidate, judgeCandidate, validationCases } from '../../src/promotion/eval-gate.ts';
-import {
-  followPromotions,
-  loadLivePolicy,
-  loadLocalPolicy,
-  policyChannel,
-  promote,
-  registerCheckpoint,
-  rollback,
-} from '../../src/promotion/promotion.ts';
+import { followPromotions } from '../../src/promotion/follower.ts';
+import { loadLivePolicy, promote, rollback } from '../../src/promotion/promote.ts';
+import { loadLocalPolicy, policyChannel, registerCheckpoint } from '../../src/promotion/versions.ts';
 import { TrainerLockedError, withTrainerLock } from '../../src/training/background/trainer-lock.ts';
 import type { EvalReport } from '../../src/training/eval/eval.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';

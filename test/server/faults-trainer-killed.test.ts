@@ -26,14 +26,9 @@ import { type Database, openDatabase } from '../../src/db/database.ts';
 import { getLivePolicyVersion, listPolicyVersions } from '../../src/db/policy-versions.ts';
 import { CheckpointError, verifyChecksums } from '../../src/model/checkpoint.ts';
 import { PolicyRegistry } from '../../src/policy/policy-registry.ts';
-import {
-  followPromotions,
-  loadLivePolicy,
-  loadLocalPolicy,
-  type PolicyFollower,
-  promote,
-  registerCheckpoint,
-} from '../../src/promotion/promotion.ts';
+import { followPromotions, type PolicyFollower } from '../../src/promotion/follower.ts';
+import { loadLivePolicy, promote } from '../../src/promotion/promote.ts';
+import { loadLocalPolicy, registerCheckpoint } from '../../src/promotion/versions.ts';
 import { type RunningServer, startServer } from '../../src/server/server.ts';
 import { withTrainerLock } from '../../src/training/background/trainer-lock.ts';
 import { useBackend } from '../policy/helpers.ts';

@@ -18,15 +18,9 @@ import { type Database, openDatabase } from '../../src/db/database.ts';
 import { activatePolicyVersion, getPolicyVersion } from '../../src/db/policy-versions.ts';
 import { selectBackend } from '../../src/model/tfjs/backend.ts';
 import { type DisposablePolicy, PolicyRegistry } from '../../src/policy/policy-registry.ts';
-import {
-  followPromotions,
-  loadLivePolicy,
-  loadLocalPolicy,
-  type PolicyFollower,
-  type PolicyLoader,
-  promote,
-  registerCheckpoint,
-} from '../../src/promotion/promotion.ts';
+import { followPromotions, type PolicyFollower } from '../../src/promotion/follower.ts';
+import { loadLivePolicy, promote } from '../../src/promotion/promote.ts';
+import { loadLocalPolicy, type PolicyLoader, registerCheckpoint } from '../../src/promotion/versions.ts';
 import { type RunningServer, startServer } from '../../src/server/server.ts';
 import { saveTinyCheckpoint, tinyModel } from '../policy/tiny-policy.ts';
 import { useDataDir } from '../support/data-dir.ts';

@@ -10,7 +10,7 @@
  *   (`failure`: why this server does not serve the live version, when its load failed).
  *
  * The checkpoint is loaded and verified here before anything changes, then swapped into this
- * server at once; other servers hear of it through the database (see src/promotion/promotion.ts).
+ * server at once; other servers hear of it through the database (see src/promotion/follower.ts).
  * On a server serving `vllm:`, loading is vLLM loading the version's LoRA adapter (a refusal or an
  * unreachable vLLM is `upstream_error`, 502); on a plain `openai:` endpoint it cannot happen
  * (`promotion_unsupported`, 409). Either way nothing changes and this server keeps its version.
@@ -25,7 +25,8 @@ import {
   type PolicyVersion,
   PolicyVersionError,
 } from '../../db/policy-versions.ts';
-import type { PolicyFollower, Promotion } from '../../promotion/promotion.ts';
+import type { PolicyFollower } from '../../promotion/follower.ts';
+import type { Promotion } from '../../promotion/promote.ts';
 import { requireAdmin as defaultRequireAdmin } from '../auth.ts';
 import { HttpError } from '../http-error.ts';
 import { parseOrThrow } from '../schemas.ts';

@@ -26,7 +26,8 @@ import {
   gateCandidate,
   validationCases,
 } from '../../promotion/eval-gate.ts';
-import { promote, registerCheckpoint } from '../../promotion/promotion.ts';
+import { promote } from '../../promotion/promote.ts';
+import { registerCheckpoint } from '../../promotion/versions.ts';
 import type { EvalCase } from '../../tasks/cases.ts';
 import type { ProgressReporter } from '../progress.ts';
 import type { CorgiConfigInput } from '../rl/corgi-config.ts';

@@ -20,7 +20,7 @@ import { LlamaModel } from '../../../src/model/llama.ts';
 import type { LlamaCppPolicy } from '../../../src/policy/llama-cpp-policy.ts';
 import { type ServingLoader, servingPolicyLoader } from '../../../src/policy/serving-loader.ts';
 import { fixedPolicy, type SamplingOptions } from '../../../src/policy/types.ts';
-import { registerCheckpoint } from '../../../src/promotion/promotion.ts';
+import { registerCheckpoint } from '../../../src/promotion/versions.ts';
 import { logSession } from '../../../src/session/recorder.ts';
 import { runSession } from '../../../src/session/session-runner.ts';
 import { buildTokenizerConfig } from '../../../src/training/pretrain/train-tokenizer.ts';
