@@ -11,8 +11,14 @@ export class PythonRandom {
 
   constructor(seed: number) {
     this.initGenrand(19650218);
-    // init_by_array([seed]): CPython seeds an int through its 32-bit words.
-    const key = [seed >>> 0];
+    // init_by_array(words): CPython seeds an int by abs(seed)'s 32-bit words, least significant first.
+    if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be a safe integer, got ${seed}`);
+    const key: number[] = [];
+    let rest = Math.abs(seed);
+    do {
+      key.push(rest % 2 ** 32);
+      rest = Math.floor(rest / 2 ** 32);
+    } while (rest > 0);
     const mt = this.mt;
     let i = 1;
     let j = 0;
