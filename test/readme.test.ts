@@ -22,6 +22,21 @@ function listPages(): string[] {
   return pages;
 }
 
+/** The code and its comments: every source file under src/, scripts/, bench/, test/, web/ and bin/. */
+function listSources(): string[] {
+  const sources: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (/\.(ts|js|mjs|cjs|py|html|css|sh)$/.test(entry.name)) sources.push(path);
+    }
+  };
+  for (const dir of ['src', 'scripts', 'bench', 'test', 'web', 'bin']) walk(join(ROOT, dir));
+  // This file names the phrases it looks for.
+  return sources.filter((path) => path !== fileURLToPath(import.meta.url));
+}
+
 /** GitHub's anchor for a heading: lowercase, punctuation dropped, spaces to hyphens. */
 function slugify(heading: string): string {
   return heading
@@ -69,9 +84,9 @@ describe('README and docs', () => {
     expect(broken).toEqual([]);
   });
 
-  it('speak of the product, not of how it was developed', () => {
+  it('speak of the product, not of how it was developed; so do the code and its comments', () => {
     const history = /\b(session|issue) \d+\b|left to try|next lever|DESIGN\.md/i;
-    const found = listPages().flatMap((page) =>
+    const found = [...listPages(), ...listSources()].flatMap((page) =>
       readFileSync(page, 'utf8')
         .split('\n')
         .map((line, index) => ({ line, where: `${relative(ROOT, page)}:${index + 1}` }))

@@ -8,7 +8,7 @@ import { runCheckRequest } from '../checkers/check-request.ts';
 import { ConstraintError } from '../checkers/errors.ts';
 import { listCheckers } from '../checkers/registry.ts';
 
-/** Exit code for input the command refused (DESIGN.md: `corgi check` exits 2 on bad input). */
+/** Exit code for input the command refused: `corgi check` exits 2 on bad input, 1 on a failed check. */
 export const EXIT_BAD_INPUT = 2;
 
 /** Turns any failure into the CLI's error object: `{"error": "<field>: <reason>", "field"}`. */
