@@ -15,7 +15,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runCorgi } from './run-corgi.ts';
+import { corgiTrainArgs, runCorgi } from './run-corgi.ts';
 
 const { values: o } = parseArgs({
   options: {
@@ -102,25 +102,19 @@ async function train(): Promise<void> {
   await Promise.all(
     MODELS.filter((m) => m.attempts).map(async (m) => {
       if (existsSync(join(m.dir(), 'corgi.json'))) return;
-      const resume = existsSync(`${m.dir()}.work`) ? ['--resume'] : ['--overwrite'];
-      await run([
-        'train',
-        '--policy',
-        resolve(o.base),
-        '--out',
-        m.dir(),
-        '--attempts',
-        String(m.attempts),
-        '--seed',
-        o.seed,
-        '--budget',
-        'pg_tokens',
-        '--pg-tokens',
-        o['pg-tokens'],
-        ...(o['learning-rate'] ? ['--learning-rate', o['learning-rate']] : []),
-        ...(o.temperature ? ['--temperature', o.temperature] : []),
-        ...resume,
-      ]);
+      await run(
+        corgiTrainArgs({
+          base: resolve(o.base),
+          out: m.dir(),
+          attempts: m.attempts!,
+          seed: o.seed,
+          pgTokens: o['pg-tokens'],
+          extra: [
+            ...(o['learning-rate'] ? ['--learning-rate', o['learning-rate']] : []),
+            ...(o.temperature ? ['--temperature', o.temperature] : []),
+          ],
+        }),
+      );
     }),
   );
 }

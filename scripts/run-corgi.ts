@@ -1,10 +1,10 @@
 /**
- * Runs one `corgi` command for the scripts that chain them (experiment.ts): the
+ * Runs one `corgi` command for the scripts that chain them (experiment.ts, experiments/*.ts): the
  * command line echoed on stderr with the script's name, the child's progress passed through,
  * its stdout kept (and written to `stdoutFile` when given), a non-zero exit turned into an error.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 const corgi = resolve(import.meta.dirname, '../bin/corgi.js');
@@ -41,4 +41,41 @@ export function runCorgi(
       done();
     });
   });
+}
+
+export interface TrainRun {
+  /** The policy trained from (a store name or a checkpoint directory). */
+  base: string;
+  /** The checkpoint directory written; `<out>.work` holds the run's work checkpoint meanwhile. */
+  out: string;
+  attempts: number;
+  seed: string;
+  /** The budget both runs of an experiment share: policy-gradient tokens. */
+  pgTokens: string;
+  /** More `corgi train` flags. */
+  extra?: string[];
+}
+
+/**
+ * The `corgi train` arguments of one run of an experiment, at equal policy-gradient tokens; it
+ * resumes from its work checkpoint when an earlier run was interrupted.
+ */
+export function corgiTrainArgs({ base, out, attempts, seed, pgTokens, extra = [] }: TrainRun): string[] {
+  return [
+    'train',
+    '--policy',
+    base,
+    '--out',
+    out,
+    '--attempts',
+    String(attempts),
+    '--seed',
+    seed,
+    '--budget',
+    'pg_tokens',
+    '--pg-tokens',
+    pgTokens,
+    ...extra,
+    ...(existsSync(`${out}.work`) ? ['--resume'] : ['--overwrite']),
+  ];
 }

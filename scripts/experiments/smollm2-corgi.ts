@@ -27,7 +27,7 @@ import {
   readCaseOutcomes,
 } from '../../src/training/eval/experiment-report.ts';
 import { type CurveRun, readTrainLog, trainingCurvesSvg } from '../../src/training/rl/training-curves.ts';
-import { runCorgi } from '../run-corgi.ts';
+import { corgiTrainArgs, runCorgi } from '../run-corgi.ts';
 
 const { values: o } = parseArgs({
   options: {
@@ -139,7 +139,6 @@ async function train(): Promise<void> {
 }
 
 async function trainOne(m: (typeof TRAINED)[number], parallel: boolean): Promise<void> {
-  const resume = existsSync(`${m.policy}.work`) ? ['--resume'] : ['--overwrite'];
   const side = parallel
     ? {
         env: { CORGI_LLAMA_THREADS: '1', CORGI_CHECK_THREADS: '1' },
@@ -149,23 +148,14 @@ async function trainOne(m: (typeof TRAINED)[number], parallel: boolean): Promise
   mkdirSync(dir, { recursive: true });
   await runCorgi(
     'smollm2-corgi',
-    [
-      'train',
-      '--policy',
-      o.base,
-      '--out',
-      m.policy,
-      '--attempts',
-      String(m.attempts),
-      '--seed',
-      o.seed,
-      '--budget',
-      'pg_tokens',
-      '--pg-tokens',
-      o['pg-tokens'],
-      ...words(o['train-args']),
-      ...resume,
-    ],
+    corgiTrainArgs({
+      base: o.base,
+      out: m.policy,
+      attempts: m.attempts!,
+      seed: o.seed,
+      pgTokens: o['pg-tokens'],
+      extra: words(o['train-args']),
+    }),
     undefined,
     side,
   );
