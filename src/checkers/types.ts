@@ -41,17 +41,20 @@ export interface Checker<K = unknown> {
   check(response: string, kwargs: K): CheckOutcome;
 }
 
-/**
- * Identity function that exists for type inference: the kwargs type flows from the schema
- * into `describe` and `check`.
- */
-export function defineChecker<S extends z.ZodType>(checker: {
+/** What a checker module writes: its kwargs schema, and `describe`/`check` typed by what it parses to. */
+export interface CheckerDefinition<S extends z.ZodType> {
   id: string;
   description: string;
   kwargsSchema: S;
   describe(kwargs: z.output<S>): string;
   check(response: string, kwargs: z.output<S>): CheckOutcome;
-}): Checker<z.output<S>> {
+}
+
+/**
+ * Identity function that exists for type inference: the kwargs type flows from the schema
+ * into `describe` and `check`.
+ */
+export function defineChecker<S extends z.ZodType>(checker: CheckerDefinition<S>): Checker<z.output<S>> {
   return checker as unknown as Checker<z.output<S>>;
 }
 

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { isBlank, pyStrip } from '../../text/python.ts';
-import { type Checker, type CheckOutcome, defineChecker } from '../types.ts';
+import { type Checker, type CheckerDefinition, type CheckOutcome, defineChecker } from '../types.ts';
 
 /** IFEval's comparison relations (instructions._COMPARISON_RELATION). */
 export const RELATIONS = ['less than', 'at least'] as const;
@@ -113,13 +113,9 @@ export const EMPTY_RESPONSE: CheckOutcome = {
  * `defineChecker` plus IFEval's rule that an empty or whitespace-only response follows no
  * instruction (even "no commas").
  */
-export function defineIfevalChecker<S extends z.ZodType>(checker: {
-  id: string;
-  description: string;
-  kwargsSchema: S;
-  describe(kwargs: z.output<S>): string;
-  check(response: string, kwargs: z.output<S>): CheckOutcome;
-}): Checker<z.output<S>> {
+export function defineIfevalChecker<S extends z.ZodType>(
+  checker: CheckerDefinition<S>,
+): Checker<z.output<S>> {
   const { check } = checker;
   return defineChecker({
     ...checker,
