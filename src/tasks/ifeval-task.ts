@@ -19,36 +19,30 @@
  * measured on the finished reference and turned into a bound on either side of it.
  */
 
-import { type IfevalId, idsConflict } from '../checkers/ifeval/conflicts.ts';
+import { IFEVAL_IDS, type IfevalId, idsConflict } from '../checkers/ifeval/conflicts.ts';
 import { checkAll } from '../checkers/registry.ts';
 import type { ConstraintSpec } from '../checkers/types.ts';
 import type { Rng } from '../common/random.ts';
 import { type TaskSentence, taskSentences, topicNouns, topicPhrase } from './sentences.ts';
 import type { TaskGenerator } from './types.ts';
 
-/** The IFEval instruction ids this task draws from (see the file header for the ones left out). */
-export const IFEVAL_TARGET_IDS = [
-  'keywords:frequency',
-  'keywords:letter_frequency',
-  'length_constraints:number_sentences',
-  'length_constraints:number_paragraphs',
-  'detectable_content:number_placeholders',
-  'detectable_content:postscript',
-  'detectable_format:number_bullet_lists',
-  'detectable_format:number_highlighted_sections',
-  'detectable_format:multiple_sections',
-  'detectable_format:json_format',
-  'detectable_format:title',
-  'combination:two_responses',
-  'combination:repeat_prompt',
-  'change_case:capital_word_frequency',
-  'change_case:english_capital',
-  'change_case:english_lowercase',
-  'punctuation:no_comma',
-  'startend:quotation',
+/** IFEval ids this task leaves out: trained on by a source task, the `keywords` target's, or unsuited (file header). */
+const LEFT_OUT = [
+  'keywords:existence',
+  'keywords:forbidden_words',
+  'language:response_language',
+  'length_constraints:number_words',
+  'length_constraints:nth_paragraph_first_word',
+  'detectable_format:constrained_response',
+  'startend:end_checker',
 ] as const satisfies readonly IfevalId[];
 
-export type IfevalTargetId = (typeof IFEVAL_TARGET_IDS)[number];
+export type IfevalTargetId = Exclude<IfevalId, (typeof LEFT_OUT)[number]>;
+
+/** The IFEval instruction ids this task draws from, in IFEval's order. */
+export const IFEVAL_TARGET_IDS: readonly IfevalTargetId[] = IFEVAL_IDS.filter(
+  (id): id is IfevalTargetId => !(LEFT_OUT as readonly IfevalId[]).includes(id),
+);
 
 /** Instructions that decide the text's layout: one per instance. */
 const LAYOUT_IDS: readonly IfevalTargetId[] = [
