@@ -23,8 +23,8 @@ import { createRng } from '../../common/random.ts';
 import { type LlamaConfig, parseLlamaConfig, toConfigJson } from '../../model/config.ts';
 import { LlamaModel } from '../../model/llama.ts';
 import { type BackendName, selectBackend } from '../../model/tfjs/backend.ts';
+import { profileKernels } from '../../model/tfjs/kernel-profile.ts';
 import { benchModelGeneration } from '../../policy/llama-bench.ts';
-import { profileKernels } from './lora-bench.ts';
 import { AdamW } from './optim.ts';
 import { DataParallelTrainer, trainStep } from './train.ts';
 

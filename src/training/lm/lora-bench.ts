@@ -22,6 +22,7 @@ import { loadGgufModel } from '../../model/gguf/gguf-to-llama.ts';
 import { attachLora, LORA_TARGET_MODULES, loraAdapterFiles } from '../../model/lora.ts';
 import { type FloatTensor, serializeSafetensors } from '../../model/safetensors.ts';
 import { selectBackend } from '../../model/tfjs/backend.ts';
+import { type KernelTime, profileKernels } from '../../model/tfjs/kernel-profile.ts';
 import { resolveGgufPath } from '../../policy/llama-bench.ts';
 import { AdamW } from './optim.ts';
 import { computeGradients, maskedLmLoss, toTokenBatch, trainableParameters } from './sequence-logprobs.ts';
@@ -76,7 +77,7 @@ export interface LoraTrainBenchResult {
   /** The wasm heap after the measured steps, GB: its high-water mark (wasm's limit is 4 GB). */
   wasm_heap_gb: number;
   /** Time per kernel of one profiled step, largest first. */
-  top_kernels: { kernel: string; ms: number; calls: number; share: number }[];
+  top_kernels: KernelTime[];
 }
 
 /** Deterministic token ids in [10, vocab), different per row. */
@@ -212,39 +213,4 @@ export async function runLoraTrainBench(options: LoraTrainBenchOptions): Promise
 function wasmHeapBytes(): number {
   const backend = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
   return backend.wasm?.HEAPU8?.length ?? 0;
-}
-
-/**
- * One step under `tf.profile`: milliseconds per kernel, largest first, the `most` largest (scopes such
- * as customGrad's left out: their kernels are listed too), and the total kernel time.
- */
-export async function profileKernels(
-  step: () => unknown,
-  most = 8,
-): Promise<{ kernels: LoraTrainBenchResult['top_kernels']; totalMs: number; count: number }> {
-  const info = await tf.profile(() => {
-    step();
-    return [] as tf.Tensor[];
-  });
-  const byKernel = new Map<string, { ms: number; calls: number }>();
-  let total = 0;
-  for (const k of info.kernels) {
-    if (!tf.getKernel(k.name, tf.getBackend())) continue;
-    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    const entry = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
-    entry.ms += ms;
-    entry.calls += 1;
-    byKernel.set(k.name, entry);
-    total += ms;
-  }
-  const kernels = [...byKernel]
-    .sort((a, b) => b[1].ms - a[1].ms)
-    .slice(0, most)
-    .map(([kernel, { ms, calls }]) => ({
-      kernel,
-      ms: Math.round(ms * 10) / 10,
-      calls,
-      share: Math.round((ms / total) * 1000) / 1000,
-    }));
-  return { kernels, totalMs: total, count: info.kernels.length };
 }
