@@ -30,13 +30,11 @@
  * | `check_ms`                    | autocannon: request sent → response, every `POST /v1/check`        |
  * | `server_memory`               | RSS, V8 heap used and total, external (wasm, buffers), before (after warm-up) and after the run, each after a GC; `growth` = after / before − 1 |
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { Command, Option } from 'commander';
 import pg from 'pg';
@@ -45,19 +43,22 @@ import {
   checkSessionOptions,
   LOCAL_POSTGRES_URL,
   machineReport,
+  NO_RATE_LIMITS,
   nonNegativeInt,
   positiveInt,
   runClients,
   SESSION_TIMEOUT_MS,
+  type ServeProcess,
   sessionPayload,
   startClientsWorker,
+  startServeProcess,
+  stopServeProcess,
 } from './serve-harness.ts';
 import { benchLog, type QueueResult } from './serve-session.ts';
 import { round, summarize } from './stats.ts';
 
 /** The targets under sustained load: no error, bounded memory growth. */
 const TARGETS = { errors: 0, rss_growth: 0.1 };
-const CORGI_BIN = fileURLToPath(new URL('../bin/corgi.js', import.meta.url));
 /** Collect garbage on SIGUSR2 (with --expose-gc), so memory is read after a full GC. */
 const GC_PRELOAD = `data:text/javascript,${encodeURIComponent(
   "process.on('SIGUSR2', () => globalThis.gc?.());",
@@ -145,64 +146,7 @@ function checkRequests(seed: number) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The server: a `corgi serve` child.
-
-interface ServerProcess {
-  child: ChildProcess;
-  url: string;
-  /** The tail of its stderr, for the report when something goes wrong. */
-  stderrTail(): string;
-}
-
-function startServe(policy: string, env: NodeJS.ProcessEnv): Promise<ServerProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--expose-gc',
-      '--import',
-      GC_PRELOAD,
-      CORGI_BIN,
-      'serve',
-      ...['--port', '0', '--host', '127.0.0.1', '--policy', policy],
-      ...[
-        '--rate-limit',
-        '0',
-        '--rate-limit-ip',
-        '0',
-        '--session-rate-limit',
-        '0',
-        '--socket-rate-limit',
-        '0',
-      ],
-    ],
-    { env, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  let started = false;
-  const tail = () => stderr.split('\n').slice(-20).join('\n');
-  return new Promise((done, fail) => {
-    child.once('exit', (code) => {
-      if (!started) fail(new Error(`corgi serve exited with ${code}:\n${tail()}`));
-    });
-    child.stderr!.on('data', (chunk) => {
-      stderr = (stderr + chunk).slice(-20_000);
-      const match = /CORGI Live on (http:\/\/\S+)/.exec(stderr);
-      if (match && !started) {
-        started = true;
-        done({ child, url: match[1], stderrTail: tail });
-      }
-    });
-  });
-}
-
-async function stopServe(server: ServerProcess | undefined): Promise<void> {
-  if (!server || server.child.exitCode !== null || server.child.signalCode !== null) return;
-  const exited = new Promise((done) => server.child.once('exit', done));
-  server.child.kill('SIGTERM');
-  const timer = setTimeout(() => server.child.kill('SIGKILL'), 30_000);
-  await exited;
-  clearTimeout(timer);
-}
+// The server's memory.
 
 interface Memory {
   rss_mb: number;
@@ -213,7 +157,7 @@ interface Memory {
 }
 
 /** The server's memory after a full GC, from its Prometheus metrics. */
-async function serverMemory(server: ServerProcess): Promise<Memory> {
+async function serverMemory(server: ServeProcess): Promise<Memory> {
   server.child.kill('SIGUSR2');
   await new Promise((done) => setTimeout(done, 1_000));
   const text = await (await fetch(`${server.url}/metrics`)).text();
@@ -289,7 +233,7 @@ interface LoadResult {
 }
 
 async function runLoad(
-  server: ServerProcess,
+  server: ServeProcess,
   clients: Worker,
   payloads: unknown[],
   seconds: number,
@@ -336,7 +280,7 @@ async function main(): Promise<void> {
   });
   const payloads = cases.map((item) => sessionPayload(item, o.maxAttempts));
   let database: BenchDatabase | undefined;
-  let server: ServerProcess | undefined;
+  let server: ServeProcess | undefined;
   let clients: Worker | undefined;
   let measured: LoadResult;
   let before: Memory;
@@ -345,7 +289,9 @@ async function main(): Promise<void> {
     database = await benchDatabase();
     log(`database: ${database.description}`);
     log(`starting corgi serve --policy ${o.policy} (rate limits off)`);
-    server = await startServe(resolve(o.policy), database.env);
+    server = await startServeProcess(['--policy', resolve(o.policy), ...NO_RATE_LIMITS], database.env, {
+      nodeArgs: ['--expose-gc', '--import', GC_PRELOAD],
+    });
     log(`server on ${server.url} (pid ${server.child.pid})`);
     clients = startClientsWorker();
     if (o.warmupSeconds > 0) {
@@ -363,7 +309,7 @@ async function main(): Promise<void> {
     throw error;
   } finally {
     await clients?.terminate();
-    await stopServe(server);
+    await stopServeProcess(server);
     await database?.close();
   }
 
