@@ -49,8 +49,9 @@ import {
   type ServeProcess,
   sessionPayload,
   startClientsWorker,
-  startServeProcess,
-  stopServeProcess,
+  startServe,
+  stderrTail,
+  stopGently,
 } from './serve-harness.ts';
 import { benchLog } from './serve-session.ts';
 import { round } from './stats.ts';
@@ -148,7 +149,7 @@ async function main(): Promise<void> {
   const clients = startClientsWorker();
   try {
     log(`data dir ${data.dir}; starting corgi serve --policy ${o.policy} with its background trainer`);
-    server = await startServeProcess(
+    server = await startServe(
       [
         ...['--policy', o.policy, ...NO_RATE_LIMITS],
         ...['--trainer-min-sessions', String(o.sessions), '--trainer-poll-seconds', '2'],
@@ -241,11 +242,11 @@ async function main(): Promise<void> {
     };
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } catch (error) {
-    if (server) log(`server stderr (tail):\n${server.stderrTail()}`);
+    if (server) log(`server stderr (tail):\n${stderrTail(server)}`);
     throw error;
   } finally {
     await clients.terminate();
-    await stopServeProcess(server);
+    await stopGently(server);
     data.remove();
   }
 }

@@ -51,8 +51,9 @@ import {
   type ServeProcess,
   sessionPayload,
   startClientsWorker,
-  startServeProcess,
-  stopServeProcess,
+  startServe,
+  stderrTail,
+  stopGently,
 } from './serve-harness.ts';
 import { benchLog, type QueueResult } from './serve-session.ts';
 import { round, summarize } from './stats.ts';
@@ -289,7 +290,7 @@ async function main(): Promise<void> {
     database = await benchDatabase();
     log(`database: ${database.description}`);
     log(`starting corgi serve --policy ${o.policy} (rate limits off)`);
-    server = await startServeProcess(['--policy', resolve(o.policy), ...NO_RATE_LIMITS], database.env, {
+    server = await startServe(['--policy', resolve(o.policy), ...NO_RATE_LIMITS], database.env, {
       nodeArgs: ['--expose-gc', '--import', GC_PRELOAD],
     });
     log(`server on ${server.url} (pid ${server.child.pid})`);
@@ -305,11 +306,11 @@ async function main(): Promise<void> {
     after = await serverMemory(server);
     log(`server memory after: ${JSON.stringify(after)}`);
   } catch (error) {
-    if (server) log(`server stderr (tail):\n${server.stderrTail()}`);
+    if (server) log(`server stderr (tail):\n${stderrTail(server)}`);
     throw error;
   } finally {
     await clients?.terminate();
-    await stopServeProcess(server);
+    await stopGently(server);
     await database?.close();
   }
 

@@ -4,9 +4,7 @@
  * clients, which run in a worker thread (bench/serve-clients.ts) so their clocks are not held up by
  * whatever else the bench does, a `corgi serve` child process, and the machine fields of their reports.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { parseConstraints } from '../src/checkers/registry.ts';
 import type { ConstraintSpec, ParsedConstraint } from '../src/checkers/types.ts';
@@ -119,86 +117,16 @@ export function machineReport(loadAtStart: number) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The server: a `corgi serve` child, as deployed.
+// The server: a `corgi serve` child, as deployed (the tests' process helpers).
 
-const CORGI_BIN = fileURLToPath(new URL('../bin/corgi.js', import.meta.url));
+export { type ServeProcess, startServe, stopGently } from '../test/support/processes.ts';
 
 /** Every bench client shares one IP and no key: the per-minute limits would refuse them. */
 export const NO_RATE_LIMITS = [
-  ...['--rate-limit', '0', '--rate-limit-ip', '0'],
+  ...['--host', '127.0.0.1', '--rate-limit', '0', '--rate-limit-ip', '0'],
   ...['--session-rate-limit', '0', '--socket-rate-limit', '0'],
 ];
 
-export interface ServeProcess {
-  child: ChildProcess;
-  url: string;
-  /** Everything it wrote to stderr so far (its log). */
-  stderr(): string;
-  /** The last 20 lines of its stderr, for the report when something goes wrong. */
-  stderrTail(): string;
-  /** The first match of `pattern` in its stderr, waiting up to `timeoutMs` for it. */
-  waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray>;
-}
-
-/** Starts `corgi serve --port 0 --host 127.0.0.1 <args>` and resolves once it listens. */
-export function startServeProcess(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  { nodeArgs = [] }: { nodeArgs?: string[] } = {},
-): Promise<ServeProcess> {
-  const child = spawn(
-    process.execPath,
-    [...nodeArgs, CORGI_BIN, 'serve', '--port', '0', '--host', '127.0.0.1', ...args],
-    { env, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let log = '';
-  const waiters = new Set<() => void>();
-  const tail = () => log.split('\n').slice(-20).join('\n');
-  child.stderr!.on('data', (chunk) => {
-    log += chunk;
-    for (const wake of waiters) wake();
-  });
-  const waitFor = (pattern: RegExp, timeoutMs: number) =>
-    new Promise<RegExpExecArray>((done, fail) => {
-      const finish = () => {
-        waiters.delete(look);
-        child.off('exit', onExit);
-        clearTimeout(timer);
-      };
-      const look = () => {
-        const match = pattern.exec(log);
-        if (match) {
-          finish();
-          done(match);
-        }
-      };
-      const onExit = (code: number | null) => {
-        finish();
-        fail(new Error(`corgi serve exited with ${code} before ${pattern}:\n${tail()}`));
-      };
-      const timer = setTimeout(() => {
-        finish();
-        fail(new Error(`no ${pattern} in corgi serve's log after ${timeoutMs / 1000} s:\n${tail()}`));
-      }, timeoutMs);
-      waiters.add(look);
-      child.once('exit', onExit);
-      look();
-    });
-  return waitFor(/CORGI Live on (http:\/\/\S+)/, 10 * 60_000).then((match) => ({
-    child,
-    url: match[1],
-    stderr: () => log,
-    stderrTail: tail,
-    waitFor,
-  }));
-}
-
-/** SIGTERM, then SIGKILL after 30 s. */
-export async function stopServeProcess(server: ServeProcess | undefined): Promise<void> {
-  if (!server || server.child.exitCode !== null || server.child.signalCode !== null) return;
-  const exited = new Promise((done) => server.child.once('exit', done));
-  server.child.kill('SIGTERM');
-  const timer = setTimeout(() => server.child.kill('SIGKILL'), 30_000);
-  await exited;
-  clearTimeout(timer);
-}
+/** The last lines of a process's stderr, for the report when something goes wrong. */
+export const stderrTail = (server: { stderr(): string }, lines = 20) =>
+  server.stderr().split('\n').slice(-lines).join('\n');

@@ -119,9 +119,9 @@ export type ServeProcess = CorgiProcess & { url: string };
 export async function startServe(
   args: string[],
   env: NodeJS.ProcessEnv,
-  { timeoutMs }: { timeoutMs?: number } = {},
+  { timeoutMs, nodeArgs }: { timeoutMs?: number; nodeArgs?: string[] } = {},
 ): Promise<ServeProcess> {
-  const server = spawnCorgi(['serve', '--port', '0', ...args], { env });
+  const server = spawnCorgi(['serve', '--port', '0', ...args], { env, nodeArgs });
   try {
     const [, url] = await server.waitFor(/CORGI Live on (http:\/\/\S+)/, timeoutMs);
     return { ...server, url };
