@@ -138,4 +138,21 @@ describe('the architecture (docs/architecture.md)', () => {
     );
     expect(unused, 'allowed in docs/architecture.md but imported nowhere: remove them').toEqual([]);
   });
+
+  it('reads the environment only in the command layer, where the exceptions say why', () => {
+    // Files outside src/cli/ that mention process.env, and why each may.
+    const exceptions: Record<string, string> = {
+      'src/model/store/pypi-download.ts': "passes this process's environment on to pip",
+      'src/training/lm/train.ts': "passes this process's environment on to its gradient worker",
+      'src/training/background/trainer-worker.ts': "builds its child's environment from this one",
+      'src/server/security-flags.ts': "defines corgi serve's flags, whose defaults are variables",
+      'src/policy/remote-policy.ts': "an OpenAI-compatible client's API key, by the SDKs' convention",
+      'src/langchain/corgi-chat-model.ts': "LangChain's convention: a model's defaults from the environment",
+    };
+    const reading = sourceFiles(SRC)
+      .map((file) => relative(ROOT, file))
+      .filter((file) => !file.startsWith('src/cli/'))
+      .filter((file) => readFileSync(join(ROOT, file), 'utf8').includes('process.env'));
+    expect(reading.sort()).toEqual(Object.keys(exceptions).sort());
+  });
 });
