@@ -178,10 +178,18 @@ async function main(): Promise<void> {
     await server.waitFor(/\[trainer\] round started/, remaining());
     const roundStart = Date.now();
     log('round started: training, then the gate');
-    const verdict = await server.waitFor(
-      /\[trainer\] (promoted (\S+)|the eval gate refused (\S+): (.*)|round failed.*)/,
-      remaining(),
-    );
+    // The round's own progress (its child's lines, relayed by the server), every 10 s when it moved.
+    let shown = '';
+    const progress = setInterval(() => {
+      const lines = (server as ServeProcess).stderr().match(/^.*\[trainer \d+\].*$/gm) ?? [];
+      const last = lines.at(-1)?.replace(/^.*\[trainer \d+\] /, '') ?? '';
+      if (!last || last === shown) return;
+      shown = last;
+      log(`round: ${last}`);
+    }, 10_000);
+    const verdict = await server
+      .waitFor(/\[trainer\] (promoted (\S+)|the eval gate refused (\S+): (.*)|round failed.*)/, remaining())
+      .finally(() => clearInterval(progress));
     const decided = Date.now();
     const candidate = verdict[2] ?? verdict[3];
     if (!candidate) throw new Error(`the round did not end in a decision: ${verdict[0]}`);
