@@ -92,11 +92,14 @@ if (!(o.tolerance >= 0 && o.tolerance <= 1)) throw new Error('--tolerance: expec
 
 const log = benchLog('bench:cycle');
 
-/** The round: LoRA steps at the shapes the experiment trains SmolLM2 with, then the gate. */
+/**
+ * The round: LoRA steps at the shapes the experiment trains SmolLM2 with (at `corgi trainer`'s own
+ * learning rate), then the gate.
+ */
 const trainerArgs = [
   ...['--budget', 'steps', '--steps', String(o.steps), '--seed', String(o.seed)],
   ...['--prompts-per-step', '4', '--group-size', '4', '--epochs', '1', '--minibatch-size', '8'],
-  ...['--learning-rate', '5e-4', '--temperature', '0.7', '--max-tokens', String(o.maxTokens)],
+  ...['--temperature', '0.7', '--max-tokens', String(o.maxTokens)],
   ...['--skip-zero-advantage', '--gate-cases', String(o.gateCases), '--tolerance', String(o.tolerance)],
   ...o.trainerArgs.split(/\s+/).filter(Boolean),
 ].join(' ');
