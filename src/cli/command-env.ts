@@ -68,14 +68,17 @@ const BACKENDS: readonly BackendName[] = ['gpu', 'node', 'wasm', 'cpu'];
 
 /**
  * The TensorFlow.js backend settings: `CORGI_BACKEND` forces one; `CORGI_SIMD_MATMUL=0` turns the
- * wasm SIMD matmul kernel off (for comparisons).
+ * wasm SIMD matmul kernel off (for comparisons). With `logger`, the "which backend" notice goes to it.
  * @throws Error naming `CORGI_BACKEND` when it names no backend
  */
-export function backendOptionsFromEnv(env: Env = process.env): SelectBackendOptions {
+export function backendOptionsFromEnv(env: Env = process.env, logger?: Logger): SelectBackendOptions {
   const value = env.CORGI_BACKEND;
   if (value && !(BACKENDS as readonly string[]).includes(value))
     throw new Error(`CORGI_BACKEND must be one of ${BACKENDS.join(', ')}; got "${value}"`);
+  const backendLog = logger?.child('backend');
   return {
+    // A long-running command's notice goes through its logger (a JSON line when logs are JSON).
+    ...(backendLog ? { log: (line: string) => backendLog.info(line) } : {}),
     ...(value ? { preferred: value as BackendName } : {}),
     ...(env.CORGI_SIMD_MATMUL === '0' ? { simdMatMul: false } : {}),
   };

@@ -201,7 +201,7 @@ export function registerServeCommand(program: Command): void {
         }
         const logger = loggerFromEnv();
         const security = securityOptionsFromFlags(options, options.host);
-        await selectBackend(backendOptionsFromEnv());
+        await selectBackend(backendOptionsFromEnv(process.env, logger));
         const dataDir = dataDirFromEnv();
         // A store name (`corgi models`) becomes its path here: the loaders below take paths.
         const choice = await chooseServedModel(options.policy, dataDir);

@@ -110,7 +110,7 @@ async function runTrainer(options: TrainerCommandOptions, train: Partial<CorgiCo
   ]);
   const logger = loggerFromEnv();
   if (process.env.CORGI_TRAINER_NICE) reniceThisProcess(Number(process.env.CORGI_TRAINER_NICE), logger);
-  await selectBackend(backendOptionsFromEnv());
+  await selectBackend(backendOptionsFromEnv(process.env, logger));
   // The embedded database of the `corgi serve` that started this process, through its socket.
   const embedded = process.env.CORGI_DATABASE_EMBEDDED === '1';
   const opened = await openDatabase({

@@ -50,6 +50,30 @@ describe('corgi serve', () => {
     expect((await fetch(`${server.url}/`)).headers.get('content-type')).toMatch(/text\/html/);
   });
 
+  it('logs its start-up as JSON lines when asked to, the backend notice included', async () => {
+    expect(server.stderr()).toMatch(/^\[backend\] tensorflow\.js backend wasm/m);
+    const json = await startServe(
+      ['--policy', join(root, 'tiny-v1'), '--no-trainer'],
+      corgiEnv(join(root, 'data-json'), { CORGI_BACKEND: 'wasm', CORGI_LOG_FORMAT: 'json' }),
+      { timeoutMs: 60_000 },
+    );
+    try {
+      const lines = json.stderr().trim().split('\n');
+      const records = lines.map(
+        (line) => JSON.parse(line) as { level: string; component?: string; msg: string },
+      );
+      expect(records).toContainEqual(
+        expect.objectContaining({
+          level: 'info',
+          component: 'backend',
+          msg: expect.stringMatching(/^tensorflow\.js backend wasm/),
+        }),
+      );
+    } finally {
+      await stopGently(json);
+    }
+  }, 90_000);
+
   it('refuses a policy directory without a checkpoint with a clear error', async () => {
     const missing = await runCorgi(['serve', '--port', '0', '--policy', join(root, 'nope')], {
       env: { ...process.env, CORGI_DATA_DIR: join(root, 'data2') },

@@ -18,7 +18,7 @@ const ORDER: readonly BackendName[] = ['gpu', 'node', 'wasm', 'cpu'];
 export interface SelectBackendOptions {
   /** Force one backend. @default the first that loads, in the order gpu, node, wasm, cpu */
   preferred?: BackendName;
-  /** Where the one-line "which backend" notice goes. @default process.stderr */
+  /** Where the one-line "which backend" notice goes. @default process.stderr, as `corgi: <notice>` */
   log?: (line: string) => void;
   /** Apply the wasm kernel patches (see wasm-kernels.ts); false restores the stock kernels, for comparisons. @default true */
   patchKernels?: boolean;
@@ -38,7 +38,7 @@ export function selectedBackend(): BackendName | null {
  * Safe to call more than once; a later call can switch backends (tests compare wasm with cpu).
  */
 export async function selectBackend(options: SelectBackendOptions = {}): Promise<BackendName> {
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const log = options.log ?? ((line: string) => process.stderr.write(`corgi: ${line}\n`));
   const candidates = options.preferred ? [options.preferred] : ORDER;
   if (options.simdMatMul !== undefined) setSimdMatMul(options.simdMatMul);
   const failures: string[] = [];
@@ -48,7 +48,7 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
       selected = name;
       const patched = options.patchKernels ?? true;
       const detail = name === 'wasm' ? ` (XNNPACK, 1 thread${patched ? ', patched kernels' : ''})` : '';
-      log(`corgi: tensorflow.js backend ${name}${detail}`);
+      log(`tensorflow.js backend ${name}${detail}`);
       return name;
     } catch (error) {
       failures.push(`${name}: ${(error as Error).message.split('\n')[0]}`);
