@@ -15,11 +15,11 @@ import {
   PolicyVersionError,
   registerCandidate,
 } from '../db/policy-versions.ts';
+import { checkpointDigest } from '../model/checkpoint.ts';
 import type { DisposablePolicy } from '../policy/policy-registry.ts';
 import { isRemotePolicySpec } from '../policy/remote-policy.ts';
 import {
   activate,
-  checkpointDigest,
   loadLocalPolicy,
   loadVerified,
   type PolicyLoader,

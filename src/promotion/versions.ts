@@ -22,8 +22,6 @@ import type { DisposablePolicy } from '../policy/policy-registry.ts';
 import { isRemotePolicySpec, RemotePromotionError } from '../policy/remote-policy.ts';
 import { servingPolicyLoader } from '../policy/serving-loader.ts';
 
-export { checkpointDigest };
-
 /** The NOTIFY channel of a schema's promotions (tests isolate themselves in schemas of their own). */
 export function policyChannel(schema: string): string {
   return schema === 'public' ? 'corgi_policy' : `corgi_policy_${schema}`;
@@ -72,13 +70,7 @@ export async function registerCheckpoint(
   db: Pick<Database, 'pool'>,
   { dir, version, parentVersion = null, metrics = {} }: RegisterCheckpointOptions,
 ): Promise<PolicyVersion> {
-  const checkpointPath = resolve(dir);
-  if (!isDirectory(checkpointPath)) {
-    throw new PolicyVersionError(
-      'invalid_checkpoint',
-      `checkpoint: no checkpoint directory at ${checkpointPath}`,
-    );
-  }
+  const checkpointPath = checkpointDirectory(dir);
   const unfinished = unfinishedCheckpointReason(checkpointPath);
   if (unfinished)
     throw new PolicyVersionError('invalid_checkpoint', `checkpoint: ${checkpointPath} is ${unfinished}`);
@@ -100,7 +92,7 @@ export type PromotionTarget =
   | { version: string }
   | { checkpoint: string; version?: string; parentVersion?: string | null };
 
-export interface ResolvedTarget {
+interface ResolvedTarget {
   /** The registered version, if it is one. */
   row: PolicyVersion | null;
   /** A checkpoint directory not registered yet. */
@@ -126,13 +118,7 @@ export async function resolveTarget(db: Database, target: string | PromotionTarg
       throw new PolicyVersionError('unknown_version', `version: no policy version named "${target.version}"`);
     return { row, parentVersion: row.parentVersion, field: 'version' };
   }
-  const checkpointPath = resolve(target.checkpoint);
-  if (!isDirectory(checkpointPath)) {
-    throw new PolicyVersionError(
-      'invalid_checkpoint',
-      `checkpoint: no checkpoint directory at ${checkpointPath}`,
-    );
-  }
+  const checkpointPath = checkpointDirectory(target.checkpoint);
   const version = target.version ?? basename(checkpointPath);
   const row = await getPolicyVersion(db.pool, version);
   if (row && row.checkpointPath !== checkpointPath) {
@@ -234,7 +220,18 @@ function signalInProcess(pool: pg.Pool): void {
   for (const listener of inProcessFollowers.get(pool) ?? []) listener();
 }
 
-export function isDirectory(path: string): boolean {
+/** `dir` as an absolute path. @throws PolicyVersionError `invalid_checkpoint` when it is no directory */
+function checkpointDirectory(dir: string): string {
+  const checkpointPath = resolve(dir);
+  if (!isDirectory(checkpointPath))
+    throw new PolicyVersionError(
+      'invalid_checkpoint',
+      `checkpoint: no checkpoint directory at ${checkpointPath}`,
+    );
+  return checkpointPath;
+}
+
+function isDirectory(path: string): boolean {
   try {
     return statSync(path).isDirectory();
   } catch {
