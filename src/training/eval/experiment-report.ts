@@ -1,8 +1,10 @@
 /**
  * The results of a CORGI experiment: per case set, each model's success@1..K and mean best score
  * from its `corgi eval --out` sessions, and paired bootstrap intervals on the differences between
- * models (CORGI − base, CORGI − single-turn) over the same cases. `buildExperimentReport` makes the
- * JSON, `formatExperimentMarkdown` the table docs show.
+ * models (CORGI − base, CORGI − single-turn) over the same cases, and how each model answers (the
+ * length of its first attempt, how often a retry repeats the attempt before it word for word: greedy
+ * decoding makes an unchanged retry a sign the feedback was not used). `buildExperimentReport` makes
+ * the JSON, `formatExperimentMarkdown` the tables docs show.
  */
 import { readFileSync } from 'node:fs';
 import { type BootstrapOptions, type PairedInterval, pairedBootstrap } from './bootstrap.ts';
@@ -15,6 +17,12 @@ export interface CaseOutcome {
   /** First satisfied attempt (1-based), or null. */
   solvedAt: number | null;
   bestScore: number;
+  /** Words in the first attempt (0 when generation failed before it). */
+  firstWords: number;
+  /** Attempts after the first. */
+  retries: number;
+  /** Retries whose text is the attempt before it, word for word. */
+  unchangedRetries: number;
 }
 
 /** A case set with every model's outcomes on it. */
@@ -30,6 +38,12 @@ export interface ModelScores {
   n: number;
   success_at: number[];
   mean_best_score: number;
+  /** Mean words in the first attempt. */
+  first_attempt_words: number;
+  /** Retries per case, on average. */
+  retries_per_case: number;
+  /** Share of the retries that repeat the attempt before them word for word; null without retries. */
+  unchanged_retries: number | null;
 }
 
 /** `a` − `b` on one set, each metric with its interval. */
@@ -55,11 +69,21 @@ export interface ExperimentReport {
   sets: ExperimentSetReport[];
 }
 
+const wordCount = (text: string) => text.split(/\s+/).filter(Boolean).length;
+
 /** One case's outcome from a `corgi eval --out` line. */
 export function caseOutcome(
-  result: Pick<EvalCaseResult, 'id' | 'index' | 'solved_at' | 'best_score'>,
+  result: Pick<EvalCaseResult, 'id' | 'index' | 'solved_at' | 'best_score' | 'attempts'>,
 ): CaseOutcome {
-  return { key: result.id ?? `#${result.index}`, solvedAt: result.solved_at, bestScore: result.best_score };
+  const texts = result.attempts.map((attempt) => attempt.text.trim());
+  return {
+    key: result.id ?? `#${result.index}`,
+    solvedAt: result.solved_at,
+    bestScore: result.best_score,
+    firstWords: texts.length > 0 ? wordCount(texts[0]) : 0,
+    retries: Math.max(0, texts.length - 1),
+    unchangedRetries: texts.filter((text, i) => i > 0 && text === texts[i - 1]).length,
+  };
 }
 
 /** Every case's outcome in a `corgi eval --out` file, in file order. */
@@ -71,13 +95,18 @@ export function readCaseOutcomes(path: string): CaseOutcome[] {
 }
 
 const solvedWithin = (k: number) => (o: CaseOutcome) => (o.solvedAt !== null && o.solvedAt <= k ? 1 : 0);
-const mean = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+const sum = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0);
+const mean = (xs: readonly number[]) => sum(xs) / xs.length;
 
 function scoresOf(outcomes: readonly CaseOutcome[], attempts: number): ModelScores {
+  const retries = sum(outcomes.map((o) => o.retries));
   return {
     n: outcomes.length,
     success_at: Array.from({ length: attempts }, (_, i) => mean(outcomes.map(solvedWithin(i + 1)))),
     mean_best_score: mean(outcomes.map((o) => o.bestScore)),
+    first_attempt_words: mean(outcomes.map((o) => o.firstWords)),
+    retries_per_case: retries / outcomes.length,
+    unchanged_retries: retries > 0 ? sum(outcomes.map((o) => o.unchangedRetries)) / retries : null,
   };
 }
 
@@ -177,7 +206,8 @@ function formatInterval({ diff, low, high }: PairedInterval, format: (x: number)
 
 /**
  * Markdown: per set, one row per model (success@1..K, mean best score), then one row per
- * comparison with the differences and their intervals (success in percentage points).
+ * comparison with the differences and their intervals (success in percentage points); then how
+ * each model answers, a row per set and model.
  */
 export function formatExperimentMarkdown(report: ExperimentReport): string {
   const k = report.attempts;
@@ -203,6 +233,18 @@ export function formatExperimentMarkdown(report: ExperimentReport): string {
     '',
     `Differences: percentage points (scores: absolute) with ${Math.round(100 * confidence)}% paired bootstrap ` +
       `intervals over the cases (${resamples} resamples, seed ${seed}).`,
+    '',
+    '| cases | model | words in attempt 1 | retries per case | retries unchanged |',
+    '|---|---|---:|---:|---:|',
+  );
+  for (const set of report.sets)
+    for (const [model, s] of Object.entries(set.models))
+      lines.push(
+        `| ${set.label} | ${model} | ${s.first_attempt_words.toFixed(1)} | ${s.retries_per_case.toFixed(2)} | ${s.unchanged_retries === null ? '—' : pct(s.unchanged_retries)} |`,
+      );
+  lines.push(
+    '',
+    'A retry follows feedback on a missed constraint; "unchanged" means it repeats the attempt before it word for word.',
   );
   return lines.join('\n');
 }

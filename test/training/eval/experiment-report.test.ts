@@ -13,15 +13,21 @@ import {
   readCaseOutcomes,
 } from '../../../src/training/eval/experiment-report.ts';
 
-const outcome = (key: string, solvedAt: number | null, bestScore: number): CaseOutcome => ({
-  key,
-  solvedAt,
-  bestScore,
-});
+const outcome = (
+  key: string,
+  solvedAt: number | null,
+  bestScore: number,
+  answers: Partial<Pick<CaseOutcome, 'firstWords' | 'retries' | 'unchangedRetries'>> = {},
+): CaseOutcome => ({ key, solvedAt, bestScore, firstWords: 10, retries: 0, unchangedRetries: 0, ...answers });
 
 // Four cases, K = 2. base solves one at attempt 1; corgi solves that one and one more at attempt 2.
 const base = [outcome('a', 1, 1), outcome('b', null, 0.5), outcome('c', null, 0), outcome('d', null, 0.5)];
-const corgi = [outcome('d', null, 0.5), outcome('c', null, 0.2), outcome('b', 2, 1), outcome('a', 1, 1)];
+const corgi = [
+  outcome('d', null, 0.5, { firstWords: 4, retries: 1, unchangedRetries: 1 }),
+  outcome('c', null, 0.2, { firstWords: 6, retries: 1, unchangedRetries: 0 }),
+  outcome('b', 2, 1, { firstWords: 8, retries: 1, unchangedRetries: 0 }),
+  outcome('a', 1, 1, { firstWords: 6 }),
+];
 
 const tmp = mkdtempSync(join(tmpdir(), 'experiment-report-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -39,9 +45,19 @@ describe('buildExperimentReport', () => {
   const [set] = report.sets;
 
   it('scores each model: success@k within k attempts, mean best score', () => {
-    expect(set.models.base).toEqual({ n: 4, success_at: [0.25, 0.25], mean_best_score: 0.5 });
+    expect(set.models.base).toMatchObject({ n: 4, success_at: [0.25, 0.25], mean_best_score: 0.5 });
     expect(set.models.corgi.success_at).toEqual([0.25, 0.5]);
     expect(set.models.corgi.mean_best_score).toBeCloseTo(0.675, 12);
+  });
+
+  it('says how each model answers: first-attempt words, retries, the share of retries left unchanged', () => {
+    expect(set.models.corgi).toMatchObject({ first_attempt_words: 6, retries_per_case: 0.75 });
+    expect(set.models.corgi.unchanged_retries).toBeCloseTo(1 / 3, 12);
+    expect(set.models.base).toMatchObject({
+      first_attempt_words: 10,
+      retries_per_case: 0,
+      unchanged_retries: null,
+    });
   });
 
   it('pairs the cases by id whatever their order, and leaves out a comparison whose model is absent', () => {
@@ -88,6 +104,9 @@ describe('buildExperimentReport', () => {
       ),
     );
     expect(markdown).toContain('95% paired bootstrap intervals over the cases (2000 resamples, seed 0)');
+    expect(lines).toContain('| cases | model | words in attempt 1 | retries per case | retries unchanged |');
+    expect(lines).toContain('| target tasks | base | 10.0 | 0.00 | — |');
+    expect(lines).toContain('| target tasks | corgi | 6.0 | 0.75 | 33.3% |');
   });
 });
 
@@ -102,11 +121,40 @@ describe('readCaseOutcomes', () => {
         ok: true,
         solved_at: 2,
         best_score: 1,
-        attempts: [],
+        attempts: [
+          { attempt: 1, text: ' A dog ran, fast. ', score: 0.5, ok: false, feedback: 'No commas.' },
+          { attempt: 2, text: 'A dog ran fast.', score: 1, ok: true, feedback: null },
+        ],
       },
-      { index: 1, task: 'corgi:concepts', ok: false, solved_at: null, best_score: 0.4, attempts: [] },
+      {
+        index: 1,
+        task: 'corgi:concepts',
+        ok: false,
+        solved_at: null,
+        best_score: 0.4,
+        attempts: [1, 2, 3].map((attempt) => ({
+          attempt,
+          text: 'The sea.',
+          score: 0.4,
+          ok: false,
+          feedback: 'Use "boat".',
+        })),
+      },
+      {
+        index: 2,
+        task: 'corgi:concepts',
+        ok: false,
+        solved_at: null,
+        best_score: 0,
+        attempts: [],
+        error: 'x',
+      },
     ];
     writeFileSync(file, `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
-    expect(readCaseOutcomes(file)).toEqual([outcome('ifeval/test/x-1', 2, 1), outcome('#1', null, 0.4)]);
+    expect(readCaseOutcomes(file)).toEqual([
+      outcome('ifeval/test/x-1', 2, 1, { firstWords: 4, retries: 1, unchangedRetries: 0 }),
+      outcome('#1', null, 0.4, { firstWords: 2, retries: 2, unchangedRetries: 2 }),
+      outcome('#2', null, 0, { firstWords: 0, retries: 0, unchangedRetries: 0 }),
+    ]);
   });
 });
