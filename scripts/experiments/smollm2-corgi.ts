@@ -20,6 +20,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
+import type { EvalReport } from '../../src/training/eval/eval.ts';
 import {
   buildExperimentReport,
   type ExperimentSetInput,
@@ -215,6 +216,40 @@ function compute(): Record<string, { steps: number; pg_tokens: number; minutes: 
   );
 }
 
+/**
+ * success@1 / success@K and mean best score per task of the sets with more than one task (our source
+ * and target splits), from each model's `corgi eval --json` report.
+ */
+function perTaskMarkdown(): string[] {
+  const k = Number(o.attempts);
+  const lines = [
+    `| task | n | ${MODELS.map((m) => m.name).join(' | ')} |`,
+    `|---|---:|${'---|'.repeat(MODELS.length)}`,
+  ];
+  for (const set of CASE_SETS) {
+    const reports = MODELS.map((m) =>
+      existsSync(reportFile(m.name, set.name))
+        ? (JSON.parse(readFileSync(reportFile(m.name, set.name), 'utf8')) as EvalReport)
+        : null,
+    );
+    const tasks = Object.keys(reports.find((r) => r)?.by_task ?? {});
+    if (tasks.length < 2) continue;
+    for (const task of tasks) {
+      const n = reports.find((r) => r)!.by_task[task].n;
+      const cells = reports.map((r) => {
+        const scores = r?.by_task[task];
+        if (!scores) return '—';
+        const pct = (x: number) => (100 * x).toFixed(0);
+        return `${pct(scores.success_at[0])} / ${pct(scores.success_at[k - 1])} (${scores.mean_best_score.toFixed(2)})`;
+      });
+      lines.push(`| ${task} (${set.name}) | ${n} | ${cells.join(' | ')} |`);
+    }
+  }
+  return lines.length > 2
+    ? ['', `Per task: success@1 / success@${k} in %, (mean best score).`, '', ...lines]
+    : [];
+}
+
 function report(): void {
   const sets: ExperimentSetInput[] = [];
   for (const set of CASE_SETS) {
@@ -248,6 +283,7 @@ function report(): void {
   );
   const markdown = [
     formatExperimentMarkdown(result),
+    ...perTaskMarkdown(),
     '',
     `Training from ${o.base}, seed ${o.seed}, budget ${o['pg-tokens']} policy-gradient tokens each:`,
     ...computeLines,
