@@ -45,7 +45,14 @@ describe('buildExperimentReport', () => {
   const [set] = report.sets;
 
   it('scores each model: success@k within k attempts, mean best score', () => {
-    expect(set.models.base).toMatchObject({ n: 4, success_at: [0.25, 0.25], mean_best_score: 0.5 });
+    expect(set.models.base).toEqual({
+      n: 4,
+      success_at: [0.25, 0.25],
+      mean_best_score: 0.5,
+      first_attempt_words: 10,
+      retries_per_case: 0,
+      unchanged_retries: null,
+    });
     expect(set.models.corgi.success_at).toEqual([0.25, 0.5]);
     expect(set.models.corgi.mean_best_score).toBeCloseTo(0.675, 12);
   });
