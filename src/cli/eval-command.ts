@@ -1,6 +1,7 @@
 /**
  * `corgi eval --policy <dir> --cases <file.jsonl> --attempts K [--n N] [--seed S] [--json]`: the CLI
- * face of `evaluatePolicy` (a contract: keep its flags and output). Greedy decoding, K attempts per case.
+ * face of `evaluatePolicy` (a contract: keep its flags and output). Greedy decoding, K attempts per case;
+ * `--temperature T` samples the attempts instead, seeded by `--seed` (0 when unset).
  *
  * Output: the report as JSON (`--json`) or a markdown table on stdout; progress on stderr (one
  * line redrawn in place on a terminal, a line every 15 s otherwise); with `--out`, every case's
@@ -43,6 +44,7 @@ interface EvalCommandOptions {
   attempts: string;
   n?: string;
   seed?: string;
+  temperature: string;
   maxTokens: string;
   concurrency: string;
   out?: string;
@@ -65,7 +67,7 @@ export function registerEvalCommand(program: Command): Command {
   return program
     .command('eval')
     .description(
-      'Measure success@1..K of a checkpoint on constrained cases: greedy decoding, up to K attempts per case ' +
+      'Measure success@1..K of a checkpoint on constrained cases: greedy decoding (or sampled, --temperature), up to K attempts per case ' +
         'with checker feedback between them. Report on stdout (markdown table, or JSON with --json), progress on stderr.',
     )
     .option(
@@ -78,7 +80,15 @@ export function registerEvalCommand(program: Command): Command {
     )
     .option('--attempts <k>', `attempts per case, 1..${MAX_ATTEMPTS_LIMIT}`, String(DEFAULT_EVAL_ATTEMPTS))
     .option('--n <n>', 'evaluate only N cases: the first N, or a seeded sample with --seed')
-    .option('--seed <s>', 'with --n, draw a reproducible random sample of N cases instead of the first N')
+    .option(
+      '--seed <s>',
+      'with --n, draw a reproducible random sample of N cases instead of the first N; with --temperature, seed the draws',
+    )
+    .option(
+      '--temperature <t>',
+      "sample every attempt at this softmax temperature (the server's default is 0.7) instead of decoding greedily",
+      '0',
+    )
     .option(
       '--max-tokens <n>',
       'upper bound on generated tokens per attempt',
@@ -144,6 +154,8 @@ async function runEval(options: EvalCommandOptions): Promise<number> {
       attempts: input.attempts,
       concurrency: input.concurrency,
       maxTokens: input.maxTokens,
+      temperature: input.temperature,
+      samplingSeed: input.seed ?? 0,
       onProgress: progress.update,
       onCase: (result) => {
         if (result.error !== undefined) {
@@ -185,12 +197,21 @@ function parseInput(options: EvalCommandOptions): {
   attempts: number;
   concurrency: number;
   maxTokens: number;
+  temperature: number;
+  seed: number | undefined;
 } {
   const attempts = parseInteger('--attempts', options.attempts, 1, MAX_ATTEMPTS_LIMIT);
   const maxTokens = parseInteger('--max-tokens', options.maxTokens, 1);
   const concurrency = parseInteger('--concurrency', options.concurrency, 1);
   const n = options.n === undefined ? undefined : parseInteger('--n', options.n, 1);
   const seed = options.seed === undefined ? undefined : parseInteger('--seed', options.seed, 0);
+  const temperature = Number(options.temperature);
+  if (options.temperature.trim() === '' || !Number.isFinite(temperature) || temperature < 0) {
+    throw new EvalInputError(
+      '--temperature',
+      `expected a number ≥ 0 (0 decodes greedily), got "${options.temperature}"`,
+    );
+  }
 
   const spec = options.policy ?? defaultPolicyDir();
   const expanded = expandStoreName(spec, { dataDir: dataDirFromEnv() });
@@ -225,7 +246,16 @@ function parseInput(options: EvalCommandOptions): {
     );
   }
   if (all.length === 0) throw new EvalInputError('--cases', `${options.cases} holds no cases`);
-  return { policyDir, version, cases: selectCases(all, { n, seed }), attempts, concurrency, maxTokens };
+  return {
+    policyDir,
+    version,
+    cases: selectCases(all, { n, seed }),
+    attempts,
+    concurrency,
+    maxTokens,
+    temperature,
+    seed,
+  };
 }
 
 /** Sessions decoded at once on llama.cpp; more cases wait for a free sequence. */

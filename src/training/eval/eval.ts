@@ -2,11 +2,17 @@
  * The eval harness: success@k of a policy on a set of constrained cases (`corgi eval`).
  *
  * Every case is one session through `runSession` (the same loop the server and the trainer's
- * rollouts use) with greedy decoding and up to K attempts. Greedy decoding makes attempt j of a
- * K-attempt session identical to attempt j of a k-attempt session for any k ≥ j, so one run with
- * K attempts gives every success@k at once: a case counts for success@k when its first satisfied
- * attempt is attempt k or earlier. The session reward of the paper, the best score over the
- * attempts, is averaged as `mean_best_score`.
+ * rollouts use) with up to K attempts, decoded greedily by default. Greedy decoding makes attempt j
+ * of a K-attempt session identical to attempt j of a k-attempt session for any k ≥ j, so one run
+ * with K attempts gives every success@k at once: a case counts for success@k when its first
+ * satisfied attempt is attempt k or earlier. The session reward of the paper, the best score over
+ * the attempts, is averaged as `mean_best_score`.
+ *
+ * With a temperature above 0 the attempts are sampled the way the server samples a user's session,
+ * and the same argument holds: case i's attempt j draws with the seed
+ * `samplingSeed + i·MAX_ATTEMPTS_LIMIT + j − 1` whatever K is, so a rerun redraws the same sessions.
+ * A greedy model that repeats its last attempt after feedback gains nothing from retries; sampling
+ * measures what retries are worth when they differ.
  *
  * Cases run concurrently (`concurrency` sessions in flight): llama.cpp decodes the concurrent
  * `generate` calls' sequences as one batch per step, so this is what makes eval fast.
@@ -26,7 +32,7 @@ import type { CheckResult } from '../../checkers/registry.ts';
 import { parseConstraints } from '../../checkers/registry.ts';
 import type { ConstraintSpec, ParsedConstraint } from '../../checkers/types.ts';
 import { createRng } from '../../common/random.ts';
-import type { ChatPolicy, FinishReason } from '../../policy/types.ts';
+import type { ChatPolicy, FinishReason, SamplingOptions } from '../../policy/types.ts';
 import { fixedPolicy } from '../../policy/types.ts';
 import { MAX_ATTEMPTS_LIMIT, runSession } from '../../session/session-runner.ts';
 import type { EvalCase } from '../../tasks/cases.ts';
@@ -53,6 +59,8 @@ export interface EvalReport extends EvalScores {
   policy: string;
   attempts: number;
   by_task: Record<string, EvalScores>;
+  /** Present only when the attempts were sampled (`--temperature` > 0). */
+  temperature?: number;
 }
 
 /** One attempt of a case's session, as `--out` writes it. */
@@ -108,6 +116,10 @@ export interface EvaluatePolicyOptions {
   concurrency?: number;
   /** Upper bound on generated tokens per attempt. @default 64 */
   maxTokens?: number;
+  /** Softmax temperature of every attempt; 0 decodes greedily. @default 0 */
+  temperature?: number;
+  /** Seeds the draws when `temperature` > 0 (see the module comment). @default 0 */
+  samplingSeed?: number;
   /** Called after each finished case, in completion order. */
   onProgress?: (progress: EvalProgress) => void;
   /** Called with each finished case's session, in completion order (`index` gives its position). */
@@ -119,8 +131,9 @@ export interface EvaluatePolicyOptions {
 }
 
 /**
- * Runs every case as a greedy K-attempt session and reports success@1..K, overall and per task.
- * A case's task is `taskOfCaseId(id)`, else its constraint ids joined with `+`.
+ * Runs every case as a K-attempt session (greedy unless `temperature` > 0) and reports success@1..K,
+ * overall and per task; a sampled run's report ends with its `temperature`. A case's task is
+ * `taskOfCaseId(id)`, else its constraint ids joined with `+`.
  *
  * @throws RangeError for options out of range or no cases; ConstraintError naming
  *   `cases[i].constraints...` for an invalid case
@@ -134,6 +147,8 @@ export async function evaluatePolicy({
   attempts = DEFAULT_EVAL_ATTEMPTS,
   concurrency = DEFAULT_EVAL_CONCURRENCY,
   maxTokens = DEFAULT_EVAL_MAX_TOKENS,
+  temperature = 0,
+  samplingSeed = 0,
   onProgress,
   onCase,
   signal,
@@ -142,6 +157,9 @@ export async function evaluatePolicy({
   checkInteger('attempts', attempts, 1, MAX_ATTEMPTS_LIMIT);
   checkInteger('concurrency', concurrency, 1);
   checkInteger('maxTokens', maxTokens, 1);
+  if (!(Number.isFinite(temperature) && temperature >= 0))
+    throw new RangeError(`temperature must be a number ≥ 0, got ${temperature}`);
+  checkInteger('samplingSeed', samplingSeed, 0);
   if (cases.length === 0) throw new RangeError('cases: expected at least one case to evaluate');
   // Validate every case before the first generation, so a bad one fails fast, not hours in.
   const parsed = cases.map((item, i) => parseConstraints(item.constraints, `cases[${i}].constraints`));
@@ -161,9 +179,13 @@ export async function evaluatePolicy({
   const runWorker = async () => {
     while (next < cases.length && !inner.signal.aborted) {
       const index = next++;
+      const sampling: SamplingOptions =
+        temperature > 0
+          ? { temperature, maxTokens, seed: samplingSeed + index * MAX_ATTEMPTS_LIMIT }
+          : { temperature: 0, maxTokens };
       const result = await evaluateCase(policy, cases[index], parsed[index], index, {
         attempts,
-        maxTokens,
+        sampling,
         signal: inner.signal,
       });
       if (inner.signal.aborted) return; // a cancelled session is not a result
@@ -192,7 +214,9 @@ export async function evaluatePolicy({
     signal?.removeEventListener('abort', forwardAbort);
   }
   inner.signal.throwIfAborted();
-  return buildReport(policy.version, attempts, results);
+  const report = buildReport(policy.version, attempts, results);
+  // Greedy reports keep the contract's exact fields; a sampled one says so.
+  return temperature > 0 ? { ...report, temperature } : report;
 }
 
 /** Builds the report from finished cases (exported for callers that merge partial runs). */
@@ -228,13 +252,13 @@ export function taskOfCase(item: Pick<EvalCase, 'id' | 'constraints'>): string {
   return taskOfCaseId(item.id) ?? [...new Set(item.constraints.map((c) => c.id))].join('+');
 }
 
-/** One case's greedy session, collected from the runner's parts. */
+/** One case's session, collected from the runner's parts. */
 async function evaluateCase(
   policy: ChatPolicy,
   item: EvalCase,
   constraints: ParsedConstraint[],
   index: number,
-  { attempts, maxTokens, signal }: { attempts: number; maxTokens: number; signal?: AbortSignal },
+  { attempts, sampling, signal }: { attempts: number; sampling: SamplingOptions; signal?: AbortSignal },
 ): Promise<EvalCaseResult> {
   const result: EvalCaseResult = {
     index,
@@ -248,7 +272,7 @@ async function evaluateCase(
     attempts: [],
   };
   const session = runSession(
-    { prompt: item.prompt, constraints, maxAttempts: attempts, sampling: { temperature: 0, maxTokens } },
+    { prompt: item.prompt, constraints, maxAttempts: attempts, sampling },
     { policy: fixedPolicy(policy), signal },
   );
   for await (const part of session) {
