@@ -232,10 +232,9 @@ function perTaskMarkdown(): string[] {
         ? (JSON.parse(readFileSync(reportFile(m.name, set.name), 'utf8')) as EvalReport)
         : null,
     );
-    const tasks = Object.keys(reports.find((r) => r)?.by_task ?? {});
-    if (tasks.length < 2) continue;
-    for (const task of tasks) {
-      const n = reports.find((r) => r)!.by_task[task].n;
+    const first = reports.find((r) => r !== null);
+    if (!first || Object.keys(first.by_task).length < 2) continue;
+    for (const [task, { n }] of Object.entries(first.by_task)) {
       const cells = reports.map((r) => {
         const scores = r?.by_task[task];
         if (!scores) return '—';
