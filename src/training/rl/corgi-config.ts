@@ -44,6 +44,15 @@ export const corgiConfigSchema = z
       .default(1)
       .describe('Rollout sampling temperature (log-probs use the same)'),
     max_tokens: z.int().min(1).default(48).describe('Upper bound on generated tokens per attempt'),
+    rollout_concurrency: z
+      .int()
+      .min(1)
+      .max(32)
+      .default(1)
+      .describe(
+        "Sessions decoded at once in a step's rollouts. 1 decodes them one after another, so a run " +
+          "reproduces bit for bit from its seed; more batch them (faster rollouts, but a batch's composition moves llama.cpp's logits in the last bits)",
+      ),
 
     // Reward and advantages.
     reward: z

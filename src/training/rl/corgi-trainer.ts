@@ -260,7 +260,7 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
   const rollouts = new LlamaRollouts(base, {
     dir: join(work, 'rollout'),
     version,
-    sequences: Math.min(32, config.prompts_per_step * config.group_size),
+    sequences: Math.min(config.rollout_concurrency, config.prompts_per_step * config.group_size),
   });
 
   const state: WorkState = resumed?.state ?? { step: 0, pgTokens: 0, optimizerSteps: 0, elapsedSeconds: 0 };
@@ -328,6 +328,7 @@ export async function trainCorgi(input: CorgiConfigInput, hooks: TrainHooks = {}
         temperature: config.temperature,
         maxTokens: config.max_tokens,
         seed: config.seed * 1_000_003 + step * 65_537,
+        concurrency: config.rollout_concurrency,
         ...(hooks.signal ? { signal: hooks.signal } : {}),
       });
       const rolloutSeconds = (performance.now() - rolloutStart) / 1000;

@@ -1,8 +1,14 @@
 /**
  * Rollouts: simulated feedback sessions for the trainer, run through the same `runSession` the
  * live server and `corgi eval` use, so what the policy is trained on is exactly what users see.
- * Each prompt is rolled out `groupSize` times (the group its advantages are relative to), every
- * session of the step in flight at once so the policy decodes them as one batch.
+ * Each prompt is rolled out `groupSize` times (the group its advantages are relative to).
+ *
+ * `concurrency` sessions are in flight at once, started in (prompt, group) order. Every session
+ * draws with seeds of its own, so what varies between two runs is only llama.cpp's arithmetic:
+ * sessions decoded together share batches, and which tokens share a batch (and which cached prefix
+ * a retry finds) depends on timing and moves the logits in their last bits, now and then flipping a
+ * draw. One session at a time on one sequence takes timing out of it: the same seed gives the same
+ * sessions, bit for bit.
  */
 import { setMaxListeners } from 'node:events';
 import { parseConstraints } from '../../checkers/registry.ts';
@@ -51,6 +57,8 @@ export interface RolloutOptions {
   maxTokens: number;
   /** Session i of the step samples with seed + i: a rerun draws the same sessions. */
   seed: number;
+  /** Sessions in flight at once (see the file comment). @default every session of the call */
+  concurrency?: number;
   signal?: AbortSignal;
   /**
    * How attempts are checked: a process that runs a check pool (the server's embedded trainer)
@@ -69,22 +77,30 @@ export async function rollOut(
   setMaxListeners(0, inner.signal);
   const forward = () => inner.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', forward, { once: true });
+  // Validated once per prompt, before any session starts.
+  const constraints = prompts.map((prompt) =>
+    parseConstraints(prompt.constraints, `${prompt.id}.constraints`),
+  );
+  const total = prompts.length * options.groupSize;
+  const concurrency = options.concurrency ?? total;
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  const sessions: RolloutSession[] = new Array(total);
+  let next = 0;
+  const runWorker = async () => {
+    while (next < total && !inner.signal.aborted) {
+      const i = next++;
+      const p = Math.floor(i / options.groupSize);
+      sessions[i] = await rollOutSession(policy, prompts[p]!, constraints[p]!, {
+        ...options,
+        seed: options.seed + i * options.attempts,
+        signal: inner.signal,
+      });
+    }
+  };
   try {
-    return await Promise.all(
-      prompts.map((prompt, p) => {
-        // Validated once per prompt, not once per session of its group.
-        const constraints = parseConstraints(prompt.constraints, `${prompt.id}.constraints`);
-        return Promise.all(
-          Array.from({ length: options.groupSize }, (_, g) =>
-            rollOutSession(policy, prompt, constraints, {
-              ...options,
-              seed: options.seed + (p * options.groupSize + g) * options.attempts,
-              signal: inner.signal,
-            }),
-          ),
-        );
-      }),
-    );
+    await Promise.all(Array.from({ length: Math.min(concurrency, total) }, runWorker));
+    return prompts.map((_, p) => sessions.slice(p * options.groupSize, (p + 1) * options.groupSize));
   } finally {
     options.signal?.removeEventListener('abort', forward);
   }
