@@ -67,7 +67,10 @@ export interface RolloutOptions {
   check?: CheckFunction;
 }
 
-/** Rolls out every prompt `groupSize` times; result[p][g] is prompt p's g-th session. */
+/**
+ * Rolls out every prompt `groupSize` times; result[p][g] is prompt p's g-th session. Aborting
+ * (`signal`) ends the sessions in flight and starts no more; every session is still in the result.
+ */
 export async function rollOut(
   policy: ChatPolicy,
   prompts: readonly RolloutPrompt[],
@@ -100,6 +103,16 @@ export async function rollOut(
   };
   try {
     await Promise.all(Array.from({ length: Math.min(concurrency, total) }, runWorker));
+    // After an abort, the sessions that never started are there too, empty and marked.
+    for (let i = 0; i < total; i++) {
+      sessions[i] ??= {
+        prompt: prompts[Math.floor(i / options.groupSize)]!,
+        attempts: [],
+        ok: false,
+        solvedAt: null,
+        error: 'cancelled before it started',
+      };
+    }
     return prompts.map((_, p) => sessions.slice(p * options.groupSize, (p + 1) * options.groupSize));
   } finally {
     options.signal?.removeEventListener('abort', forward);
