@@ -27,10 +27,10 @@
  * | `mean_best_score` | mean over cases of the best checker score reached in the K attempts       |
  * | `by_task`         | `{task: {n, success_at, mean_best_score}}`, tasks in alphabetical order    |
  */
-import { setMaxListeners } from 'node:events';
 import type { CheckResult } from '../../checkers/registry.ts';
 import { parseConstraints } from '../../checkers/registry.ts';
 import type { ConstraintSpec, ParsedConstraint } from '../../checkers/types.ts';
+import { runConcurrently } from '../../common/concurrency.ts';
 import { createRng } from '../../common/random.ts';
 import type { ChatPolicy, FinishReason, SamplingOptions } from '../../policy/types.ts';
 import { fixedPolicy } from '../../policy/types.ts';
@@ -164,21 +164,13 @@ export async function evaluatePolicy({
   // Validate every case before the first generation, so a bad one fails fast, not hours in.
   const parsed = cases.map((item, i) => parseConstraints(item.constraints, `cases[${i}].constraints`));
 
-  // Every session in flight listens for the abort: one signal of our own, allowed that many
-  // listeners (Node warns past 10), so the caller's signal gets one.
-  const inner = new AbortController();
-  setMaxListeners(0, inner.signal);
-  const forwardAbort = () => inner.abort(signal?.reason);
-  if (signal?.aborted) forwardAbort();
-  signal?.addEventListener('abort', forwardAbort, { once: true });
-
   const results: EvalCaseResult[] = new Array(cases.length);
   const finished: EvalCaseResult[] = []; // in completion order, for the running numbers
   const started = now();
-  let next = 0;
-  const runWorker = async () => {
-    while (next < cases.length && !inner.signal.aborted) {
-      const index = next++;
+  await runConcurrently(
+    cases.length,
+    concurrency,
+    async (index, taskSignal) => {
       const sampling: SamplingOptions =
         temperature > 0
           ? { temperature, maxTokens, seed: samplingSeed + index * MAX_ATTEMPTS_LIMIT }
@@ -186,9 +178,9 @@ export async function evaluatePolicy({
       const result = await evaluateCase(policy, cases[index], parsed[index], index, {
         attempts,
         sampling,
-        signal: inner.signal,
+        signal: taskSignal,
       });
-      if (inner.signal.aborted) return; // a cancelled session is not a result
+      if (taskSignal.aborted) return; // a cancelled session is not a result
       results[index] = result;
       finished.push(result);
       onCase?.(result);
@@ -206,14 +198,10 @@ export async function evaluatePolicy({
           etaSeconds: (elapsedSeconds / done) * (cases.length - done),
         });
       }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.min(concurrency, cases.length) }, runWorker));
-  } finally {
-    signal?.removeEventListener('abort', forwardAbort);
-  }
-  inner.signal.throwIfAborted();
+    },
+    signal,
+  );
+  signal?.throwIfAborted();
   const report = buildReport(policy.version, attempts, results);
   // Greedy reports keep the contract's exact fields; a sampled one says so.
   return temperature > 0 ? { ...report, temperature } : report;

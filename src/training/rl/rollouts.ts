@@ -10,9 +10,10 @@
  * draw. One session at a time on one sequence takes timing out of it: the same seed gives the same
  * sessions, bit for bit.
  */
-import { setMaxListeners } from 'node:events';
+
 import { parseConstraints } from '../../checkers/registry.ts';
 import type { ConstraintSpec, ParsedConstraint } from '../../checkers/types.ts';
+import { runConcurrently } from '../../common/concurrency.ts';
 import type { ChatMessage, ChatPolicy, FinishReason } from '../../policy/types.ts';
 import { fixedPolicy } from '../../policy/types.ts';
 import type { CheckFunction } from '../../session/check-pool.ts';
@@ -76,11 +77,7 @@ export async function rollOut(
   prompts: readonly RolloutPrompt[],
   options: RolloutOptions,
 ): Promise<RolloutSession[][]> {
-  const inner = new AbortController();
-  setMaxListeners(0, inner.signal);
-  const forward = () => inner.abort(options.signal?.reason);
-  options.signal?.addEventListener('abort', forward, { once: true });
-  // Validated once per prompt, before any session starts.
+  // Validated before any session starts: every prompt once, not once per session of its group.
   const constraints = prompts.map((prompt) =>
     parseConstraints(prompt.constraints, `${prompt.id}.constraints`),
   );
@@ -88,35 +85,31 @@ export async function rollOut(
   const concurrency = options.concurrency ?? total;
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  const promptOf = (i: number) => Math.floor(i / options.groupSize);
   const sessions: RolloutSession[] = new Array(total);
-  let next = 0;
-  const runWorker = async () => {
-    while (next < total && !inner.signal.aborted) {
-      const i = next++;
-      const p = Math.floor(i / options.groupSize);
-      sessions[i] = await rollOutSession(policy, prompts[p]!, constraints[p]!, {
+  await runConcurrently(
+    total,
+    concurrency,
+    async (i, signal) => {
+      sessions[i] = await rollOutSession(policy, prompts[promptOf(i)]!, constraints[promptOf(i)]!, {
         ...options,
         seed: options.seed + i * options.attempts,
-        signal: inner.signal,
+        signal,
       });
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.min(concurrency, total) }, runWorker));
-    // After an abort, the sessions that never started are there too, empty and marked.
-    for (let i = 0; i < total; i++) {
-      sessions[i] ??= {
-        prompt: prompts[Math.floor(i / options.groupSize)]!,
-        attempts: [],
-        ok: false,
-        solvedAt: null,
-        error: 'cancelled before it started',
-      };
-    }
-    return prompts.map((_, p) => sessions.slice(p * options.groupSize, (p + 1) * options.groupSize));
-  } finally {
-    options.signal?.removeEventListener('abort', forward);
+    },
+    options.signal,
+  );
+  // After an abort, the sessions that never started are there too, empty and marked.
+  for (let i = 0; i < total; i++) {
+    sessions[i] ??= {
+      prompt: prompts[promptOf(i)]!,
+      attempts: [],
+      ok: false,
+      solvedAt: null,
+      error: 'cancelled before it started',
+    };
   }
+  return prompts.map((_, p) => sessions.slice(p * options.groupSize, (p + 1) * options.groupSize));
 }
 
 async function rollOutSession(

@@ -61,4 +61,11 @@ describe('rollOut', () => {
     for (const s of unstarted) expect(s.attempts).toEqual([]);
     expect(sessions.at(-1)).toMatchObject({ prompt: { id: 'p/1' }, ok: false, solvedAt: null });
   });
+
+  it('starts nothing when its signal is aborted already', async () => {
+    const policy = new ScriptedPolicy(ANSWERS);
+    const sessions = await rollOut(policy, PROMPTS, { ...OPTIONS, signal: AbortSignal.abort() });
+    expect(policy.calls).toHaveLength(0);
+    expect(sessions.flat().map((s) => s.error)).toEqual(Array(4).fill('cancelled before it started'));
+  });
 });
