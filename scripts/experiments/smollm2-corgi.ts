@@ -8,9 +8,13 @@
  * where it stopped (training resumes from its work checkpoint with --resume).
  *
  *   node bin/run-ts.js scripts/experiments/smollm2-corgi.ts [--dir runs/smollm2-corgi]
- *       [--base smollm2-135m-instruct] [--models-out models] [--seed 0] [--pg-tokens 150000]
- *       [--train-args="<more corgi train flags>"] [--eval-n N] [--sets source,target,...]
- *       [--stage cases|train|eval|report|curves|all] [--parallel-train]
+ *       [--base smollm2-135m-instruct] [--models-out models] [--seed 0] [--train-seed S]
+ *       [--pg-tokens 5000] [--train-args="<corgi train flags>"] [--eval-n N] [--paper-n 50]
+ *       [--sets source,target,...] [--stage cases|train|eval|report|curves|all] [--parallel-train]
+ *
+ * The defaults are the shipped experiment's: `--seed` seeds the case files, the evals' samples and
+ * the bootstrap, and the training runs too unless `--train-seed` gives them another, so runs at
+ * several training seeds are judged on the same cases.
  *
  * Outputs in --dir: cases/*.jsonl, eval/<model>.<set>.{json,sessions.jsonl}, results.json,
  * results.md, curves.svg and curves.png; the adapters in <models-out>/<prefix>-corgi and
@@ -30,6 +34,11 @@ import {
 import { type CurveRun, readTrainLog, trainingCurvesSvg } from '../../src/training/rl/training-curves.ts';
 import { corgiTrainArgs, runCorgi } from '../run-corgi.ts';
 
+/** The `corgi train` flags of the shipped adapters (besides base, out, attempts, seed and budget). */
+const SHIPPED_TRAIN_ARGS =
+  '--prompts-per-step 4 --group-size 4 --epochs 1 --minibatch-size 8 --learning-rate 5e-4 ' +
+  '--temperature 0.7 --max-tokens 48 --skip-zero-advantage --save-steps 2';
+
 const { values: o } = parseArgs({
   options: {
     dir: { type: 'string', default: 'runs/smollm2-corgi' },
@@ -37,11 +46,12 @@ const { values: o } = parseArgs({
     'models-out': { type: 'string', default: 'models' },
     prefix: { type: 'string', default: 'smollm2' },
     seed: { type: 'string', default: '0' },
-    'pg-tokens': { type: 'string', default: '150000' },
-    'train-args': { type: 'string', default: '' },
+    'train-seed': { type: 'string' },
+    'pg-tokens': { type: 'string', default: '5000' },
+    'train-args': { type: 'string', default: SHIPPED_TRAIN_ARGS },
     'source-size': { type: 'string', default: '200' },
     'target-size': { type: 'string', default: '300' },
-    'paper-n': { type: 'string', default: '100' },
+    'paper-n': { type: 'string', default: '50' },
     'eval-n': { type: 'string' },
     'eval-args': { type: 'string', default: '' },
     attempts: { type: 'string', default: '4' },
@@ -153,7 +163,7 @@ async function trainOne(m: (typeof TRAINED)[number], parallel: boolean): Promise
       base: o.base,
       out: m.policy,
       attempts: m.attempts!,
-      seed: o.seed,
+      seed: o['train-seed'] ?? o.seed,
       pgTokens: o['pg-tokens'],
       extra: words(o['train-args']),
     }),
@@ -273,7 +283,7 @@ function report(): void {
   const costs = compute();
   writeFileSync(
     join(dir, 'results.json'),
-    `${JSON.stringify({ base: o.base, seed: Number(o.seed), pg_tokens: Number(o['pg-tokens']), compute: costs, skipped_sets: skipped, ...result }, null, 2)}\n`,
+    `${JSON.stringify({ base: o.base, seed: Number(o.seed), train_seed: Number(o['train-seed'] ?? o.seed), pg_tokens: Number(o['pg-tokens']), compute: costs, skipped_sets: skipped, ...result }, null, 2)}\n`,
   );
   const computeLines = Object.entries(costs).map(([name, c]) =>
     c
@@ -284,7 +294,7 @@ function report(): void {
     formatExperimentMarkdown(result),
     ...perTaskMarkdown(),
     '',
-    `Training from ${o.base}, seed ${o.seed}, budget ${o['pg-tokens']} policy-gradient tokens each:`,
+    `Training from ${o.base}, seed ${o['train-seed'] ?? o.seed}, budget ${o['pg-tokens']} policy-gradient tokens each:`,
     ...computeLines,
     ...(skipped.length > 0 ? ['', `Not evaluated (cases absent): ${skipped.join(', ')}.`] : []),
   ].join('\n');
