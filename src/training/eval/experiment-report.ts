@@ -248,3 +248,129 @@ export function formatExperimentMarkdown(report: ExperimentReport): string {
   );
   return lines.join('\n');
 }
+
+/** One training run's report: the same cases and evals, the runs trained at `seed`. */
+export interface SeededReport {
+  seed: number;
+  report: ExperimentReport;
+}
+
+/** One set's success@K across training seeds. */
+export interface SeedSpreadSet {
+  name: string;
+  label: string;
+  /** Models in every run's report, in the first run's order. */
+  models: string[];
+  /** `a − b` of the comparisons in every run's report. */
+  comparisons: string[];
+  runs: {
+    seed: number;
+    /** Model → success@K. */
+    success: Record<string, number>;
+    /** `a − b` → its success@K difference with the interval over cases. */
+    differences: Record<string, PairedInterval>;
+  }[];
+  /** Mean over the runs, and the lowest and highest run. */
+  mean: { success: Record<string, number>; differences: Record<string, number> };
+  range: { success: Record<string, [number, number]>; differences: Record<string, [number, number]> };
+}
+
+export interface SeedSpreadReport {
+  attempts: number;
+  seeds: number[];
+  sets: SeedSpreadSet[];
+}
+
+const comparisonName = (c: ModelComparison) => `${c.a} − ${c.b}`;
+
+/**
+ * success@K of the same models on the same case sets, trained at several seeds: per run the scores and
+ * the paired differences with their intervals over cases, then the mean over runs and the range. The
+ * intervals over cases leave out how much a model moves from one training run to the next; the range
+ * across seeds shows it. Sets, models and comparisons missing from any run are left out.
+ */
+export function summarizeTrainingSeeds(runs: readonly SeededReport[]): SeedSpreadReport {
+  if (runs.length === 0) throw new Error('summarizeTrainingSeeds: no runs');
+  const attempts = runs[0].report.attempts;
+  for (const { seed, report } of runs)
+    if (report.attempts !== attempts)
+      throw new Error(`summarizeTrainingSeeds: seed ${seed} has K = ${report.attempts}, not ${attempts}`);
+  const k = attempts - 1;
+  const sets: SeedSpreadSet[] = [];
+  for (const first of runs[0].report.sets) {
+    const perRun = runs.map(({ report }) => report.sets.find((s) => s.name === first.name));
+    if (perRun.some((s) => s === undefined)) continue;
+    const present = perRun as ExperimentSetReport[];
+    const models = Object.keys(first.models).filter((m) => present.every((s) => m in s.models));
+    const comparisons = first.comparisons
+      .map(comparisonName)
+      .filter((name) => present.every((s) => s.comparisons.some((c) => comparisonName(c) === name)));
+    const rows = present.map((set, i) => ({
+      seed: runs[i].seed,
+      success: Object.fromEntries(models.map((m) => [m, set.models[m].success_at[k]])),
+      differences: Object.fromEntries(
+        comparisons.map((name) => [
+          name,
+          set.comparisons.find((c) => comparisonName(c) === name)!.success_at[k],
+        ]),
+      ),
+    }));
+    const spread = (values: number[]) => ({
+      mean: values.reduce((sum, v) => sum + v, 0) / values.length,
+      range: [Math.min(...values), Math.max(...values)] as [number, number],
+    });
+    const success = models.map((m) => [m, spread(rows.map((r) => r.success[m]))] as const);
+    const differences = comparisons.map(
+      (name) => [name, spread(rows.map((r) => r.differences[name].diff))] as const,
+    );
+    sets.push({
+      name: first.name,
+      label: first.label,
+      models,
+      comparisons,
+      runs: rows,
+      mean: {
+        success: Object.fromEntries(success.map(([m, s]) => [m, s.mean])),
+        differences: Object.fromEntries(differences.map(([name, s]) => [name, s.mean])),
+      },
+      range: {
+        success: Object.fromEntries(success.map(([m, s]) => [m, s.range])),
+        differences: Object.fromEntries(differences.map(([name, s]) => [name, s.range])),
+      },
+    });
+  }
+  return { attempts, seeds: runs.map((r) => r.seed), sets };
+}
+
+/** Markdown: per set, a row per training seed, then the mean over seeds with the range. */
+export function formatTrainingSeedsMarkdown(summary: SeedSpreadReport): string {
+  const lines: string[] = [];
+  for (const set of summary.sets) {
+    lines.push(
+      `| ${set.label} | training seed | ${[...set.models, ...set.comparisons].join(' | ')} |`,
+      `|---|---:|${'---:|'.repeat(set.models.length + set.comparisons.length)}`,
+    );
+    for (const run of set.runs)
+      lines.push(
+        `| | ${run.seed} | ${[
+          ...set.models.map((m) => pct(run.success[m])),
+          ...set.comparisons.map((c) => formatInterval(run.differences[c], points)),
+        ].join(' | ')} |`,
+      );
+    const ranged = (mean: number, [low, high]: [number, number], format: (x: number) => string) =>
+      `${format(mean)} (${format(low)} to ${format(high)})`;
+    lines.push(
+      `| | mean of ${set.runs.length} | ${[
+        ...set.models.map((m) => ranged(set.mean.success[m], set.range.success[m], pct)),
+        ...set.comparisons.map((c) => ranged(set.mean.differences[c], set.range.differences[c], points)),
+      ].join(' | ')} |`,
+      '',
+    );
+  }
+  lines.push(
+    `success@${summary.attempts} per training seed; differences in percentage points with their 95% paired ` +
+      'bootstrap intervals over the cases; the last row of a set is the mean over the seeds and, in ' +
+      'parentheses, the lowest and the highest run.',
+  );
+  return lines.join('\n');
+}

@@ -10,7 +10,9 @@ import {
   buildExperimentReport,
   type CaseOutcome,
   formatExperimentMarkdown,
+  formatTrainingSeedsMarkdown,
   readCaseOutcomes,
+  summarizeTrainingSeeds,
 } from '../../../src/training/eval/experiment-report.ts';
 
 const outcome = (
@@ -163,5 +165,66 @@ describe('readCaseOutcomes', () => {
       outcome('#1', null, 0.4, { firstWords: 2, retries: 2, unchangedRetries: 2 }),
       outcome('#2', null, 0, { firstWords: 0, retries: 0, unchangedRetries: 0 }),
     ]);
+  });
+});
+
+describe('summarizeTrainingSeeds', () => {
+  // The same four cases; the base is the same in both runs, the trained model is not.
+  const single = [outcome('a', 1, 1), outcome('b', 2, 1), outcome('c', null, 0), outcome('d', null, 0)];
+  const runAt = (seed: number, corgiOutcomes: CaseOutcome[], extraSet = false) => ({
+    seed,
+    report: buildExperimentReport({
+      sets: [
+        {
+          name: 'target',
+          label: 'target tasks',
+          outcomes: { base, 'single-turn': single, corgi: corgiOutcomes },
+        },
+        ...(extraSet ? [{ name: 'story', label: 'story', outcomes: { base, corgi: corgiOutcomes } }] : []),
+      ],
+      comparisons: [
+        ['corgi', 'base'],
+        ['corgi', 'single-turn'],
+      ],
+      attempts: 2,
+      bootstrap: { resamples: 500, seed: 0 },
+    }),
+  });
+  // Seed 0: corgi solves a and b (50%); seed 1: corgi solves a, b and c (75%).
+  const seed1 = [outcome('a', 1, 1), outcome('b', 1, 1), outcome('c', 2, 1), outcome('d', null, 0)];
+  const summary = summarizeTrainingSeeds([runAt(0, corgi, true), runAt(1, seed1)]);
+
+  it('gives each seed its success@K and differences, then the mean over seeds and the range', () => {
+    expect(summary.seeds).toEqual([0, 1]);
+    expect(summary.sets.map((s) => s.name)).toEqual(['target']); // story is in one run only
+    const [set] = summary.sets;
+    expect(set.models).toEqual(['base', 'single-turn', 'corgi']);
+    expect(set.comparisons).toEqual(['corgi − base', 'corgi − single-turn']);
+    expect(set.runs.map((r) => r.success.corgi)).toEqual([0.5, 0.75]);
+    expect(set.runs.map((r) => r.success.base)).toEqual([0.25, 0.25]);
+    expect(set.runs[1].differences['corgi − base'].diff).toBeCloseTo(0.5, 12);
+    expect(set.runs[0].differences['corgi − single-turn'].diff).toBeCloseTo(0, 12);
+    expect(set.mean.success.corgi).toBeCloseTo(0.625, 12);
+    expect(set.range.success.corgi).toEqual([0.5, 0.75]);
+    expect(set.mean.differences['corgi − base']).toBeCloseTo(0.375, 12);
+    expect(set.range.differences['corgi − single-turn'][0]).toBeCloseTo(0, 12);
+    expect(set.range.differences['corgi − single-turn'][1]).toBeCloseTo(0.25, 12);
+  });
+
+  it('writes a row per seed and the mean row with the range', () => {
+    const lines = formatTrainingSeedsMarkdown(summary).split('\n');
+    expect(lines[0]).toBe(
+      '| target tasks | training seed | base | single-turn | corgi | corgi − base | corgi − single-turn |',
+    );
+    expect(lines[2]).toMatch(/^\| \| 0 \| 25\.0% \| 50\.0% \| 50\.0% \| \+25\.0 \[/);
+    expect(lines[4]).toMatch(
+      /^\| \| mean of 2 \| 25\.0% \(25\.0% to 25\.0%\) \| 50\.0% \(50\.0% to 50\.0%\) \| 62\.5% \(50\.0% to 75\.0%\) \| \+37\.5 \(\+25\.0 to \+50\.0\) \| \+12\.5 \(\+0\.0 to \+25\.0\) \|$/,
+    );
+  });
+
+  it('refuses runs evaluated with different K, and no runs at all', () => {
+    const k4 = { seed: 2, report: { ...runAt(2, corgi).report, attempts: 4 } };
+    expect(() => summarizeTrainingSeeds([runAt(0, corgi), k4])).toThrow(/seed 2 has K = 4, not 2/);
+    expect(() => summarizeTrainingSeeds([])).toThrow(/no runs/);
   });
 });
