@@ -10,7 +10,8 @@
  *   node bin/run-ts.js scripts/experiments/smollm2-corgi.ts [--dir runs/smollm2-corgi]
  *       [--base smollm2-135m-instruct] [--models-out models] [--seed 0] [--train-seed S]
  *       [--pg-tokens 5000] [--train-args="<corgi train flags>"] [--eval-n N] [--paper-n 50]
- *       [--sets source,target,...] [--stage cases|train|eval|report|curves|all] [--parallel-train]
+ *       [--sets source,target,...] [--models base,single-turn,corgi]
+ *       [--stage cases|train|eval|report|curves|all] [--parallel-train]
  *
  * The defaults are the shipped experiment's: `--seed` seeds the case files, the evals' samples and
  * the bootstrap, and the training runs too unless `--train-seed` gives them another, so runs at
@@ -59,6 +60,7 @@ const { values: o } = parseArgs({
     resamples: { type: 'string', default: '10000' },
     stage: { type: 'string', default: 'all' },
     sets: { type: 'string', default: 'all' },
+    models: { type: 'string', default: 'all' },
     'parallel-train': { type: 'boolean', default: false },
   },
 });
@@ -80,6 +82,11 @@ const MODELS: { name: string; policy: string; attempts?: number }[] = [
   { name: 'corgi', policy: resolve(o['models-out'], `${o.prefix}-corgi`), attempts: 4 },
 ];
 const TRAINED = MODELS.filter((m) => m.attempts !== undefined);
+/** The models the eval stage runs (`--models`): two drivers side by side each take their own. */
+const EVALUATED = o.models === 'all' ? MODELS : MODELS.filter((m) => o.models.split(',').includes(m.name));
+for (const name of o.models === 'all' ? [] : o.models.split(','))
+  if (!MODELS.some((m) => m.name === name))
+    throw new Error(`--models: unknown model "${name}"; known: ${MODELS.map((m) => m.name).join(', ')}`);
 
 interface CaseSet {
   name: string;
@@ -183,7 +190,7 @@ async function evaluate(): Promise<void> {
       continue;
     }
     const n = o['eval-n'] ?? (set.sample ? String(set.sample) : undefined);
-    for (const m of MODELS) {
+    for (const m of EVALUATED) {
       // The report is written only when eval finishes: its presence means the set is done.
       if (existsSync(reportFile(m.name, set.name))) continue;
       if (m.attempts !== undefined && !existsSync(join(m.policy, 'corgi.json'))) {
