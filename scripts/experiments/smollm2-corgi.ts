@@ -72,7 +72,19 @@ for (const stage of stages)
     throw new Error(`--stage must be ${STAGES.join(', ')} or all; got ${stage}`);
 
 const dir = resolve(o.dir);
+const trainSeed = o['train-seed'] ?? o.seed;
 const words = (text: string) => text.split(/\s+/).filter(Boolean);
+/** The items a comma-separated flag names (`all`: every one), refusing a name not among them. */
+function pickByName<T extends { name: string }>(flag: string, noun: string, value: string, items: T[]): T[] {
+  if (value === 'all') return items;
+  const names = value.split(',');
+  for (const name of names)
+    if (!items.some((item) => item.name === name))
+      throw new Error(
+        `${flag}: unknown ${noun} "${name}"; known: ${items.map((item) => item.name).join(', ')}`,
+      );
+  return items.filter((item) => names.includes(item.name));
+}
 const run = (args: string[], stdoutFile?: string) => runCorgi('smollm2-corgi', args, stdoutFile);
 
 /** The base and the two trained runs; `attempts` marks the ones this script trains. */
@@ -83,10 +95,7 @@ const MODELS: { name: string; policy: string; attempts?: number }[] = [
 ];
 const TRAINED = MODELS.filter((m) => m.attempts !== undefined);
 /** The models the eval stage runs (`--models`): two drivers side by side each take their own. */
-const EVALUATED = o.models === 'all' ? MODELS : MODELS.filter((m) => o.models.split(',').includes(m.name));
-for (const name of o.models === 'all' ? [] : o.models.split(','))
-  if (!MODELS.some((m) => m.name === name))
-    throw new Error(`--models: unknown model "${name}"; known: ${MODELS.map((m) => m.name).join(', ')}`);
+const EVALUATED = pickByName('--models', 'model', o.models, MODELS);
 
 interface CaseSet {
   name: string;
@@ -119,13 +128,7 @@ const ALL_CASE_SETS: CaseSet[] = [
   paper('panagram', 'panagram.test.jsonl', 'panagram'),
   paper('story', 'story_generation.test.jsonl', 'story, no repeated 4-grams'),
 ];
-const CASE_SETS =
-  o.sets === 'all' ? ALL_CASE_SETS : ALL_CASE_SETS.filter((set) => o.sets.split(',').includes(set.name));
-for (const name of o.sets === 'all' ? [] : o.sets.split(','))
-  if (!ALL_CASE_SETS.some((set) => set.name === name))
-    throw new Error(
-      `--sets: unknown set "${name}"; known: ${ALL_CASE_SETS.map((set) => set.name).join(', ')}`,
-    );
+const CASE_SETS = pickByName('--sets', 'set', o.sets, ALL_CASE_SETS);
 
 async function cases(): Promise<void> {
   mkdirSync(join(dir, 'cases'), { recursive: true });
@@ -170,7 +173,7 @@ async function trainOne(m: (typeof TRAINED)[number], parallel: boolean): Promise
       base: o.base,
       out: m.policy,
       attempts: m.attempts!,
-      seed: o['train-seed'] ?? o.seed,
+      seed: trainSeed,
       pgTokens: o['pg-tokens'],
       extra: words(o['train-args']),
     }),
@@ -290,7 +293,7 @@ function report(): void {
   const costs = compute();
   writeFileSync(
     join(dir, 'results.json'),
-    `${JSON.stringify({ base: o.base, seed: Number(o.seed), train_seed: Number(o['train-seed'] ?? o.seed), pg_tokens: Number(o['pg-tokens']), compute: costs, skipped_sets: skipped, ...result }, null, 2)}\n`,
+    `${JSON.stringify({ base: o.base, seed: Number(o.seed), train_seed: Number(trainSeed), pg_tokens: Number(o['pg-tokens']), compute: costs, skipped_sets: skipped, ...result }, null, 2)}\n`,
   );
   const computeLines = Object.entries(costs).map(([name, c]) =>
     c
@@ -301,7 +304,7 @@ function report(): void {
     formatExperimentMarkdown(result),
     ...perTaskMarkdown(),
     '',
-    `Training from ${o.base}, seed ${o['train-seed'] ?? o.seed}, budget ${o['pg-tokens']} policy-gradient tokens each:`,
+    `Training from ${o.base}, seed ${trainSeed}, budget ${o['pg-tokens']} policy-gradient tokens each:`,
     ...computeLines,
     ...(skipped.length > 0 ? ['', `Not evaluated (cases absent): ${skipped.join(', ')}.`] : []),
   ].join('\n');

@@ -10,7 +10,6 @@
  * draw. One session at a time on one sequence takes timing out of it: the same seed gives the same
  * sessions, bit for bit.
  */
-
 import { parseConstraints } from '../../checkers/registry.ts';
 import type { ConstraintSpec, ParsedConstraint } from '../../checkers/types.ts';
 import { runConcurrently } from '../../common/concurrency.ts';
